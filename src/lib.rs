@@ -1,0 +1,1 @@
+//! rstap: run SystemTap scripts on eBPF.
