@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What every rstap probe program shares: the event record, the one ring buffer all
+ * programs write to, the process filter and the count of events the ring buffer had no
+ * room for. Each attach mechanism's program only says where the function address,
+ * return address and return value come from.
+ */
+#ifndef RSTAP_EVENT_BPF_H
+#define RSTAP_EVENT_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#define TASK_COMM_LEN 16
+
+enum event_kind {
+	EVENT_ENTRY = 0,
+	EVENT_RETURN = 1,
+};
+
+/* Mirrored by `RawEvent` in src/kernel/event.rs; keep the two in step. */
+struct event {
+	__u64 timestamp_ns;	/* CLOCK_MONOTONIC, bpf_ktime_get_ns() */
+	__u64 function_address;	/* entry address of the probed function */
+	__u64 return_address;	/* .return only: where the function returns to */
+	__u64 return_value;	/* .return only */
+	__u32 tgid;
+	__u32 tid;
+	__u32 cpu;
+	__u32 kind;		/* enum event_kind */
+	char comm[TASK_COMM_LEN];
+};
+_Static_assert(sizeof(struct event) == 64, "struct event must match RawEvent");
+
+/* Set by user space before load: 0 traces every process. */
+const volatile __u32 target_tgid = 0;
+/* rstap's own process: tracing it would feed back into the trace. */
+const volatile __u32 rstap_tgid = 0;
+
+/* Events dropped because the ring buffer was full; reported at exit. */
+__u64 lost_events = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by user space before load */
+} events SEC(".maps");
+
+static __always_inline int emit_event(enum event_kind kind, __u64 function_address,
+				      __u64 return_address, __u64 return_value)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct event *e;
+
+	if (tgid == rstap_tgid || (target_tgid && tgid != target_tgid))
+		return 0;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&lost_events, 1);
+		return 0;
+	}
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->function_address = function_address;
+	e->return_address = return_address;
+	e->return_value = return_value;
+	e->tgid = tgid;
+	e->tid = (__u32)pid_tgid;
+	e->cpu = bpf_get_smp_processor_id();
+	e->kind = kind;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+
+#endif

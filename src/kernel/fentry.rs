@@ -1,0 +1,240 @@
+//! fentry/fexit probes: BPF trampolines, the cheapest way into a kernel function.
+//!
+//! The skeleton's two programs are loaded once, as templates; every target function then
+//! gets its own copy of their instructions, loaded with that function's BTF id. Loading a
+//! copy skips re-opening the object and re-parsing the kernel's BTF per function, which is
+//! what makes attaching hundreds of functions take seconds less.
+
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use libbpf_rs::btf::types::{Func, FuncProto};
+use libbpf_rs::btf::{Btf, BtfKind, ReferencesType};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::{MapCore, OpenObject, ProgramMut};
+
+use super::{ProbeConfig, ProbeSide, ProbeTarget};
+
+mod skeleton {
+    include!(concat!(env!("OUT_DIR"), "/fentry.skel.rs"));
+}
+use skeleton::{FentrySkel, FentrySkelBuilder};
+
+const LICENSE: &CStr = c"GPL";
+/// Bytes of verifier log kept to explain why a function was refused.
+const VERIFIER_LOG_BYTES: usize = 64 * 1024;
+/// x86-64 passes six integer arguments in registers.
+const MAX_REGISTER_ARGUMENTS: usize = 6;
+
+pub(super) struct FentryProbes<'obj> {
+    skel: FentrySkel<'obj>,
+    btf: Btf<'static>,
+    /// Each attached copy: its program and the link that holds it on the function.
+    /// Dropping them detaches.
+    attachments: Vec<(OwnedFd, OwnedFd)>,
+}
+
+impl<'obj> FentryProbes<'obj> {
+    /// Loads the template programs. The kernel insists that a tracing program names a
+    /// function at load time, so the templates name the first target they can serve.
+    pub(super) fn load(
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        config: &ProbeConfig,
+        targets: &[ProbeTarget],
+    ) -> Result<Self, String> {
+        let btf = Btf::from_vmlinux().map_err(|err| {
+            format!("the kernel has no BTF type information (/sys/kernel/btf/vmlinux: {err})")
+        })?;
+        let template_target = targets
+            .iter()
+            .find(|target| can_serve_as_template(&btf, &target.name))
+            .ok_or("no matched function has BTF type information fentry can use")?
+            .name
+            .clone();
+        let mut open = FentrySkelBuilder::default()
+            .open(storage)
+            .map_err(|err| format!("cannot open the fentry programs: {err}"))?;
+        super::configure(
+            &mut open.maps.events,
+            open.maps
+                .rodata_data
+                .as_deref_mut()
+                .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
+            config,
+        )?;
+        for program in [&mut open.progs.on_entry, &mut open.progs.on_return] {
+            program
+                .set_attach_target(0, Some(template_target.clone()))
+                .map_err(|err| format!("cannot target {template_target}: {err}"))?;
+        }
+        let skel = open.load().map_err(|err| describe_load_error(&err))?;
+        Ok(FentryProbes {
+            skel,
+            btf,
+            attachments: Vec::new(),
+        })
+    }
+
+    pub(super) fn events(&self) -> &dyn MapCore {
+        &self.skel.maps.events
+    }
+
+    pub(super) fn lost_events(&self) -> u64 {
+        self.skel.maps.bss_data.as_ref().map_or(0, |bss| bss.lost_events)
+    }
+
+    /// Attaches copies of the entry and return templates to `target`, as it asks; on
+    /// failure nothing of it stays attached and the error says why the kernel refused.
+    pub(super) fn attach(&mut self, target: &ProbeTarget) -> Result<(), String> {
+        let btf_id = self
+            .btf
+            .type_by_name::<Func<'_>>(&target.name)
+            .map(|func| u32::from(func.type_id()))
+            .ok_or("no BTF type information for this function")?;
+        let mut attached = Vec::with_capacity(2);
+        for side in target.sides() {
+            let (template, attach_type) = match side {
+                ProbeSide::Entry => (&self.skel.progs.on_entry, libbpf_sys::BPF_TRACE_FENTRY),
+                ProbeSide::Return => (&self.skel.progs.on_return, libbpf_sys::BPF_TRACE_FEXIT),
+            };
+            let program = load_copy(template, attach_type, btf_id)?;
+            // SAFETY: a plain syscall wrapper; a null opts pointer asks for defaults.
+            let link = unsafe {
+                libbpf_sys::bpf_link_create(program.as_raw_fd(), 0, attach_type, std::ptr::null())
+            };
+            let link = owned_fd(link).map_err(|err| format!("fentry attach failed: {err}"))?;
+            attached.push((program, link));
+        }
+        self.attachments.extend(attached);
+        Ok(())
+    }
+
+    /// Programs of ours the kernel skipped because another BPF program was already
+    /// running on that CPU: each is an entry or return that was never reported.
+    pub(super) fn recursion_misses(&self) -> u64 {
+        self.attachments
+            .iter()
+            .map(|(program, _)| program_recursion_misses(program.as_fd().as_raw_fd()))
+            .sum()
+    }
+}
+
+/// Whether a function can be the templates' load-time target: one the kernel will
+/// certainly accept for both fentry and fexit (register arguments only, no struct or
+/// union return value).
+fn can_serve_as_template(btf: &Btf<'_>, name: &str) -> bool {
+    let Some(func) = btf.type_by_name::<Func<'_>>(name) else {
+        return false;
+    };
+    let Ok(proto) = FuncProto::try_from(func.referenced_type()) else {
+        return false;
+    };
+    let return_type = proto.referenced_type().skip_mods_and_typedefs();
+    proto.len() <= MAX_REGISTER_ARGUMENTS
+        && !matches!(return_type.kind(), BtfKind::Struct | BtfKind::Union)
+}
+
+fn load_copy(
+    template: &ProgramMut<'_>,
+    attach_type: libbpf_sys::bpf_attach_type,
+    btf_id: u32,
+) -> Result<OwnedFd, String> {
+    let insns = template.insns();
+    let name = CString::new(template.name().as_encoded_bytes())
+        .map_err(|_| "template program name contains NUL".to_string())?;
+    let load = |log: Option<&mut [u8]>| {
+        let mut opts = libbpf_sys::bpf_prog_load_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
+            expected_attach_type: attach_type,
+            attach_btf_id: btf_id,
+            ..Default::default()
+        };
+        if let Some(log) = log {
+            opts.log_level = 1;
+            opts.log_size = log.len() as u32;
+            opts.log_buf = log.as_mut_ptr().cast();
+        }
+        // SAFETY: insns is a live slice of the template's instructions, name and licence
+        // are NUL-terminated, and opts (with any log buffer) outlives the call.
+        let fd = unsafe {
+            libbpf_sys::bpf_prog_load(
+                libbpf_sys::BPF_PROG_TYPE_TRACING,
+                name.as_ptr(),
+                LICENSE.as_ptr(),
+                insns.as_ptr(),
+                insns.len() as _,
+                &mut opts,
+            )
+        };
+        owned_fd(fd)
+    };
+    load(None).or_else(|err| {
+        // Load again with the verifier's log only now: logging every load is slow.
+        let mut log = vec![0u8; VERIFIER_LOG_BYTES];
+        let _ = load(Some(&mut log));
+        Err(match last_log_line(&log) {
+            Some(line) => format!("kernel refused the program: {line}"),
+            None => format!("kernel refused the program: {err}"),
+        })
+    })
+}
+
+fn owned_fd(ret: i32) -> std::io::Result<OwnedFd> {
+    if ret < 0 {
+        Err(std::io::Error::from_raw_os_error(-ret))
+    } else {
+        // SAFETY: a non-negative return of a libbpf fd-creating call is a new fd we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+    }
+}
+
+fn last_log_line(log: &[u8]) -> Option<String> {
+    let len = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+    String::from_utf8_lossy(&log[..len])
+        .lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty() && !line.starts_with("processed "))
+        .map(str::to_string)
+}
+
+fn program_recursion_misses(fd: i32) -> u64 {
+    let mut info = libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+    // SAFETY: info is a properly sized, writable bpf_prog_info.
+    let ret = unsafe {
+        libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len)
+    };
+    if ret == 0 {
+        info.recursion_misses
+    } else {
+        0
+    }
+}
+
+/// Turns libbpf's load failure into words: EPERM here means the kernel refuses tracing
+/// programs altogether (lockdown, a sandbox), not a missing privilege, which was checked.
+fn describe_load_error(err: &libbpf_rs::Error) -> String {
+    match err.kind() {
+        libbpf_rs::ErrorKind::PermissionDenied => {
+            "the kernel refuses fentry/fexit programs (bpf(BPF_PROG_LOAD) failed with EPERM)".into()
+        }
+        _ => format!("the kernel refuses fentry/fexit programs ({err})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_log_line_skips_the_statistics_line() {
+        let log = b"func#0 @0\nThe function sock_i_uid return type UNKNOWN is unsupported.\nprocessed 0 insns\n\0\0";
+        assert_eq!(
+            last_log_line(log).as_deref(),
+            Some("The function sock_i_uid return type UNKNOWN is unsupported.")
+        );
+        assert_eq!(last_log_line(b"\0"), None);
+    }
+}

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprobe/kretprobe probes, for kernels or functions where fentry/fexit is refused. One
+ * program of each kind serves every function; the attach cookie carries the function's
+ * entry address.
+ */
+#include "event.bpf.h"
+#include <bpf/bpf_tracing.h>
+
+SEC("kprobe")
+int on_entry(struct pt_regs *ctx)
+{
+	return emit_event(EVENT_ENTRY, bpf_get_attach_cookie(ctx), 0, 0);
+}
+
+/* The kretprobe trampoline restores the real return address into regs->ip. */
+SEC("kretprobe")
+int on_return(struct pt_regs *ctx)
+{
+	return emit_event(EVENT_RETURN, bpf_get_attach_cookie(ctx), PT_REGS_IP(ctx),
+			  PT_REGS_RC(ctx));
+}

@@ -1,0 +1,94 @@
+//! kprobe/kretprobe probes, made with perf_event_open and held by BPF links: the
+//! fallback for kernels that refuse fentry, and for functions the trampoline cannot take
+//! (no BTF, struct return values). One program of each kind serves every function; the
+//! attach cookie tells them apart.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{KprobeOpts, Link, MapCore, OpenObject};
+
+use super::{ProbeConfig, ProbeSide, ProbeTarget};
+
+mod skeleton {
+    include!(concat!(env!("OUT_DIR"), "/kprobe.skel.rs"));
+}
+use skeleton::{KprobeSkel, KprobeSkelBuilder};
+
+/// Where the kernel announces the kprobe PMU that perf_event_open-based kprobes need.
+/// Without it libbpf would fall back to tracefs kprobe_events, which outlive a killed
+/// rstap; we refuse that instead.
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
+
+pub(super) struct KprobeProbes<'obj> {
+    skel: KprobeSkel<'obj>,
+    links: Vec<Link>,
+}
+
+impl<'obj> KprobeProbes<'obj> {
+    /// Loads the programs; with `shared_events`, they write to that ring buffer instead
+    /// of their own.
+    pub(super) fn load(
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        config: &ProbeConfig,
+        shared_events: Option<&dyn MapCore>,
+    ) -> Result<Self, String> {
+        if !Path::new(KPROBE_PMU).exists() {
+            return Err("the kernel has no kprobe support (CONFIG_KPROBES is off)".into());
+        }
+        let mut open = KprobeSkelBuilder::default()
+            .open(storage)
+            .map_err(|err| format!("cannot open the kprobe programs: {err}"))?;
+        super::configure(
+            &mut open.maps.events,
+            open.maps.rodata_data.as_deref_mut().map(|rodata| {
+                (&mut rodata.target_tgid, &mut rodata.rstap_tgid)
+            }),
+            config,
+        )?;
+        if let Some(events) = shared_events {
+            open.maps
+                .events
+                .reuse_fd(events.as_fd())
+                .map_err(|err| format!("cannot share the ring buffer: {err}"))?;
+        }
+        let skel = open
+            .load()
+            .map_err(|err| format!("the kernel refuses kprobe programs ({err})"))?;
+        Ok(KprobeProbes {
+            skel,
+            links: Vec::new(),
+        })
+    }
+
+    pub(super) fn events(&self) -> &dyn MapCore {
+        &self.skel.maps.events
+    }
+
+    pub(super) fn lost_events(&self) -> u64 {
+        self.skel.maps.bss_data.as_ref().map_or(0, |bss| bss.lost_events)
+    }
+
+    /// Attaches the entry and return programs to `target`, as it asks; on failure
+    /// nothing of it stays attached.
+    pub(super) fn attach(&mut self, target: &ProbeTarget) -> Result<(), String> {
+        let mut attached = Vec::with_capacity(2);
+        for side in target.sides() {
+            let (program, retprobe) = match side {
+                ProbeSide::Entry => (&self.skel.progs.on_entry, false),
+                ProbeSide::Return => (&self.skel.progs.on_return, true),
+            };
+            let opts = KprobeOpts {
+                cookie: target.address,
+                ..Default::default()
+            };
+            let link = program
+                .attach_kprobe_with_opts(retprobe, &target.name, opts)
+                .map_err(|err| format!("kprobe attach failed: {err}"))?;
+            attached.push(link);
+        }
+        self.links.extend(attached);
+        Ok(())
+    }
+}
