@@ -16,7 +16,14 @@ fn main() {
         let skeleton = out_dir.join(format!("{name}.skel.rs"));
         SkeletonBuilder::new()
             .source(&source)
-            .clang_args(["-I", "src/kernel", "-D__TARGET_ARCH_x86", "-Wall", "-O2", "-g"])
+            .clang_args([
+                "-I",
+                "src/kernel",
+                "-D__TARGET_ARCH_x86",
+                "-Wall",
+                "-O2",
+                "-g",
+            ])
             .build_and_generate(&skeleton)
             .unwrap_or_else(|err| panic!("building {}: {err:#}", source.display()));
         println!("cargo:rerun-if-changed={}", source.display());

@@ -71,7 +71,11 @@ impl Event {
 
     /// The task's command name, as the kernel keeps it (at most 15 bytes).
     pub fn comm(&self) -> &str {
-        let len = self.comm.iter().position(|&b| b == 0).unwrap_or(self.comm.len());
+        let len = self
+            .comm
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.comm.len());
         match std::str::from_utf8(&self.comm[..len]) {
             Ok(name) => name,
             // A comm cut in the middle of a multi-byte character: keep the valid prefix.

@@ -11,8 +11,8 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use libbpf_rs::btf::types::{Func, FuncProto};
 use libbpf_rs::btf::{Btf, BtfKind, ReferencesType};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::libbpf_sys;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject, ProgramMut};
 
 use super::{ProbeConfig, ProbeSide, ProbeTarget};
@@ -82,7 +82,11 @@ impl<'obj> FentryProbes<'obj> {
     }
 
     pub(super) fn lost_events(&self) -> u64 {
-        self.skel.maps.bss_data.as_ref().map_or(0, |bss| bss.lost_events)
+        self.skel
+            .maps
+            .bss_data
+            .as_ref()
+            .map_or(0, |bss| bss.lost_events)
     }
 
     /// Attaches copies of the entry and return templates to `target`, as it asks; on
@@ -203,9 +207,7 @@ fn program_recursion_misses(fd: i32) -> u64 {
     let mut info = libbpf_sys::bpf_prog_info::default();
     let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
     // SAFETY: info is a properly sized, writable bpf_prog_info.
-    let ret = unsafe {
-        libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len)
-    };
+    let ret = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
     if ret == 0 {
         info.recursion_misses
     } else {

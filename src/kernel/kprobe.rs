@@ -42,9 +42,10 @@ impl<'obj> KprobeProbes<'obj> {
             .map_err(|err| format!("cannot open the kprobe programs: {err}"))?;
         super::configure(
             &mut open.maps.events,
-            open.maps.rodata_data.as_deref_mut().map(|rodata| {
-                (&mut rodata.target_tgid, &mut rodata.rstap_tgid)
-            }),
+            open.maps
+                .rodata_data
+                .as_deref_mut()
+                .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
             config,
         )?;
         if let Some(events) = shared_events {
@@ -67,7 +68,11 @@ impl<'obj> KprobeProbes<'obj> {
     }
 
     pub(super) fn lost_events(&self) -> u64 {
-        self.skel.maps.bss_data.as_ref().map_or(0, |bss| bss.lost_events)
+        self.skel
+            .maps
+            .bss_data
+            .as_ref()
+            .map_or(0, |bss| bss.lost_events)
     }
 
     /// Attaches the entry and return programs to `target`, as it asks; on failure

@@ -165,7 +165,8 @@ impl<'obj> KernelProbes<'obj> {
             }
         };
 
-        let needs_kprobes = policy != AttachPolicy::Fentry && mechanisms.iter().any(Option::is_none);
+        let needs_kprobes =
+            policy != AttachPolicy::Fentry && mechanisms.iter().any(Option::is_none);
         let mut kprobe_refusal = None;
         let kprobe = if needs_kprobes {
             let shared_events = fentry.as_ref().map(FentryProbes::events);
@@ -249,7 +250,9 @@ impl<'obj> KernelProbes<'obj> {
     /// Probe hits the kernel skipped because a BPF program was already running on that
     /// CPU (an interrupt arrived inside a probe).
     pub fn recursion_misses(&self) -> u64 {
-        self.fentry.as_ref().map_or(0, FentryProbes::recursion_misses)
+        self.fentry
+            .as_ref()
+            .map_or(0, FentryProbes::recursion_misses)
     }
 
     pub fn mechanism(&self, target: usize) -> Option<Mechanism> {

@@ -1,1 +1,4 @@
+pub mod denylist;
+pub mod ftrace;
 pub mod glob;
+pub mod kallsyms;
