@@ -1,4 +1,16 @@
 //! rstap: run SystemTap scripts on eBPF.
+//!
+//! The pipeline, one module each: `script` (lexer, parser, checks) turns the script into
+//! probes; `resolve` finds the kernel functions its probe points name; `kernel` attaches
+//! BPF programs to them; `runtime` runs the probe bodies on the events they report;
+//! `output` formats what the bodies print; `session` drives one run.
 
+pub mod cli;
 pub mod kernel;
+pub mod output;
+pub mod privileges;
+pub mod process;
 pub mod resolve;
+pub mod runtime;
+pub mod script;
+pub mod session;

@@ -49,7 +49,7 @@ impl<'obj> FentryProbes<'obj> {
         })?;
         let template_target = targets
             .iter()
-            .find(|target| can_serve_as_template(&btf, &target.name))
+            .find(|target| target.name_is_unique && can_serve_as_template(&btf, &target.name))
             .ok_or("no matched function has BTF type information fentry can use")?
             .name
             .clone();
@@ -92,6 +92,9 @@ impl<'obj> FentryProbes<'obj> {
     /// Attaches copies of the entry and return templates to `target`, as it asks; on
     /// failure nothing of it stays attached and the error says why the kernel refused.
     pub(super) fn attach(&mut self, target: &ProbeTarget) -> Result<(), String> {
+        if !target.name_is_unique {
+            return Err("fentry finds functions by name, and this name is not unique".into());
+        }
         let btf_id = self
             .btf
             .type_by_name::<Func<'_>>(&target.name)

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::path::Path;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{KprobeOpts, Link, MapCore, OpenObject};
+use libbpf_rs::{libbpf_sys, AsRawLibbpf, Link, MapCore, OpenObject, ProgramMut};
 
 use super::{ProbeConfig, ProbeSide, ProbeTarget};
 
@@ -84,16 +84,39 @@ impl<'obj> KprobeProbes<'obj> {
                 ProbeSide::Entry => (&self.skel.progs.on_entry, false),
                 ProbeSide::Return => (&self.skel.progs.on_return, true),
             };
-            let opts = KprobeOpts {
-                cookie: target.address,
-                ..Default::default()
-            };
-            let link = program
-                .attach_kprobe_with_opts(retprobe, &target.name, opts)
-                .map_err(|err| format!("kprobe attach failed: {err}"))?;
-            attached.push(link);
+            attached.push(attach_at_address(program, retprobe, target.address)?);
         }
         self.links.extend(attached);
         Ok(())
+    }
+}
+
+/// Attaches by address rather than by name: names are not unique in the kernel (static
+/// functions in different files), addresses are. The cookie carries the address to the
+/// program.
+fn attach_at_address(program: &ProgramMut<'_>, retprobe: bool, address: u64) -> Result<Link, String> {
+    let opts = libbpf_sys::bpf_kprobe_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_kprobe_opts>() as _,
+        bpf_cookie: address,
+        offset: address as _,
+        retprobe,
+        ..Default::default()
+    };
+    // SAFETY: the program is loaded and outlives the call; a null function name with an
+    // offset asks the kernel for a probe at that absolute address.
+    let link = unsafe {
+        libbpf_sys::bpf_program__attach_kprobe_opts(
+            program.as_libbpf_object().as_ptr(),
+            std::ptr::null(),
+            &opts,
+        )
+    };
+    match std::ptr::NonNull::new(link) {
+        // SAFETY: libbpf returned a new link we now own.
+        Some(link) => Ok(unsafe { Link::from_ptr(link) }),
+        None => Err(format!(
+            "kprobe attach failed: {}",
+            std::io::Error::last_os_error()
+        )),
     }
 }

@@ -24,6 +24,8 @@ use kprobe::KprobeProbes;
 pub struct ProbeTarget {
     pub name: String,
     pub address: u64,
+    /// Whether no other kernel function has this name: fentry finds functions by name.
+    pub name_is_unique: bool,
     pub entry: bool,
     pub ret: bool,
 }

@@ -2,3 +2,4 @@ pub mod denylist;
 pub mod ftrace;
 pub mod glob;
 pub mod kallsyms;
+pub mod plan;

@@ -1,0 +1,113 @@
+//! The command line, modelled on stap's.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::kernel::AttachPolicy;
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo rstap socket-trace.stp
+      Trace every call and return in the kernel's socket code, system-wide.
+  sudo rstap -c 'curl -s example.com' -e 'probe kernel.function(\"__sys_*\").call {
+        printf(\"%s -> %s\\n\", thread_indent(1), probefunc()) }'
+      Trace one command's socket system calls, and stop when it exits.
+  sudo rstap -l 'kernel.function(\"sock_*\").return'
+      List the probe points a pattern matches.
+  vm/rstap-vm --kernel 6.12 -- -c socket-workload examples/socket-calls.stp
+      Run rstap in a throwaway VM, on a machine whose kernel cannot trace.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rstap",
+    version,
+    about = "Run SystemTap scripts on eBPF: no kernel module, no compiler, no kernel headers",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// The script to run (unless -e or -l is given).
+    #[arg(value_name = "SCRIPT", required_unless_present_any = ["script_text", "list"])]
+    pub script_file: Option<PathBuf>,
+
+    /// Run SCRIPT given on the command line instead of a file.
+    #[arg(short = 'e', value_name = "SCRIPT", conflicts_with = "script_file")]
+    pub script_text: Option<String>,
+
+    /// List the probe points PROBE matches, sorted, one per line, and exit.
+    #[arg(short = 'l', value_name = "PROBE", conflicts_with_all = ["script_file", "script_text"])]
+    pub list: Option<String>,
+
+    /// Trace only process PID (sets target()).
+    #[arg(short = 'x', value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+
+    /// Run CMD, trace only it and its threads (sets target()), and exit when it exits.
+    #[arg(short = 'c', value_name = "CMD")]
+    pub command: Option<String>,
+
+    /// Write the script's output to FILE instead of standard output.
+    #[arg(short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Stop after SECONDS.
+    #[arg(short = 'T', value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+
+    /// Say more about what rstap does (repeat for more).
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// How to attach to kernel functions.
+    #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
+    pub attach: AttachArg,
+
+    /// Ring buffer size in KiB (a power of two, at least 4).
+    #[arg(long, value_name = "KIB", default_value_t = 16 * 1024)]
+    pub bufsize: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttachArg {
+    /// fentry/fexit where the kernel allows it, kprobes for the rest.
+    Auto,
+    /// BPF trampolines only.
+    Fentry,
+    /// kprobes and kretprobes only.
+    Kprobe,
+}
+
+impl From<AttachArg> for AttachPolicy {
+    fn from(arg: AttachArg) -> Self {
+        match arg {
+            AttachArg::Auto => AttachPolicy::Auto,
+            AttachArg::Fentry => AttachPolicy::Fentry,
+            AttachArg::Kprobe => AttachPolicy::Kprobe,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn script_file_or_e_or_l_is_required() {
+        assert!(Cli::try_parse_from(["rstap"]).is_err());
+        assert!(Cli::try_parse_from(["rstap", "x.stp"]).is_ok());
+        assert!(Cli::try_parse_from(["rstap", "-e", "probe begin {}"]).is_ok());
+        assert!(Cli::try_parse_from(["rstap", "-l", "kernel.function(\"x\")"]).is_ok());
+        assert!(Cli::try_parse_from(["rstap", "x.stp", "-e", "probe begin {}"]).is_err());
+    }
+
+    #[test]
+    fn x_and_c_exclude_each_other() {
+        assert!(Cli::try_parse_from(["rstap", "x.stp", "-x", "1", "-c", "true"]).is_err());
+    }
+}

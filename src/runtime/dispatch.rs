@@ -1,0 +1,202 @@
+//! Turns ring-buffer events into probe-body runs: finds the function and the handlers an
+//! event belongs to, and answers the tapset functions from the event.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::context::ProbeContext;
+use super::interp::{Flow, Interpreter, RuntimeError};
+use crate::kernel::{Event, EventKind};
+use crate::resolve::kallsyms::KernelSymbols;
+use crate::resolve::plan::{Handler, PlannedFunction, ProbePlan};
+
+/// Converts the programs' CLOCK_MONOTONIC timestamps to wall-clock time, which is what
+/// SystemTap's `gettimeofday_us()` and `thread_indent()` report.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    realtime_minus_monotonic_ns: i64,
+}
+
+impl WallClock {
+    pub fn now() -> Self {
+        WallClock {
+            realtime_minus_monotonic_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
+        }
+    }
+
+    pub fn to_unix_us(self, monotonic_ns: u64) -> i64 {
+        (monotonic_ns as i64 + self.realtime_minus_monotonic_ns) / 1_000
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: time is a valid timespec to write to; these clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut time) };
+    time.tv_sec * 1_000_000_000 + time.tv_nsec
+}
+
+/// Runs the script's probe bodies for each event, in the order events arrive.
+pub struct Dispatcher<'a> {
+    interpreter: &'a mut Interpreter,
+    functions: &'a [PlannedFunction],
+    by_address: HashMap<u64, usize>,
+    symbols: &'a KernelSymbols,
+    clock: WallClock,
+    target: i64,
+    /// Records that were not rstap events; never expected, but never silently dropped.
+    pub undecodable: u64,
+}
+
+impl<'a> Dispatcher<'a> {
+    pub fn new(
+        interpreter: &'a mut Interpreter,
+        plan: &'a ProbePlan,
+        symbols: &'a KernelSymbols,
+        clock: WallClock,
+        target: i64,
+    ) -> Self {
+        let by_address = plan
+            .functions
+            .iter()
+            .enumerate()
+            .map(|(index, function)| (function.address, index))
+            .collect();
+        Dispatcher {
+            interpreter,
+            functions: &plan.functions,
+            by_address,
+            symbols,
+            clock,
+            target,
+            undecodable: 0,
+        }
+    }
+
+    /// Runs every handler of the event's function and side, in script order.
+    pub fn dispatch(&mut self, record: &[u8], out: &mut dyn Write) -> Result<Flow, RuntimeError> {
+        let Some(event) = Event::decode(record) else {
+            self.undecodable += 1;
+            return Ok(Flow::Continue);
+        };
+        let Some(&index) = self.by_address.get(&event.function_address) else {
+            self.undecodable += 1;
+            return Ok(Flow::Continue);
+        };
+        let function = &self.functions[index];
+        let handlers = match event.kind {
+            EventKind::Entry => &function.on_entry,
+            EventKind::Return => &function.on_return,
+        };
+        let caller = match event.kind {
+            EventKind::Entry => function.name.as_str(),
+            EventKind::Return => self
+                .symbols
+                .function_containing(event.return_address)
+                .map_or("", |symbol| symbol.name.as_str()),
+        };
+        for handler in handlers {
+            let context = EventContext {
+                event: &event,
+                function,
+                handler,
+                probefunc: caller,
+                clock: self.clock,
+                target: self.target,
+            };
+            if let Flow::Exit = self.interpreter.run_probe(handler.probe, &context, out)? {
+                return Ok(Flow::Exit);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// What a probe body sees of one event.
+struct EventContext<'e> {
+    event: &'e Event,
+    function: &'e PlannedFunction,
+    handler: &'e Handler,
+    /// The symbol of `addr()`: the function itself on entry, its caller on return.
+    probefunc: &'e str,
+    clock: WallClock,
+    target: i64,
+}
+
+impl ProbeContext for EventContext<'_> {
+    fn tid(&self) -> i64 {
+        i64::from(self.event.tid)
+    }
+    fn pid(&self) -> i64 {
+        i64::from(self.event.pid)
+    }
+    fn cpu(&self) -> i64 {
+        i64::from(self.event.cpu)
+    }
+    fn execname(&self) -> &str {
+        self.event.comm()
+    }
+    fn addr(&self) -> u64 {
+        match self.event.kind {
+            EventKind::Entry => self.function.address,
+            EventKind::Return => self.event.return_address,
+        }
+    }
+    fn probefunc(&self) -> &str {
+        self.probefunc
+    }
+    fn ppfunc(&self) -> &str {
+        &self.function.name
+    }
+    fn pp(&self) -> &str {
+        &self.handler.probe_point
+    }
+    fn gettimeofday_us(&self) -> i64 {
+        self.clock.to_unix_us(self.event.timestamp_ns)
+    }
+    fn target(&self) -> i64 {
+        self.target
+    }
+}
+
+/// What a `begin` or `end` probe sees: rstap's own process, no function.
+pub struct SessionContext {
+    pub point: &'static str,
+    pub target: i64,
+    pub execname: String,
+}
+
+impl ProbeContext for SessionContext {
+    fn tid(&self) -> i64 {
+        // SAFETY: gettid has no failure mode.
+        i64::from(unsafe { libc::gettid() })
+    }
+    fn pid(&self) -> i64 {
+        i64::from(std::process::id())
+    }
+    fn cpu(&self) -> i64 {
+        // SAFETY: sched_getcpu has no memory-safety preconditions.
+        i64::from(unsafe { libc::sched_getcpu() })
+    }
+    fn execname(&self) -> &str {
+        &self.execname
+    }
+    fn addr(&self) -> u64 {
+        0
+    }
+    fn probefunc(&self) -> &str {
+        ""
+    }
+    fn ppfunc(&self) -> &str {
+        ""
+    }
+    fn pp(&self) -> &str {
+        self.point
+    }
+    fn gettimeofday_us(&self) -> i64 {
+        clock_ns(libc::CLOCK_REALTIME) / 1_000
+    }
+    fn target(&self) -> i64 {
+        self.target
+    }
+}

@@ -1,0 +1,372 @@
+//! One run of rstap, from the command line to the exit status: compile the script,
+//! resolve its probe points, attach, run the event loop, report.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::RingBufferBuilder;
+
+use crate::cli::Cli;
+use crate::kernel::{libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramStorage};
+use crate::process::{self, HeldCommand};
+use crate::resolve::denylist::DenyList;
+use crate::resolve::ftrace::TraceableFunctions;
+use crate::resolve::kallsyms::KernelSymbols;
+use crate::resolve::plan::{self, KernelFunctions, ProbePlan};
+use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
+use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
+use crate::script::{self, CheckedScript, SourceFile};
+
+const KALLSYMS: &str = "/proc/kallsyms";
+/// How long one wait for events lasts; stop conditions are checked this often.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Runs rstap as the command line asks and returns the process exit status.
+pub fn run(cli: &Cli) -> Result<i32> {
+    libbpf_log::install(cli.verbose >= 2);
+    let source = load_source(cli)?;
+    let script = script::compile(&source)?;
+    let symbols = KernelSymbols::read(Path::new(KALLSYMS))?;
+    let traceable = TraceableFunctions::read();
+    let deny = DenyList::default();
+    let kernel = KernelFunctions {
+        symbols: &symbols,
+        traceable: traceable.as_ref(),
+        deny: &deny,
+    };
+    let plan = plan::plan(&script, &source, &kernel)?;
+    report_plan(cli, &plan, traceable.is_some());
+    if cli.list.is_some() {
+        return Ok(list(&plan));
+    }
+    Tracer::new(cli, &script, &plan, &symbols)?.run()
+}
+
+fn load_source(cli: &Cli) -> Result<SourceFile> {
+    if let Some(point) = &cli.list {
+        return Ok(SourceFile::new("<probe point>", format!("probe {point} {{}}")));
+    }
+    if let Some(text) = &cli.script_text {
+        return Ok(SourceFile::new("<input>", text.clone()));
+    }
+    let Some(path) = &cli.script_file else {
+        bail!("no script given: name a script file, or use -e SCRIPT");
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read script {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|err| {
+        anyhow::anyhow!(
+            "script {} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            err.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(SourceFile::new(path.display().to_string(), text))
+}
+
+/// Prints the resolved probe points, sorted and once each; succeeds only if any matched.
+fn list(plan: &ProbePlan) -> i32 {
+    let mut points: Vec<&str> = plan
+        .functions
+        .iter()
+        .flat_map(|function| function.on_entry.iter().chain(&function.on_return))
+        .map(|handler| handler.probe_point.as_str())
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut stdout = io::stdout().lock();
+    for point in &points {
+        if writeln!(stdout, "{point}").is_err() {
+            break;
+        }
+    }
+    if points.is_empty() {
+        1
+    } else {
+        0
+    }
+}
+
+fn report_plan(cli: &Cli, plan: &ProbePlan, traceable_known: bool) {
+    if cli.verbose == 0 {
+        return;
+    }
+    eprintln!(
+        "rstap: {} kernel functions to probe, {} matched but skipped",
+        plan.functions.len(),
+        plan.skipped.len()
+    );
+    if !traceable_known {
+        eprintln!("rstap: cannot read ftrace's available_filter_functions; the kernel will refuse what it cannot patch");
+    }
+    for skipped in &plan.skipped {
+        eprintln!("rstap: skipped {}: {}", skipped.name, skipped.reason);
+    }
+}
+
+/// Everything a trace needs once the probe points are resolved.
+struct Tracer<'a> {
+    cli: &'a Cli,
+    script: &'a CheckedScript,
+    plan: &'a ProbePlan,
+    symbols: &'a KernelSymbols,
+    output: BufWriter<Box<dyn Write>>,
+    command: Option<HeldCommand>,
+    target_pid: Option<u32>,
+    stop: Arc<AtomicBool>,
+}
+
+/// How the event loop ended.
+enum LoopEnd {
+    Stopped,
+    ScriptExit,
+    CommandExited(i32),
+    Failed(RuntimeError),
+}
+
+impl<'a> Tracer<'a> {
+    fn new(cli: &'a Cli, script: &'a CheckedScript, plan: &'a ProbePlan, symbols: &'a KernelSymbols) -> Result<Self> {
+        crate::privileges::check()?;
+        let sink: Box<dyn Write> = match &cli.output {
+            Some(path) => Box::new(
+                File::create(path).with_context(|| format!("cannot open output file {}", path.display()))?,
+            ),
+            None => Box::new(io::stdout()),
+        };
+        if let Some(pid) = cli.pid {
+            process::check_exists(pid)?;
+        }
+        let command = cli.command.as_deref().map(HeldCommand::spawn).transpose()?;
+        let target_pid = command.as_ref().map(HeldCommand::pid).or(cli.pid);
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+            // A second signal ends rstap at once, for a user who does not want to wait.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
+            signal_hook::flag::register(signal, Arc::clone(&stop))?;
+        }
+        Ok(Tracer {
+            cli,
+            script,
+            plan,
+            symbols,
+            output: BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, sink),
+            command,
+            target_pid,
+            stop,
+        })
+    }
+
+    fn run(mut self) -> Result<i32> {
+        let ring_buffer_bytes = self
+            .cli
+            .bufsize
+            .checked_mul(1024)
+            .filter(|bytes| bytes.is_power_of_two() && *bytes >= 4096)
+            .with_context(|| format!("--bufsize {} KiB: the ring buffer must be a power of two of at least 4 KiB", self.cli.bufsize))?;
+        let config = ProbeConfig {
+            target_tgid: self.target_pid,
+            rstap_tgid: std::process::id(),
+            ring_buffer_bytes,
+        };
+        let targets: Vec<ProbeTarget> = self
+            .plan
+            .functions
+            .iter()
+            .map(|function| ProbeTarget {
+                name: function.name.clone(),
+                address: function.address,
+                name_is_unique: function.name_is_unique,
+                entry: !function.on_entry.is_empty(),
+                ret: !function.on_return.is_empty(),
+            })
+            .collect();
+
+        let mut interpreter = Interpreter::new(self.script);
+        let target = i64::from(self.target_pid.unwrap_or(0));
+        let started = Instant::now();
+        let mut storage = ProgramStorage::default();
+        let probes = if targets.is_empty() {
+            None
+        } else {
+            Some(KernelProbes::attach(&mut storage, &targets, &config, self.cli.attach.into())?)
+        };
+        if let Some(probes) = &probes {
+            self.report_attach(probes, &targets, started.elapsed());
+        }
+
+        let mut end = self.run_session_probes(&mut interpreter, &self.plan.begin, "begin", target);
+        if end.is_none() {
+            if let Some(command) = &mut self.command {
+                command.release().context("cannot start the command")?;
+            }
+            end = Some(match &probes {
+                Some(probes) => self.event_loop(probes, &mut interpreter, target)?,
+                None => self.wait_without_probes()?,
+            });
+        }
+        let lost = probes.as_ref().map_or(0, KernelProbes::lost_events);
+        let missed = probes.as_ref().map_or(0, KernelProbes::recursion_misses);
+        drop(probes);
+
+        let mut end = end.unwrap_or(LoopEnd::Stopped);
+        if !matches!(end, LoopEnd::Failed(_)) {
+            if let Some(failure) = self.run_session_probes(&mut interpreter, &self.plan.end, "end", target) {
+                end = failure;
+            }
+        }
+        match self.output.flush() {
+            Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
+                return Err(err).context("cannot write the script's output")
+            }
+            _ => {}
+        }
+        Ok(self.report_end(end, lost, missed))
+    }
+
+    /// Runs `begin` or `end` probes; returns how the session ends if one of them ends it.
+    fn run_session_probes(
+        &mut self,
+        interpreter: &mut Interpreter,
+        probes: &[usize],
+        point: &'static str,
+        target: i64,
+    ) -> Option<LoopEnd> {
+        let context = SessionContext {
+            point,
+            target,
+            execname: "rstap".into(),
+        };
+        for &probe in probes {
+            match interpreter.run_probe(probe, &context, &mut self.output) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Exit) => return Some(LoopEnd::ScriptExit),
+                Err(err) => return Some(LoopEnd::Failed(err)),
+            }
+        }
+        None
+    }
+
+    fn event_loop(&mut self, probes: &KernelProbes<'_>, interpreter: &mut Interpreter, target: i64) -> Result<LoopEnd> {
+        let dispatcher = RefCell::new(Dispatcher::new(interpreter, self.plan, self.symbols, WallClock::now(), target));
+        let outcome: RefCell<Option<LoopEnd>> = RefCell::new(None);
+        let output = RefCell::new(&mut self.output);
+        let mut builder = RingBufferBuilder::new();
+        builder.add(probes.events(), |record| {
+            let result = dispatcher.borrow_mut().dispatch(record, &mut **output.borrow_mut());
+            match result {
+                Ok(Flow::Continue) => 0,
+                Ok(Flow::Exit) => {
+                    outcome.replace(Some(LoopEnd::ScriptExit));
+                    -1
+                }
+                Err(err) => {
+                    outcome.replace(Some(LoopEnd::Failed(err)));
+                    -1
+                }
+            }
+        })?;
+        let ring = builder.build().context("cannot read the ring buffer")?;
+        let deadline = self.cli.timeout.map(|seconds| Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
+
+        loop {
+            // Errors here are a signal interrupting the wait or a handler asking to stop;
+            // both are looked at below.
+            let _ = ring.poll(POLL_INTERVAL);
+            if let Some(end) = outcome.borrow_mut().take() {
+                return Ok(end);
+            }
+            if let Err(err) = output.borrow_mut().flush() {
+                if err.kind() == io::ErrorKind::BrokenPipe {
+                    return Ok(LoopEnd::Stopped);
+                }
+                return Err(err).context("cannot write the script's output");
+            }
+            let exited = match &mut self.command {
+                Some(command) => command.try_wait().context("cannot wait for the command")?,
+                None => None,
+            };
+            if let Some(status) = exited {
+                // Its last events are already in the buffer: take them before stopping.
+                let _ = ring.consume();
+                return Ok(outcome.borrow_mut().take().unwrap_or(LoopEnd::CommandExited(status)));
+            }
+            if self.stop.load(Ordering::Relaxed) || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                let _ = ring.consume();
+                return Ok(outcome.borrow_mut().take().unwrap_or(LoopEnd::Stopped));
+            }
+        }
+    }
+
+    /// A script with only begin/end probes runs until stopped, like stap's.
+    fn wait_without_probes(&mut self) -> Result<LoopEnd> {
+        let deadline = self.cli.timeout.map(|seconds| Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
+        loop {
+            if let Some(command) = &mut self.command {
+                if let Some(status) = command.try_wait().context("cannot wait for the command")? {
+                    return Ok(LoopEnd::CommandExited(status));
+                }
+            }
+            if self.stop.load(Ordering::Relaxed) || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Ok(LoopEnd::Stopped);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn report_attach(&self, probes: &KernelProbes<'_>, targets: &[ProbeTarget], elapsed: Duration) {
+        let skipped = probes.skipped();
+        if self.cli.verbose > 0 {
+            let mut by_mechanism = std::collections::BTreeMap::new();
+            for index in 0..targets.len() {
+                if let Some(mechanism) = probes.mechanism(index) {
+                    *by_mechanism.entry(mechanism.to_string()).or_insert(0) += 1;
+                }
+            }
+            let counts: Vec<String> = by_mechanism.iter().map(|(m, n)| format!("{m}: {n}")).collect();
+            eprintln!(
+                "rstap: attached {} functions ({}) in {} ms",
+                probes.attached_count(),
+                counts.join(", "),
+                elapsed.as_millis()
+            );
+            for skip in skipped {
+                eprintln!("rstap: could not probe {}: {}", targets[skip.target].name, skip.reason);
+            }
+        } else if !skipped.is_empty() {
+            eprintln!(
+                "WARNING: {} of {} functions could not be probed (-v lists them and why)",
+                skipped.len(),
+                targets.len()
+            );
+        }
+    }
+
+    /// Prints what went wrong or was lost, SystemTap style, and picks the exit status.
+    fn report_end(&self, end: LoopEnd, lost: u64, missed: u64) -> i32 {
+        let mut status = 0;
+        match end {
+            LoopEnd::Failed(err) => {
+                eprintln!("{err}");
+                eprintln!("WARNING: Number of errors: 1, skipped probes: 0");
+                status = 1;
+            }
+            LoopEnd::CommandExited(code) => status = code,
+            LoopEnd::Stopped | LoopEnd::ScriptExit => {}
+        }
+        if lost > 0 {
+            eprintln!("WARNING: {lost} events lost: the ring buffer was full (raise --bufsize)");
+            status = 1;
+        }
+        if missed > 0 {
+            eprintln!("WARNING: {missed} probe hits missed: another BPF program was running on the same CPU");
+            status = 1;
+        }
+        status
+    }
+}
