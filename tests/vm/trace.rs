@@ -1,0 +1,278 @@
+//! rstap tracing kernel functions on real kernels: the seed script's bodies on the
+//! socket system-call path, checked against the kernel's own ftrace function tracer, on
+//! every attach mechanism.
+
+use std::collections::BTreeMap;
+
+use crate::harness::{guest, kernel_tests, Kernel, Scenario, ScenarioResult};
+
+const ROUNDS: u32 = 3;
+
+/// The seed script's bodies, with name globs covering the socket system-call path.
+const SEED_BODIES: &str = r#"
+probe kernel.function("__sys_*").call, kernel.function("sock_*").call {
+  printf ("%s -> %s\n", thread_indent(1), probefunc())
+}
+probe kernel.function("__sys_*").return, kernel.function("sock_*").return {
+  printf ("%s <- %s\n", thread_indent(-1), probefunc())
+}
+"#;
+
+/// The same with the seed's addr() variant.
+const SEED_ADDR_BODIES: &str = r#"
+probe kernel.function("__sys_*").call, kernel.function("sock_*").call {
+  printf ("%s -> %p, %s\n", thread_indent(1), addr(), probefunc())
+}
+probe kernel.function("__sys_*").return, kernel.function("sock_*").return {
+  printf ("%s <- %p, %s\n", thread_indent(-1), addr(), probefunc())
+}
+"#;
+
+/// Functions that run from RCU callbacks whenever those fire, so their counts vary
+/// between two runs of the same workload (see the notes on the ftrace oracle).
+const VOLATILE: &[&str] = &["sock_free_inode"];
+
+fn trace_scenario(name: &'static str, script: &str, attach: &str) -> Scenario {
+    Scenario::new(
+        name,
+        format!(
+            "cat >script.stp <<'EOF'\n{script}\nEOF\n\
+             rstap -v --attach {attach} -o trace -c 'socket-workload --rounds {ROUNDS}' script.stp || exit\n\
+             cp /proc/kallsyms kallsyms"
+        ),
+    )
+}
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        trace_scenario("trace-auto", SEED_BODIES, "auto"),
+        trace_scenario("trace-fentry", SEED_BODIES, "fentry"),
+        trace_scenario("trace-kprobe", SEED_BODIES, "kprobe"),
+        trace_scenario("trace-addr", SEED_ADDR_BODIES, "auto"),
+        Scenario::new(
+            "trace-oracle",
+            format!(
+                "grep -E '^(__sys_|sock_)' /sys/kernel/tracing/available_filter_functions \
+                   | cut -d' ' -f1 >functions\n\
+                 ftrace-count.sh functions -- socket-workload --rounds {ROUNDS}"
+            ),
+        ),
+    ]
+}
+
+/// One line of thread_indent() output: `%6d %s(%d):%-*s -> NAME` or `<- NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TraceLine {
+    micros: i64,
+    execname: String,
+    tid: u32,
+    indent: usize,
+    entry: bool,
+    /// What follows the arrow: `NAME` or `ADDRESS, NAME`.
+    rest: String,
+}
+
+fn parse_line(line: &str) -> TraceLine {
+    let fail = || panic!("not a thread_indent line: {line:?}");
+    let (micros, rest) = line.trim_start().split_once(' ').unwrap_or_else(fail);
+    let open = rest.rfind("):").unwrap_or_else(fail);
+    let (who, rest) = (&rest[..open], &rest[open + 2..]);
+    let paren = who.rfind('(').unwrap_or_else(fail);
+    let body = rest.trim_start_matches(' ');
+    let spaces = rest.len() - body.len();
+    let (arrow, name) = body.split_once(' ').unwrap_or_else(fail);
+    TraceLine {
+        micros: micros.parse().unwrap_or_else(|_| fail()),
+        execname: who[..paren].to_string(),
+        tid: who[paren + 1..].parse().unwrap_or_else(|_| fail()),
+        // `%-*s` pads to the width, then the format adds one space before the arrow.
+        indent: spaces - 1,
+        entry: match arrow {
+            "->" => true,
+            "<-" => false,
+            _ => fail(),
+        },
+        rest: name.to_string(),
+    }
+}
+
+fn trace_lines(result: &ScenarioResult) -> Vec<TraceLine> {
+    result.assert_success();
+    let lines: Vec<TraceLine> = result.file("trace").lines().map(parse_line).collect();
+    assert!(!lines.is_empty(), "rstap printed nothing");
+    lines
+}
+
+/// Pairs every entry with its return, per thread, checking that each `<-` comes back at
+/// its `->`'s indentation. Returns the entries' names in order.
+fn check_pairs(lines: &[TraceLine]) -> Vec<String> {
+    let mut open: BTreeMap<u32, Vec<&TraceLine>> = BTreeMap::new();
+    let mut entered = Vec::new();
+    for line in lines {
+        let stack = open.entry(line.tid).or_default();
+        if line.entry {
+            assert_eq!(line.indent, stack.len(), "-> at the wrong depth: {line:?}");
+            stack.push(line);
+            entered.push(line.rest.clone());
+        } else {
+            let call = stack.pop().unwrap_or_else(|| panic!("<- without ->: {line:?}"));
+            assert_eq!(line.indent, call.indent, "<- not at its ->'s indentation: {line:?}");
+            assert!(line.micros >= call.micros, "time went backwards: {call:?} {line:?}");
+        }
+    }
+    for (tid, stack) in open {
+        assert!(stack.is_empty(), "thread {tid} left calls without returns: {stack:?}");
+    }
+    entered
+}
+
+fn call_counts<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for name in names.filter(|name| !VOLATILE.contains(name)) {
+        *counts.entry(name.to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn oracle_counts(vm: &crate::harness::GuestRun) -> BTreeMap<String, u64> {
+    let oracle = vm.scenario("trace-oracle");
+    oracle.assert_success();
+    let counts = oracle
+        .stdout
+        .lines()
+        .map(|line| {
+            let (name, count) = line.split_once(' ').unwrap_or_else(|| panic!("oracle line {line:?}"));
+            (name.to_string(), count.parse().unwrap())
+        })
+        .filter(|(name, count): &(String, u64)| *count > 0 && !VOLATILE.contains(&name.as_str()))
+        .collect();
+    counts
+}
+
+fn matches_the_ftrace_oracle(kernel: Kernel, scenario: &str) {
+    let Some(vm) = guest(kernel) else { return };
+    let lines = trace_lines(vm.scenario(scenario));
+    let names = check_pairs(&lines);
+    let execnames: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.execname.as_str()).collect();
+    assert_eq!(
+        execnames.into_iter().collect::<Vec<_>>(),
+        ["socket-workload"],
+        "traced threads other than the workload's"
+    );
+    let traced = call_counts(names.iter().map(String::as_str));
+    // A forced mechanism may refuse some functions; rstap says which (-v).
+    let refused: Vec<&str> = vm
+        .scenario(scenario)
+        .stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("rstap: could not probe "))
+        .filter_map(|rest| rest.split_once(':').map(|(name, _)| name))
+        .collect();
+    if scenario == "trace-auto" {
+        assert!(refused.is_empty(), "auto attach refused {refused:?}");
+    }
+    let mut oracle = oracle_counts(vm);
+    oracle.retain(|name, _| !refused.contains(&name.as_str()));
+    assert!(oracle.contains_key("__sys_connect") && oracle.contains_key("sock_poll"), "{oracle:?}");
+    assert_eq!(traced, oracle, "rstap's per-function call counts differ from ftrace's");
+}
+
+fn auto_matches_the_oracle(kernel: Kernel) {
+    matches_the_ftrace_oracle(kernel, "trace-auto");
+}
+
+fn fentry_matches_the_oracle(kernel: Kernel) {
+    matches_the_ftrace_oracle(kernel, "trace-fentry");
+}
+
+fn kprobe_matches_the_oracle(kernel: Kernel) {
+    matches_the_ftrace_oracle(kernel, "trace-kprobe");
+}
+
+/// fentry and kprobes report the same events: same functions, same callers in .return.
+fn mechanisms_print_the_same_events(kernel: Kernel) {
+    let Some(vm) = guest(kernel) else { return };
+    let shape = |scenario| -> Vec<(usize, bool, String)> {
+        trace_lines(vm.scenario(scenario))
+            .into_iter()
+            .map(|line| (line.indent, line.entry, line.rest))
+            .collect()
+    };
+    let fentry = shape("trace-fentry");
+    let kprobe = shape("trace-kprobe");
+    let differing = fentry.iter().zip(&kprobe).position(|(a, b)| a != b);
+    assert!(
+        differing.is_none() && fentry.len() == kprobe.len(),
+        "fentry and kprobe traces differ at line {differing:?} (lengths {} and {})",
+        fentry.len(),
+        kprobe.len()
+    );
+}
+
+/// The addr() variant: entry addresses are the named functions' own, return addresses
+/// lie inside the named callers, by the guest's /proc/kallsyms.
+fn addresses_map_back_to_names(kernel: Kernel) {
+    let Some(vm) = guest(kernel) else { return };
+    let result = vm.scenario("trace-addr");
+    let lines = trace_lines(result);
+    check_pairs(&lines);
+    let mut symbols: Vec<(u64, String)> = result
+        .file("kallsyms")
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = u64::from_str_radix(fields.next()?, 16).ok()?;
+            let kind = fields.next()?;
+            let name = fields.next()?;
+            matches!(kind, "t" | "T" | "w" | "W").then(|| (address, name.to_string()))
+        })
+        .collect();
+    symbols.sort();
+    for line in &lines {
+        let (address, name) = line.rest.split_once(", ").unwrap_or_else(|| panic!("{line:?}"));
+        let address = u64::from_str_radix(address.trim_start_matches("0x"), 16).unwrap();
+        let holder = &symbols[symbols.partition_point(|(start, _)| *start <= address) - 1];
+        if line.entry {
+            assert!(
+                symbols.contains(&(address, name.to_string())),
+                "{name} is not at {address:#x}: {line:?}"
+            );
+        } else {
+            assert_eq!(holder.1, name, "return address {address:#x} is in {}, not {name}", holder.1);
+        }
+    }
+}
+
+kernel_tests!(
+    auto_matches_the_oracle,
+    fentry_matches_the_oracle,
+    kprobe_matches_the_oracle,
+    mechanisms_print_the_same_events,
+    addresses_map_back_to_names,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_thread_indent_lines() {
+        let line = parse_line("    15 socket-workload(412):  <- 0xffffffff81197f42, do_select");
+        assert_eq!(line.micros, 15);
+        assert_eq!(line.execname, "socket-workload");
+        assert_eq!(line.tid, 412);
+        assert_eq!(line.indent, 1);
+        assert!(!line.entry);
+        assert_eq!(line.rest, "0xffffffff81197f42, do_select");
+        assert_eq!(parse_line("     0 init(1): -> sock_poll").indent, 0);
+    }
+
+    #[test]
+    fn pairing_rejects_a_return_at_another_depth() {
+        let lines: Vec<TraceLine> = ["     0 a(1): -> f", "     1 a(1):  -> g", "     2 a(1): <- f", "     3 a(1): <- x"]
+            .iter()
+            .map(|l| parse_line(l))
+            .collect();
+        assert!(std::panic::catch_unwind(|| check_pairs(&lines)).is_err());
+    }
+}
