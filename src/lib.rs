@@ -1,3 +1,4 @@
 //! rstap: run SystemTap scripts on eBPF.
 
 pub mod output;
+pub mod script;

@@ -233,7 +233,7 @@ impl Format {
     pub fn write(&self, args: &[Arg<'_>], out: &mut Vec<u8>, limit: usize) {
         let start = out.len();
         let mut args = args.iter();
-        let mut next_int = |args: &mut std::slice::Iter<'_, Arg<'_>>| match args.next() {
+        let next_int = |args: &mut std::slice::Iter<'_, Arg<'_>>| match args.next() {
             Some(Arg::Int(n)) => *n,
             _ => 0,
         };

@@ -37,32 +37,23 @@ struct Parser<'a> {
     depth: usize,
 }
 
-/// One precedence level of left-associative binary operators.
-struct Level {
-    ops: &'static [Op],
+/// Binding strength of binary operators, from loosest (`||`) to tightest (`*`), as in
+/// SystemTap's grammar; all are left-associative.
+fn precedence(op: Op) -> Option<u8> {
+    Some(match op {
+        Op::OrOr => 0,
+        Op::AndAnd => 1,
+        Op::Pipe => 2,
+        Op::Caret => 3,
+        Op::Amp => 4,
+        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => 5,
+        Op::Shl | Op::Shr => 6,
+        Op::Dot => 7,
+        Op::Plus | Op::Minus => 8,
+        Op::Star | Op::Slash | Op::Percent => 9,
+        _ => return None,
+    })
 }
-
-/// From loosest to tightest binding, as in SystemTap.
-const BINARY_LEVELS: &[Level] = &[
-    Level { ops: &[Op::OrOr] },
-    Level { ops: &[Op::AndAnd] },
-    Level { ops: &[Op::Pipe] },
-    Level { ops: &[Op::Caret] },
-    Level { ops: &[Op::Amp] },
-    Level {
-        ops: &[Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge],
-    },
-    Level {
-        ops: &[Op::Shl, Op::Shr],
-    },
-    Level { ops: &[Op::Dot] },
-    Level {
-        ops: &[Op::Plus, Op::Minus],
-    },
-    Level {
-        ops: &[Op::Star, Op::Slash, Op::Percent],
-    },
-];
 
 impl Parser<'_> {
     fn peek(&self) -> &Token {
@@ -349,23 +340,21 @@ impl Parser<'_> {
         })
     }
 
-    fn binary(&mut self, level: usize) -> Result<Expr, ScriptError> {
-        let Some(Level { ops }) = BINARY_LEVELS.get(level) else {
-            return self.unary();
-        };
-        let mut left = self.binary(level + 1)?;
+    /// Precedence climbing: operators binding at least as tightly as `min` extend `left`.
+    fn binary(&mut self, min: u8) -> Result<Expr, ScriptError> {
+        let mut left = self.unary()?;
         // Each operator in a chain deepens the left-leaning tree by one.
         let entered = self.depth;
         loop {
-            let op = match self.peek().kind {
-                TokenKind::Op(op) if ops.contains(&op) => op,
+            let (op, level) = match self.peek().kind {
+                TokenKind::Op(op) => match precedence(op) {
+                    Some(level) if level >= min => (op, level),
+                    _ => break,
+                },
                 _ => break,
             };
             let op_span = self.advance().span;
-            if let Err(e) = self.nest(op_span) {
-                self.depth = entered;
-                return Err(e);
-            }
+            self.nest(op_span)?;
             let right = self.binary(level + 1)?;
             left = Expr {
                 span: left.span.to(right.span),
@@ -542,7 +531,8 @@ mod tests {
         let script =
             parse_text("probe begin { a = 1\n b = 2; c = 3;; if (a) next else { print(a) } }")
                 .unwrap();
-        assert_eq!(script.probes[0].body.statements.len(), 6);
+        // Stray semicolons are empty statements.
+        assert_eq!(script.probes[0].body.statements.len(), 7);
     }
 
     #[test]
