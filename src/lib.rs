@@ -1,4 +1,5 @@
 //! rstap: run SystemTap scripts on eBPF.
 
 pub mod output;
+pub mod runtime;
 pub mod script;

@@ -271,11 +271,15 @@ impl Format {
                         }
                         Conversion::Signed => {
                             let n = next_int(&mut args);
-                            write_number(out, n as u64, 10, false, true, width, precision, spec.flags);
+                            write_number(
+                                out, n as u64, 10, false, true, width, precision, spec.flags,
+                            );
                         }
                         Conversion::Unsigned { base, upper } => {
                             let n = next_int(&mut args);
-                            write_number(out, n as u64, base, upper, false, width, precision, spec.flags);
+                            write_number(
+                                out, n as u64, base, upper, false, width, precision, spec.flags,
+                            );
                         }
                         Conversion::Pointer => {
                             let flags = Flags {
@@ -304,7 +308,9 @@ fn parse_amount(bytes: &[u8], escaped: &[bool], i: &mut usize) -> Amount {
     }
     let mut n: usize = 0;
     while plain_digit(*i) {
-        n = n.saturating_mul(10).saturating_add(usize::from(bytes[*i] - b'0'));
+        n = n
+            .saturating_mul(10)
+            .saturating_add(usize::from(bytes[*i] - b'0'));
         *i += 1;
     }
     Amount::Fixed(n)
@@ -316,7 +322,13 @@ fn pad(out: &mut Vec<u8>, byte: u8, count: usize) {
 
 /// `%s`: at most `precision` bytes, space-padded to `width`. With the `0` flag SystemTap
 /// appends a NUL byte after the field.
-fn write_str(out: &mut Vec<u8>, text: &[u8], width: Option<usize>, precision: Option<usize>, flags: Flags) {
+fn write_str(
+    out: &mut Vec<u8>,
+    text: &[u8],
+    width: Option<usize>,
+    precision: Option<usize>,
+    flags: Flags,
+) {
     let text = &text[..precision.unwrap_or(usize::MAX).min(text.len())];
     let fill = width.unwrap_or(0).saturating_sub(text.len());
     if !flags.left {
@@ -357,7 +369,12 @@ fn write_char(out: &mut Vec<u8>, byte: u8, width: Option<usize>, flags: Flags) {
             2
         }
         (true, None) => {
-            field = [b'\\', b'0' + (byte >> 6), b'0' + ((byte >> 3) & 7), b'0' + (byte & 7)];
+            field = [
+                b'\\',
+                b'0' + (byte >> 6),
+                b'0' + ((byte >> 3) & 7),
+                b'0' + (byte & 7),
+            ];
             4
         }
     };
@@ -458,7 +475,10 @@ mod tests {
 
     #[test]
     fn pointer_is_hash_x() {
-        assert_eq!(int("%p", 0xffffffff81431450_u64 as i64), "0xffffffff81431450");
+        assert_eq!(
+            int("%p", 0xffffffff81431450_u64 as i64),
+            "0xffffffff81431450"
+        );
         assert_eq!(int("%p", 0), "0x0");
         assert_eq!(int("%p", 255), "0xff");
         assert_eq!(int("[%10p]", 255), "[      0xff]");

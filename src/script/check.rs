@@ -198,10 +198,9 @@ fn print_kind(name: &str) -> Option<PrintKind> {
     })
 }
 
-/// A variable known to the checker: its slot once typed.
+/// A variable known to the checker, with its type once inferred.
 #[derive(Debug, Clone, Copy)]
 struct Var {
-    global: bool,
     ty: Option<Ty>,
 }
 
@@ -212,7 +211,10 @@ struct Checker<'a> {
     locals: Vec<HashMap<String, Var>>,
 }
 
-pub(super) fn check(source: &SourceFile, script: &ast::Script) -> Result<CheckedScript, ScriptError> {
+pub(super) fn check(
+    source: &SourceFile,
+    script: &ast::Script,
+) -> Result<CheckedScript, ScriptError> {
     let mut checker = Checker {
         source,
         globals: HashMap::new(),
@@ -220,13 +222,16 @@ pub(super) fn check(source: &SourceFile, script: &ast::Script) -> Result<Checked
     };
     for global in &script.globals {
         if checker.globals.contains_key(&global.name) {
-            return Err(checker.error(global.span, format!("global '{}' is declared twice", global.name)));
+            return Err(checker.error(
+                global.span,
+                format!("global '{}' is declared twice", global.name),
+            ));
         }
         let ty = global.init.as_ref().map(|init| match init.kind {
             ExprKind::Str(_) => Ty::Str,
             _ => Ty::Int,
         });
-        checker.globals.insert(global.name.clone(), Var { global: true, ty });
+        checker.globals.insert(global.name.clone(), Var { ty });
     }
     checker.infer_types(script);
 
@@ -309,7 +314,7 @@ impl Checker<'_> {
             Some(var) => var,
             None => self.locals[probe]
                 .entry(name.to_string())
-                .or_insert(Var { global: false, ty: None }),
+                .or_insert(Var { ty: None }),
         };
         let changed = var.ty.is_none();
         if changed {
@@ -377,7 +382,9 @@ impl Checker<'_> {
                 (ty, changed)
             }
             ExprKind::Unary { operand, .. } => (Some(Ty::Int), self.infer_expr(probe, operand).1),
-            ExprKind::Binary { op, left, right, .. } => {
+            ExprKind::Binary {
+                op, left, right, ..
+            } => {
                 let changed = self.infer_expr(probe, left).1 | self.infer_expr(probe, right).1;
                 let ty = if *op == Op::Dot { Ty::Str } else { Ty::Int };
                 (Some(ty), changed)
@@ -393,7 +400,9 @@ impl Checker<'_> {
                 changed |= c1 | c2;
                 (then_ty.or(else_ty), changed)
             }
-            ExprKind::Assign { op, target, value, .. } => {
+            ExprKind::Assign {
+                op, target, value, ..
+            } => {
                 let (value_ty, mut changed) = self.infer_expr(probe, value);
                 let ty = match op {
                     Op::AddAssign | Op::SubAssign => Some(Ty::Int),
@@ -419,13 +428,12 @@ impl Checker<'_> {
             ProbePointKind::Begin
         } else if c.len() == 1 && plain(0, "end") {
             ProbePointKind::End
-        } else if c.len() >= 2
-            && plain(0, "kernel")
-            && c[1].name == "function"
-            && c.len() <= 3
-        {
+        } else if c.len() >= 2 && plain(0, "kernel") && c[1].name == "function" && c.len() <= 3 {
             let Some(pattern) = &c[1].argument else {
-                return Err(self.error(c[1].span, "kernel.function needs a pattern in quotes, e.g. function(\"sock_*\")"));
+                return Err(self.error(
+                    c[1].span,
+                    "kernel.function needs a pattern in quotes, e.g. function(\"sock_*\")",
+                ));
             };
             let variant = match c.get(2) {
                 None => FunctionVariant::Entry,
@@ -435,23 +443,38 @@ impl Checker<'_> {
                 Some(other) => {
                     return Err(self.error(
                         other.span,
-                        format!("unknown probe point suffix '.{}'; expected .call, .return or .inline", other.name),
+                        format!(
+                            "unknown probe point suffix '.{}'; expected .call, .return or .inline",
+                            other.name
+                        ),
                     ))
                 }
             };
             let (function, file) = self.split_pattern(pattern, c[1].span)?;
-            ProbePointKind::KernelFunction { function, file, variant }
+            ProbePointKind::KernelFunction {
+                function,
+                file,
+                variant,
+            }
         } else {
             return Err(self.error(
                 point.span,
                 format!("unknown probe point '{text}'; supported: begin, end, kernel.function(\"PATTERN\")[.call|.return|.inline]"),
             ));
         };
-        Ok(ProbePoint { kind, text, span: point.span })
+        Ok(ProbePoint {
+            kind,
+            text,
+            span: point.span,
+        })
     }
 
     /// Splits `FUNC@FILE` into its globs.
-    fn split_pattern(&self, pattern: &StringLit, span: Span) -> Result<(String, Option<String>), ScriptError> {
+    fn split_pattern(
+        &self,
+        pattern: &StringLit,
+        span: Span,
+    ) -> Result<(String, Option<String>), ScriptError> {
         let Ok(pattern) = std::str::from_utf8(&pattern.value) else {
             return Err(self.error(span, "a probe point pattern must be valid UTF-8"));
         };
@@ -464,9 +487,10 @@ impl Checker<'_> {
         }
         match file {
             Some("") => Err(self.error(span, "the file pattern after '@' is empty")),
-            Some(file) if file.contains(':') => {
-                Err(self.error(span, "line numbers in probe points ('@FILE:LINE') are not supported"))
-            }
+            Some(file) if file.contains(':') => Err(self.error(
+                span,
+                "line numbers in probe points ('@FILE:LINE') are not supported",
+            )),
             _ => Ok((function.to_string(), file.map(str::to_string))),
         }
     }
@@ -521,7 +545,12 @@ impl Lowering<'_> {
     }
 
     fn expression_statement(&mut self, e: &Expr) -> Result<Stmt, ScriptError> {
-        if let ExprKind::Call { name, name_span, args } = &e.kind {
+        if let ExprKind::Call {
+            name,
+            name_span,
+            args,
+        } = &e.kind
+        {
             match print_kind(name) {
                 Some(PrintKind::Sprintf) | None => {}
                 Some(kind) => return Ok(Stmt::Print(self.print_call(kind, *name_span, args)?)),
@@ -551,7 +580,11 @@ impl Lowering<'_> {
     fn mismatch(&self, span: Span, wanted: Ty, found: Ty) -> ScriptError {
         self.error(
             span,
-            format!("type mismatch: expected a {}, found a {}", wanted.name(), found.name()),
+            format!(
+                "type mismatch: expected a {}, found a {}",
+                wanted.name(),
+                found.name()
+            ),
         )
     }
 
@@ -590,7 +623,11 @@ impl Lowering<'_> {
                 (Ty::Int, slot) => Value::Int(IntExpr::Var(slot)),
                 (Ty::Str, slot) => Value::Str(StrExpr::Var(slot)),
             },
-            ExprKind::Call { name, name_span, args } => self.call(name, *name_span, args)?,
+            ExprKind::Call {
+                name,
+                name_span,
+                args,
+            } => self.call(name, *name_span, args)?,
             ExprKind::Unary { op, operand } => {
                 let operand = Box::new(self.int(operand)?);
                 Value::Int(match op {
@@ -600,31 +637,69 @@ impl Lowering<'_> {
                     _ => *operand,
                 })
             }
-            ExprKind::Binary { op, op_span, left, right } => self.binary(*op, *op_span, left, right)?,
-            ExprKind::Ternary { condition, then, otherwise } => {
+            ExprKind::Binary {
+                op,
+                op_span,
+                left,
+                right,
+            } => self.binary(*op, *op_span, left, right)?,
+            ExprKind::Ternary {
+                condition,
+                then,
+                otherwise,
+            } => {
                 let condition = Box::new(self.int(condition)?);
                 match self.value(then)? {
-                    Value::Int(then) => Value::Int(IntExpr::Cond(condition, Box::new(then), Box::new(self.int(otherwise)?))),
-                    Value::Str(then) => Value::Str(StrExpr::Cond(condition, Box::new(then), Box::new(self.str(otherwise)?))),
+                    Value::Int(then) => Value::Int(IntExpr::Cond(
+                        condition,
+                        Box::new(then),
+                        Box::new(self.int(otherwise)?),
+                    )),
+                    Value::Str(then) => Value::Str(StrExpr::Cond(
+                        condition,
+                        Box::new(then),
+                        Box::new(self.str(otherwise)?),
+                    )),
                 }
             }
-            ExprKind::Assign { op, target, target_span, value } => {
+            ExprKind::Assign {
+                op,
+                target,
+                target_span,
+                value,
+            } => {
                 let value = self.value(value)?;
                 let (ty, slot) = self.slot(target, *target_span)?;
                 match (ty, op, value) {
-                    (Ty::Int, Op::Assign, Value::Int(v)) => Value::Int(IntExpr::Assign(slot, None, Box::new(v))),
-                    (Ty::Int, Op::AddAssign, Value::Int(v)) => Value::Int(IntExpr::Assign(slot, Some(ArithOp::Add), Box::new(v))),
-                    (Ty::Int, Op::SubAssign, Value::Int(v)) => Value::Int(IntExpr::Assign(slot, Some(ArithOp::Sub), Box::new(v))),
-                    (Ty::Str, Op::Assign, Value::Str(v)) => Value::Str(StrExpr::Assign(slot, false, Box::new(v))),
-                    (Ty::Str, Op::DotAssign, Value::Str(v)) => Value::Str(StrExpr::Assign(slot, true, Box::new(v))),
+                    (Ty::Int, Op::Assign, Value::Int(v)) => {
+                        Value::Int(IntExpr::Assign(slot, None, Box::new(v)))
+                    }
+                    (Ty::Int, Op::AddAssign, Value::Int(v)) => {
+                        Value::Int(IntExpr::Assign(slot, Some(ArithOp::Add), Box::new(v)))
+                    }
+                    (Ty::Int, Op::SubAssign, Value::Int(v)) => {
+                        Value::Int(IntExpr::Assign(slot, Some(ArithOp::Sub), Box::new(v)))
+                    }
+                    (Ty::Str, Op::Assign, Value::Str(v)) => {
+                        Value::Str(StrExpr::Assign(slot, false, Box::new(v)))
+                    }
+                    (Ty::Str, Op::DotAssign, Value::Str(v)) => {
+                        Value::Str(StrExpr::Assign(slot, true, Box::new(v)))
+                    }
                     (Ty::Int, Op::Assign | Op::AddAssign | Op::SubAssign, Value::Str(_)) => {
                         return Err(self.mismatch(e.span, Ty::Int, Ty::Str))
                     }
-                    (Ty::Str, Op::Assign | Op::DotAssign, Value::Int(_)) => return Err(self.mismatch(e.span, Ty::Str, Ty::Int)),
+                    (Ty::Str, Op::Assign | Op::DotAssign, Value::Int(_)) => {
+                        return Err(self.mismatch(e.span, Ty::Str, Ty::Int))
+                    }
                     (ty, op, _) => {
                         return Err(self.error(
                             *target_span,
-                            format!("'{}' cannot be applied to '{target}', a {}", op.text(), ty.name()),
+                            format!(
+                                "'{}' cannot be applied to '{target}', a {}",
+                                op.text(),
+                                ty.name()
+                            ),
                         ))
                     }
                 }
@@ -632,7 +707,13 @@ impl Lowering<'_> {
         })
     }
 
-    fn binary(&mut self, op: Op, op_span: Span, left: &Expr, right: &Expr) -> Result<Value, ScriptError> {
+    fn binary(
+        &mut self,
+        op: Op,
+        op_span: Span,
+        left: &Expr,
+        right: &Expr,
+    ) -> Result<Value, ScriptError> {
         let arith = match op {
             Op::Plus => Some(ArithOp::Add),
             Op::Minus => Some(ArithOp::Sub),
@@ -648,7 +729,12 @@ impl Lowering<'_> {
         };
         if let Some(arith) = arith {
             let (l, r) = (self.int(left)?, self.int(right)?);
-            return Ok(Value::Int(IntExpr::Arith(arith, Box::new(l), Box::new(r), op_span)));
+            return Ok(Value::Int(IntExpr::Arith(
+                arith,
+                Box::new(l),
+                Box::new(r),
+                op_span,
+            )));
         }
         let cmp = match op {
             Op::Eq => Some(CmpOp::Eq),
@@ -666,19 +752,38 @@ impl Lowering<'_> {
             }));
         }
         Ok(match op {
-            Op::Dot => Value::Str(StrExpr::Concat(Box::new(self.str(left)?), Box::new(self.str(right)?))),
-            Op::AndAnd => Value::Int(IntExpr::And(Box::new(self.int(left)?), Box::new(self.int(right)?))),
-            _ => Value::Int(IntExpr::Or(Box::new(self.int(left)?), Box::new(self.int(right)?))),
+            Op::Dot => Value::Str(StrExpr::Concat(
+                Box::new(self.str(left)?),
+                Box::new(self.str(right)?),
+            )),
+            Op::AndAnd => Value::Int(IntExpr::And(
+                Box::new(self.int(left)?),
+                Box::new(self.int(right)?),
+            )),
+            _ => Value::Int(IntExpr::Or(
+                Box::new(self.int(left)?),
+                Box::new(self.int(right)?),
+            )),
         })
     }
 
-    fn arity(&self, name: &str, span: Span, args: &[Expr], wanted: usize) -> Result<(), ScriptError> {
+    fn arity(
+        &self,
+        name: &str,
+        span: Span,
+        args: &[Expr],
+        wanted: usize,
+    ) -> Result<(), ScriptError> {
         if args.len() == wanted {
             Ok(())
         } else {
             Err(self.error(
                 span,
-                format!("{name}() takes {wanted} argument{}, given {}", if wanted == 1 { "" } else { "s" }, args.len()),
+                format!(
+                    "{name}() takes {wanted} argument{}, given {}",
+                    if wanted == 1 { "" } else { "s" },
+                    args.len()
+                ),
             ))
         }
     }
@@ -688,7 +793,9 @@ impl Lowering<'_> {
             if kind != PrintKind::Sprintf {
                 return Err(self.error(span, format!("{name}() prints and has no value to use")));
             }
-            return Ok(Value::Str(StrExpr::Sprintf(Box::new(self.print_call(kind, span, args)?))));
+            return Ok(Value::Str(StrExpr::Sprintf(Box::new(
+                self.print_call(kind, span, args)?,
+            ))));
         }
         let Some(builtin) = builtin(name) else {
             return Err(self.error(span, format!("unknown function '{name}'")));
@@ -704,17 +811,28 @@ impl Lowering<'_> {
             }
             Builtin::Indent { thread } => {
                 self.arity(name, span, args, 1)?;
-                Value::Str(StrExpr::Indent { thread, delta: Box::new(self.int(&args[0])?) })
+                Value::Str(StrExpr::Indent {
+                    thread,
+                    delta: Box::new(self.int(&args[0])?),
+                })
             }
             Builtin::IndentDepth { thread } => {
                 self.arity(name, span, args, 1)?;
-                Value::Int(IntExpr::IndentDepth { thread, delta: Box::new(self.int(&args[0])?) })
+                Value::Int(IntExpr::IndentDepth {
+                    thread,
+                    delta: Box::new(self.int(&args[0])?),
+                })
             }
             Builtin::Exit => return Err(self.error(span, "exit() has no value to use")),
         })
     }
 
-    fn print_call(&mut self, kind: PrintKind, span: Span, args: &[Expr]) -> Result<PrintCall, ScriptError> {
+    fn print_call(
+        &mut self,
+        kind: PrintKind,
+        span: Span,
+        args: &[Expr],
+    ) -> Result<PrintCall, ScriptError> {
         let name = match kind {
             PrintKind::Printf => "printf",
             PrintKind::Sprintf => "sprintf",
@@ -722,13 +840,19 @@ impl Lowering<'_> {
             PrintKind::Println => "println",
         };
         if args.len() > MAX_PRINT_ARGS + 1 {
-            return Err(self.error(span, format!("too many arguments to {name}() (at most {MAX_PRINT_ARGS})")));
+            return Err(self.error(
+                span,
+                format!("too many arguments to {name}() (at most {MAX_PRINT_ARGS})"),
+            ));
         }
         if kind == PrintKind::Print && args.is_empty() {
             return Err(self.error(span, "print() needs at least one argument"));
         }
         if matches!(kind, PrintKind::Print | PrintKind::Println) {
-            let values = args.iter().map(|a| self.value(a)).collect::<Result<Vec<_>, _>>()?;
+            let values = args
+                .iter()
+                .map(|a| self.value(a))
+                .collect::<Result<Vec<_>, _>>()?;
             let kinds: Vec<_> = values
                 .iter()
                 .map(|v| match v {
@@ -745,11 +869,16 @@ impl Lowering<'_> {
             return Err(self.error(span, format!("{name}() needs a format string")));
         };
         let ExprKind::Str(lit) = &format_arg.kind else {
-            return Err(self.error(format_arg.span, format!("the format of {name}() must be a literal string")));
+            return Err(self.error(
+                format_arg.span,
+                format!("the format of {name}() must be a literal string"),
+            ));
         };
         let format = Format::parse(&lit.value, &lit.escaped).map_err(|e| {
             let message = match e {
-                FormatError::BadConversion(_) => "invalid or missing conversion specifier in format".to_string(),
+                FormatError::BadConversion(_) => {
+                    "invalid or missing conversion specifier in format".to_string()
+                }
                 FormatError::Incomplete => e.to_string(),
             };
             self.error(format_arg.span, message)
@@ -758,17 +887,29 @@ impl Lowering<'_> {
         if expected.len() != rest.len() {
             return Err(self.error(
                 span,
-                format!("the format of {name}() wants {} argument{}, given {}", expected.len(), if expected.len() == 1 { "" } else { "s" }, rest.len()),
+                format!(
+                    "the format of {name}() wants {} argument{}, given {}",
+                    expected.len(),
+                    if expected.len() == 1 { "" } else { "s" },
+                    rest.len()
+                ),
             ));
         }
         let mut values = Vec::with_capacity(rest.len());
         for (arg, kind) in rest.iter().zip(expected) {
             values.push(match kind {
-                ArgKind::Int => Value::Int(self.int(arg).map_err(|_| self.format_mismatch(arg, kind))?),
-                ArgKind::Str => Value::Str(self.str(arg).map_err(|_| self.format_mismatch(arg, kind))?),
+                ArgKind::Int => {
+                    Value::Int(self.int(arg).map_err(|_| self.format_mismatch(arg, kind))?)
+                }
+                ArgKind::Str => {
+                    Value::Str(self.str(arg).map_err(|_| self.format_mismatch(arg, kind))?)
+                }
             });
         }
-        Ok(PrintCall { format, args: values })
+        Ok(PrintCall {
+            format,
+            args: values,
+        })
     }
 
     fn format_mismatch(&mut self, arg: &Expr, wanted: ArgKind) -> ScriptError {
@@ -806,7 +947,10 @@ mod tests {
             }
         );
         assert_eq!(points[1].text, "kernel.function(\"*@net/socket.c\").return");
-        assert_eq!(&script.source().text()[points[1].span.start..points[1].span.end], points[1].text);
+        assert_eq!(
+            &script.source().text()[points[1].span.start..points[1].span.end],
+            points[1].text
+        );
     }
 
     #[test]
@@ -815,30 +959,49 @@ mod tests {
             "probe begin, end, kernel.function(\"sock_*\"), kernel.function(\"f\").inline {}",
         )
         .unwrap();
-        let kinds: Vec<_> = script.probes[0].points.iter().map(|p| p.kind.clone()).collect();
+        let kinds: Vec<_> = script.probes[0]
+            .points
+            .iter()
+            .map(|p| p.kind.clone())
+            .collect();
         assert_eq!(kinds[0], ProbePointKind::Begin);
         assert_eq!(kinds[1], ProbePointKind::End);
         assert_eq!(
             kinds[2],
-            ProbePointKind::KernelFunction { function: "sock_*".into(), file: None, variant: FunctionVariant::Entry }
+            ProbePointKind::KernelFunction {
+                function: "sock_*".into(),
+                file: None,
+                variant: FunctionVariant::Entry
+            }
         );
-        assert!(matches!(kinds[3], ProbePointKind::KernelFunction { variant: FunctionVariant::Inline, .. }));
+        assert!(matches!(
+            kinds[3],
+            ProbePointKind::KernelFunction {
+                variant: FunctionVariant::Inline,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn bad_probe_points_are_errors_with_spans() {
-        assert!(error_of("probe syscall.open(\"x\") {}").starts_with("t.stp:1:7: error: unknown probe point 'syscall.open(\"x\")'"));
-        assert!(error_of("probe kernel.function(\"x\").entry {}").contains("unknown probe point suffix '.entry'"));
+        assert!(error_of("probe syscall.open(\"x\") {}")
+            .starts_with("t.stp:1:7: error: unknown probe point 'syscall.open(\"x\")'"));
+        assert!(error_of("probe kernel.function(\"x\").entry {}")
+            .contains("unknown probe point suffix '.entry'"));
         assert!(error_of("probe kernel.function {}").contains("needs a pattern"));
-        assert!(error_of("probe kernel.function(\"@a.c\") {}").contains("function pattern before '@' is empty"));
+        assert!(error_of("probe kernel.function(\"@a.c\") {}")
+            .contains("function pattern before '@' is empty"));
         assert!(error_of("probe kernel.function(\"f@a.c:12\") {}").contains("line numbers"));
     }
 
     #[test]
     fn unknown_functions_and_wrong_arity() {
-        assert!(error_of("probe begin { foo() }").starts_with("t.stp:1:15: error: unknown function 'foo'"));
+        assert!(error_of("probe begin { foo() }")
+            .starts_with("t.stp:1:15: error: unknown function 'foo'"));
         assert!(error_of("probe begin { x = tid(1) }").contains("tid() takes 0 arguments, given 1"));
-        assert!(error_of("probe begin { x = thread_indent() }").contains("thread_indent() takes 1 argument, given 0"));
+        assert!(error_of("probe begin { x = thread_indent() }")
+            .contains("thread_indent() takes 1 argument, given 0"));
         assert!(error_of("probe begin { exit(1) }").contains("exit() takes 0 arguments"));
         assert!(error_of("probe begin { x = printf(\"a\") }").contains("has no value"));
         assert!(error_of("probe begin { print() }").contains("at least one argument"));
@@ -846,25 +1009,44 @@ mod tests {
 
     #[test]
     fn type_errors() {
-        assert!(error_of("probe begin { x = 1 + \"a\" }").contains("expected a long, found a string"));
-        assert!(error_of("probe begin { x = \"a\" . 1 }").contains("expected a string, found a long"));
-        assert!(error_of("probe begin { x = 1; x = \"s\" }").contains("expected a long, found a string"));
-        assert!(error_of("probe begin { s = \"a\"; s += 1 }").contains("'+=' cannot be applied to 's', a string"));
+        assert!(
+            error_of("probe begin { x = 1 + \"a\" }").contains("expected a long, found a string")
+        );
+        assert!(
+            error_of("probe begin { x = \"a\" . 1 }").contains("expected a string, found a long")
+        );
+        assert!(error_of("probe begin { x = 1; x = \"s\" }")
+            .contains("expected a long, found a string"));
+        assert!(error_of("probe begin { s = \"a\"; s += 1 }")
+            .contains("'+=' cannot be applied to 's', a string"));
         assert!(error_of("probe begin { if (execname()) next }").contains("expected a long"));
         assert!(error_of("probe begin { print(y) }").contains("cannot tell the type of 'y'"));
-        assert!(error_of("probe begin { x = 1 < \"a\" }").contains("expected a long, found a string"));
+        assert!(
+            error_of("probe begin { x = 1 < \"a\" }").contains("expected a long, found a string")
+        );
     }
 
     #[test]
     fn printf_formats_are_checked() {
-        assert!(error_of("probe begin { printf(\"%d %s\", 1) }").contains("wants 2 arguments, given 1"));
-        assert!(error_of("probe begin { printf(\"%d\", \"x\") }").contains("t.stp:1:28: error: the format wants a long here"));
-        assert!(error_of("probe begin { printf(\"%s\", pid()) }").contains("the format wants a string here"));
-        assert!(error_of("probe begin { printf(\"%y\", 1) }").contains("invalid or missing conversion specifier"));
+        assert!(
+            error_of("probe begin { printf(\"%d %s\", 1) }").contains("wants 2 arguments, given 1")
+        );
+        assert!(error_of("probe begin { printf(\"%d\", \"x\") }")
+            .contains("t.stp:1:28: error: the format wants a long here"));
+        assert!(error_of("probe begin { printf(\"%s\", pid()) }")
+            .contains("the format wants a string here"));
+        assert!(error_of("probe begin { printf(\"%y\", 1) }")
+            .contains("invalid or missing conversion specifier"));
         assert!(error_of("probe begin { printf(\"%5\") }").contains("ends inside a conversion"));
-        assert!(error_of("probe begin { f = \"%d\"; printf(f, 1) }").contains("must be a literal string"));
-        assert!(error_of("probe begin { printf(\"%d\", nope()) }").contains("unknown function 'nope'"));
-        compile_text("probe begin { printf(\"%*d %-*s %c %p %%\\n\", 4, 1, 2, \"x\", 65, addr()) }").unwrap();
+        assert!(error_of("probe begin { f = \"%d\"; printf(f, 1) }")
+            .contains("must be a literal string"));
+        assert!(
+            error_of("probe begin { printf(\"%d\", nope()) }").contains("unknown function 'nope'")
+        );
+        compile_text(
+            "probe begin { printf(\"%*d %-*s %c %p %%\\n\", 4, 1, 2, \"x\", 65, addr()) }",
+        )
+        .unwrap();
     }
 
     #[test]
@@ -890,6 +1072,9 @@ mod tests {
     fn too_many_print_arguments() {
         let args = ", 1".repeat(MAX_PRINT_ARGS + 1);
         let format = "%d".repeat(MAX_PRINT_ARGS + 1);
-        assert!(error_of(&format!("probe begin {{ printf(\"{format}\"{args}) }}")).contains("too many arguments"));
+        assert!(
+            error_of(&format!("probe begin {{ printf(\"{format}\"{args}) }}"))
+                .contains("too many arguments")
+        );
     }
 }

@@ -379,7 +379,10 @@ mod tests {
     #[test]
     fn unterminated_comment_points_at_its_start() {
         let err = lex_error("a\n  /* never closed");
-        assert!(err.starts_with("t.stp:2:3: error: unterminated comment"), "{err}");
+        assert!(
+            err.starts_with("t.stp:2:3: error: unterminated comment"),
+            "{err}"
+        );
     }
 
     #[test]

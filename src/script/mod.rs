@@ -11,7 +11,9 @@ mod lexer;
 mod parser;
 mod source;
 
-pub(crate) use check::{IntExpr, PrintCall, Slot, StrExpr, Stmt, Value};
+pub(crate) use check::{
+    ArithOp, CmpOp, IntExpr, PrintCall, Slot, Stmt, StrExpr, Value, MAX_PRINT_ARGS,
+};
 pub use check::{IntContext, StrContext};
 pub use parser::MAX_NESTING;
 pub use source::{LineCol, ScriptError, SourceFile, Span};

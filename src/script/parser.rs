@@ -14,8 +14,8 @@ pub const MAX_NESTING: usize = 100;
 
 /// Words of the language that cannot name a variable or function.
 const KEYWORDS: &[&str] = &[
-    "probe", "global", "function", "if", "else", "next", "for", "foreach", "while", "in",
-    "return", "break", "continue", "delete", "try", "catch", "private",
+    "probe", "global", "function", "if", "else", "next", "for", "foreach", "while", "in", "return",
+    "break", "continue", "delete", "try", "catch", "private",
 ];
 
 pub fn parse(source: &SourceFile) -> Result<Script, ScriptError> {
@@ -345,14 +345,7 @@ impl Parser<'_> {
         let mut left = self.unary()?;
         // Each operator in a chain deepens the left-leaning tree by one.
         let entered = self.depth;
-        loop {
-            let (op, level) = match self.peek().kind {
-                TokenKind::Op(op) => match precedence(op) {
-                    Some(level) if level >= min => (op, level),
-                    _ => break,
-                },
-                _ => break,
-            };
+        while let Some((op, level)) = self.binary_operator(min) {
             let op_span = self.advance().span;
             self.nest(op_span)?;
             let right = self.binary(level + 1)?;
@@ -368,6 +361,16 @@ impl Parser<'_> {
         }
         self.depth = entered;
         Ok(left)
+    }
+
+    /// The next token if it is a binary operator binding at least as tightly as `min`.
+    fn binary_operator(&self, min: u8) -> Option<(Op, u8)> {
+        match self.peek().kind {
+            TokenKind::Op(op) => precedence(op)
+                .filter(|&level| level >= min)
+                .map(|level| (op, level)),
+            _ => None,
+        }
     }
 
     fn unary(&mut self) -> Result<Expr, ScriptError> {
@@ -455,7 +458,10 @@ impl Parser<'_> {
 
     fn check_not_keyword(&self, name: &str, span: Span) -> Result<(), ScriptError> {
         if KEYWORDS.contains(&name) {
-            Err(self.error(span, format!("'{name}' is a keyword and cannot be used here")))
+            Err(self.error(
+                span,
+                format!("'{name}' is a keyword and cannot be used here"),
+            ))
         } else {
             Ok(())
         }
@@ -496,7 +502,12 @@ mod tests {
                 condition,
                 then,
                 otherwise,
-            } => format!("({} ? {} : {})", shape(condition), shape(then), shape(otherwise)),
+            } => format!(
+                "({} ? {} : {})",
+                shape(condition),
+                shape(then),
+                shape(otherwise)
+            ),
             ExprKind::Assign {
                 op, target, value, ..
             } => format!("({target} {} {})", op.text(), shape(value)),
@@ -520,9 +531,15 @@ mod tests {
     fn precedence_and_associativity_follow_systemtap() {
         assert_eq!(shape(&body_expr("1 + 2 * 3 - 4")), "((1 + (2 * 3)) - 4)");
         assert_eq!(shape(&body_expr("a . b . 1 + 2")), "((a . b) . (1 + 2))");
-        assert_eq!(shape(&body_expr("1 << 2 < 3 & 4 | 5 ^ 6")), "((((1 << 2) < 3) & 4) | (5 ^ 6))");
+        assert_eq!(
+            shape(&body_expr("1 << 2 < 3 & 4 | 5 ^ 6")),
+            "((((1 << 2) < 3) & 4) | (5 ^ 6))"
+        );
         assert_eq!(shape(&body_expr("!a || b && c")), "((!a) || (b && c))");
-        assert_eq!(shape(&body_expr("x = y += c ? 1 : -2")), "(x = (y += (c ? 1 : (-2))))");
+        assert_eq!(
+            shape(&body_expr("x = y += c ? 1 : -2")),
+            "(x = (y += (c ? 1 : (-2))))"
+        );
         assert_eq!(shape(&body_expr("f(1, (2), g())")), "f(1,2,g())");
     }
 
@@ -539,19 +556,32 @@ mod tests {
     fn globals_and_multiple_points() {
         let script = parse_text("global a, b = -3, c = \"x\"\nprobe begin, end { }").unwrap();
         assert_eq!(script.globals.len(), 3);
-        assert_eq!(script.globals[1].init.as_ref().unwrap().kind, ExprKind::Number(-3));
+        assert_eq!(
+            script.globals[1].init.as_ref().unwrap().kind,
+            ExprKind::Number(-3)
+        );
         assert_eq!(script.probes[0].points.len(), 2);
     }
 
     #[test]
     fn errors_point_at_the_offending_token() {
-        let err = parse_text("probe begin {\n  x = = 1\n}").unwrap_err().to_string();
-        assert!(err.starts_with("t.stp:2:7: error: expected an expression, found '='"), "{err}");
+        let err = parse_text("probe begin {\n  x = = 1\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.stp:2:7: error: expected an expression, found '='"),
+            "{err}"
+        );
         let err = parse_text("probe begin { 1 = 2 }").unwrap_err().to_string();
         assert!(err.contains("left side of '=' must be a variable"), "{err}");
         let err = parse_text("probe begin {").unwrap_err().to_string();
-        assert!(err.starts_with("t.stp:1:13: error: this '{' is never closed"), "{err}");
-        let err = parse_text("probe begin { for (;;) {} }").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.stp:1:13: error: this '{' is never closed"),
+            "{err}"
+        );
+        let err = parse_text("probe begin { for (;;) {} }")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'for' is not supported"), "{err}");
         let err = parse_text("print(1)").unwrap_err().to_string();
         assert!(err.contains("expected 'probe' or 'global'"), "{err}");
@@ -559,21 +589,44 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_not_a_stack_overflow() {
-        let deep = format!("probe begin {{ x = {}1{} }}", "(".repeat(5000), ")".repeat(5000));
-        assert!(parse_text(&deep).unwrap_err().to_string().contains("nesting is deeper"));
+        let deep = format!(
+            "probe begin {{ x = {}1{} }}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        assert!(parse_text(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
         let long_chain = format!("probe begin {{ x = 1{} }}", " + 1".repeat(5000));
-        assert!(parse_text(&long_chain).unwrap_err().to_string().contains("nesting is deeper"));
+        assert!(parse_text(&long_chain)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
         let unary = format!("probe begin {{ x = {}1 }}", "-".repeat(5000));
-        assert!(parse_text(&unary).unwrap_err().to_string().contains("nesting is deeper"));
+        assert!(parse_text(&unary)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
         let blocks = format!("probe begin {}{}", "{".repeat(5000), "}".repeat(5000));
-        assert!(parse_text(&blocks).unwrap_err().to_string().contains("nesting is deeper"));
+        assert!(parse_text(&blocks)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
         let ifs = format!("probe begin {{ {} x = 1 }}", "if (1) ".repeat(5000));
-        assert!(parse_text(&ifs).unwrap_err().to_string().contains("nesting is deeper"));
+        assert!(parse_text(&ifs)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
     }
 
     #[test]
     fn moderate_nesting_is_fine() {
-        let ok = format!("probe begin {{ x = {}1{} }}", "(".repeat(40), ")".repeat(40));
+        let ok = format!(
+            "probe begin {{ x = {}1{} }}",
+            "(".repeat(40),
+            ")".repeat(40)
+        );
         parse_text(&ok).unwrap();
     }
 }
