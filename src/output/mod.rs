@@ -1,0 +1,3 @@
+//! Formatting of script output.
+
+pub mod printf;

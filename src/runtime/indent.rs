@@ -1,0 +1,182 @@
+//! State behind `thread_indent()`, `indent()` and their `_depth` forms, as SystemTap's
+//! `indent.stp` tapset keeps it: a nesting counter and a base timestamp per thread (and one
+//! more pair for the thread-less `indent()`).
+
+use std::collections::HashMap;
+
+use crate::output::printf::{Arg, Format, MAX_STRING_LEN};
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counter {
+    depth: i64,
+    base_us: i64,
+}
+
+impl Counter {
+    /// Applies `delta` and returns the indentation width. Positive deltas count before the
+    /// width is taken, negative ones after, so a call and its return line up.
+    fn step(&mut self, delta: i64) -> i64 {
+        let x = self.depth.wrapping_add(delta.max(0));
+        self.depth = self.depth.wrapping_add(delta);
+        if x > 0 {
+            x - 1
+        } else {
+            0
+        }
+    }
+
+    fn step_timed(&mut self, delta: i64, now_us: i64) -> (i64, i64) {
+        if self.depth == 0 {
+            self.base_us = now_us;
+        }
+        let width = self.step(delta);
+        (now_us.wrapping_sub(self.base_us), width)
+    }
+}
+
+#[derive(Debug)]
+pub struct IndentState {
+    threads: HashMap<i64, Counter>,
+    global: Counter,
+    thread_format: Format,
+    global_format: Format,
+}
+
+impl Default for IndentState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn plain_format(text: &str) -> Format {
+    // Both formats are fixed and valid; an error here is a bug caught by the tests.
+    Format::parse(text.as_bytes(), &vec![false; text.len()])
+        .unwrap_or_else(|e| panic!("bad built-in format {text:?}: {e}"))
+}
+
+impl IndentState {
+    pub fn new() -> Self {
+        IndentState {
+            threads: HashMap::new(),
+            global: Counter::default(),
+            thread_format: plain_format("%6d %s(%d):%-*s"),
+            global_format: plain_format("%6d :%-*s"),
+        }
+    }
+
+    /// `thread_indent(delta)`: appends `"%6d %s(%d):%-*s"` of (µs since the thread's outermost
+    /// call, execname, tid, width, "") to `out`, cut at SystemTap's string length.
+    pub fn thread_indent(
+        &mut self,
+        tid: i64,
+        execname: &[u8],
+        delta: i64,
+        now_us: i64,
+        out: &mut Vec<u8>,
+    ) {
+        let (elapsed, width) = self
+            .threads
+            .entry(tid)
+            .or_default()
+            .step_timed(delta, now_us);
+        let args = [
+            Arg::Int(elapsed),
+            Arg::Str(execname),
+            Arg::Int(tid),
+            Arg::Int(width),
+            Arg::Str(b""),
+        ];
+        self.thread_format.write(&args, out, MAX_STRING_LEN - 1);
+    }
+
+    /// `indent(delta)`: like `thread_indent` with one counter for all threads and no name.
+    pub fn indent(&mut self, delta: i64, now_us: i64, out: &mut Vec<u8>) {
+        let (elapsed, width) = self.global.step_timed(delta, now_us);
+        let args = [Arg::Int(elapsed), Arg::Int(width), Arg::Str(b"")];
+        self.global_format.write(&args, out, MAX_STRING_LEN - 1);
+    }
+
+    /// `thread_indent_depth(delta)`: the width alone; the base time is left alone.
+    pub fn thread_indent_depth(&mut self, tid: i64, delta: i64) -> i64 {
+        self.threads.entry(tid).or_default().step(delta)
+    }
+
+    /// `indent_depth(delta)`.
+    pub fn indent_depth(&mut self, delta: i64) -> i64 {
+        self.global.step(delta)
+    }
+
+    /// Drops an exited thread's state, so a reused tid starts afresh.
+    pub fn forget_thread(&mut self, tid: i64) {
+        self.threads.remove(&tid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(state: &mut IndentState, tid: i64, comm: &str, delta: i64, now: i64) -> String {
+        let mut out = Vec::new();
+        state.thread_indent(tid, comm.as_bytes(), delta, now, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn call_and_return_line_up() {
+        let mut s = IndentState::new();
+        assert_eq!(line(&mut s, 1, "init", 1, 100), "     0 init(1):");
+        assert_eq!(line(&mut s, 1, "init", 1, 103), "     3 init(1): ");
+        assert_eq!(line(&mut s, 1, "init", -1, 110), "    10 init(1): ");
+        assert_eq!(line(&mut s, 1, "init", -1, 115), "    15 init(1):");
+        // Back at depth 0: the next call starts a new base time.
+        assert_eq!(line(&mut s, 1, "init", 1, 500), "     0 init(1):");
+    }
+
+    #[test]
+    fn unmatched_return_goes_negative_and_stays_out_of_step() {
+        let mut s = IndentState::new();
+        assert_eq!(line(&mut s, 7, "a", -1, 50), "     0 a(7):");
+        // Counter is -1: not zero, so the base stays at 50.
+        assert_eq!(line(&mut s, 7, "a", 1, 60), "    10 a(7):");
+        assert_eq!(line(&mut s, 7, "a", 1, 70), "     0 a(7):");
+    }
+
+    #[test]
+    fn depth_functions_share_the_counter_but_not_the_clock() {
+        let mut s = IndentState::new();
+        assert_eq!(s.thread_indent_depth(3, 1), 0);
+        assert_eq!(s.thread_indent_depth(3, 1), 1);
+        // The base time was never set, so it counts from 0, as in SystemTap.
+        assert_eq!(line(&mut s, 3, "x", -1, 9), "     9 x(3): ");
+        assert_eq!(s.indent_depth(2), 1);
+        assert_eq!(s.indent_depth(-5), 1);
+        assert_eq!(s.indent_depth(0), 0);
+    }
+
+    #[test]
+    fn global_indent_has_no_name() {
+        let mut s = IndentState::new();
+        let mut out = Vec::new();
+        s.indent(1, 10, &mut out);
+        s.indent(1, 12, &mut out);
+        assert_eq!(out, b"     0 :     2 : ");
+    }
+
+    #[test]
+    fn forgotten_thread_starts_again() {
+        let mut s = IndentState::new();
+        line(&mut s, 5, "t", 1, 10);
+        s.forget_thread(5);
+        assert_eq!(line(&mut s, 5, "t", 1, 90), "     0 t(5):");
+    }
+
+    #[test]
+    fn result_is_cut_at_string_length() {
+        let mut s = IndentState::new();
+        for _ in 0..1000 {
+            s.thread_indent_depth(1, 1);
+        }
+        assert_eq!(line(&mut s, 1, "x", 1, 0).len(), MAX_STRING_LEN - 1);
+    }
+}

@@ -1,0 +1,9 @@
+//! Running checked probe bodies in user space, event by event.
+
+pub mod context;
+pub mod indent;
+pub mod interp;
+
+pub use context::ProbeContext;
+pub use indent::IndentState;
+pub use interp::{Flow, Interpreter, RuntimeError};

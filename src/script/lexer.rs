@@ -1,0 +1,455 @@
+//! Turns script text into tokens: identifiers, numbers, strings (with SystemTap's escapes
+//! decoded) and operators. Comments and whitespace, newlines included, separate tokens and
+//! are dropped, as in SystemTap.
+
+use super::source::{ScriptError, SourceFile, Span};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenKind {
+    Ident(String),
+    /// A non-negative literal; values above `i64::MAX` wrap, as SystemTap allows up to `2^64-1`.
+    Number(i64),
+    Str(StringLit),
+    Op(Op),
+    Eof,
+}
+
+/// A decoded string literal. `escaped[i]` says whether `value[i]` came from an escape
+/// sequence: a `\045` is a plain `%` to printf's format parser, never a conversion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringLit {
+    pub value: Vec<u8>,
+    pub escaped: Vec<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    LParen,
+    RParen,
+    LBrace,
+    RBrace,
+    Comma,
+    Semi,
+    Dot,
+    DotAssign,
+    Assign,
+    AddAssign,
+    SubAssign,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Shl,
+    Shr,
+    Plus,
+    Minus,
+    Star,
+    Slash,
+    Percent,
+    Amp,
+    Pipe,
+    Caret,
+    Tilde,
+    Bang,
+    AndAnd,
+    OrOr,
+    Question,
+    Colon,
+}
+
+impl Op {
+    pub fn text(self) -> &'static str {
+        OPERATORS
+            .iter()
+            .find(|(_, op)| *op == self)
+            .map_or("?", |(text, _)| text)
+    }
+}
+
+/// Longest first, so that `<<` wins over `<` and `.=` over `.`.
+const OPERATORS: &[(&str, Op)] = &[
+    ("&&", Op::AndAnd),
+    ("||", Op::OrOr),
+    ("==", Op::Eq),
+    ("!=", Op::Ne),
+    ("<=", Op::Le),
+    (">=", Op::Ge),
+    ("<<", Op::Shl),
+    (">>", Op::Shr),
+    (".=", Op::DotAssign),
+    ("+=", Op::AddAssign),
+    ("-=", Op::SubAssign),
+    ("(", Op::LParen),
+    (")", Op::RParen),
+    ("{", Op::LBrace),
+    ("}", Op::RBrace),
+    (",", Op::Comma),
+    (";", Op::Semi),
+    (".", Op::Dot),
+    ("=", Op::Assign),
+    ("<", Op::Lt),
+    (">", Op::Gt),
+    ("+", Op::Plus),
+    ("-", Op::Minus),
+    ("*", Op::Star),
+    ("/", Op::Slash),
+    ("%", Op::Percent),
+    ("&", Op::Amp),
+    ("|", Op::Pipe),
+    ("^", Op::Caret),
+    ("~", Op::Tilde),
+    ("!", Op::Bang),
+    ("?", Op::Question),
+    (":", Op::Colon),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub kind: TokenKind,
+    pub span: Span,
+}
+
+/// The whole script as tokens, ending with one `Eof` token.
+pub fn tokenize(source: &SourceFile) -> Result<Vec<Token>, ScriptError> {
+    Lexer {
+        source,
+        bytes: source.text().as_bytes(),
+        pos: 0,
+    }
+    .run()
+}
+
+struct Lexer<'a> {
+    source: &'a SourceFile,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Lexer<'_> {
+    fn run(mut self) -> Result<Vec<Token>, ScriptError> {
+        let mut tokens = Vec::new();
+        loop {
+            self.skip_blanks_and_comments()?;
+            let start = self.pos;
+            let Some(&c) = self.bytes.get(start) else {
+                tokens.push(Token {
+                    kind: TokenKind::Eof,
+                    span: Span::new(start, start),
+                });
+                return Ok(tokens);
+            };
+            let kind = if c.is_ascii_alphabetic() || c == b'_' {
+                self.identifier()
+            } else if c.is_ascii_digit() {
+                self.number()?
+            } else if c == b'"' {
+                TokenKind::Str(self.string()?)
+            } else {
+                self.operator()?
+            };
+            tokens.push(Token {
+                kind,
+                span: Span::new(start, self.pos),
+            });
+        }
+    }
+
+    fn error(&self, span: Span, message: impl Into<String>) -> ScriptError {
+        ScriptError::at(self.source, span, message)
+    }
+
+    fn peek(&self, ahead: usize) -> Option<u8> {
+        self.bytes.get(self.pos + ahead).copied()
+    }
+
+    fn skip_blanks_and_comments(&mut self) -> Result<(), ScriptError> {
+        loop {
+            match (self.peek(0), self.peek(1)) {
+                (Some(c), _) if c.is_ascii_whitespace() => self.pos += 1,
+                (Some(b'#'), _) | (Some(b'/'), Some(b'/')) => {
+                    while self.peek(0).is_some_and(|c| c != b'\n') {
+                        self.pos += 1;
+                    }
+                }
+                (Some(b'/'), Some(b'*')) => {
+                    let start = self.pos;
+                    match self.source.text()[start + 2..].find("*/") {
+                        Some(end) => self.pos = start + 2 + end + 2,
+                        None => {
+                            return Err(self.error(
+                                Span::new(start, start + 2),
+                                "unterminated comment: this '/*' has no matching '*/'",
+                            ))
+                        }
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn identifier(&mut self) -> TokenKind {
+        let start = self.pos;
+        while self
+            .peek(0)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+        {
+            self.pos += 1;
+        }
+        TokenKind::Ident(self.source.text()[start..self.pos].to_string())
+    }
+
+    /// Like SystemTap, take every letter and digit that follows, then insist that the whole
+    /// is a valid decimal, `0x` hex or `0` octal number no larger than `2^64-1`.
+    fn number(&mut self) -> Result<TokenKind, ScriptError> {
+        let start = self.pos;
+        while self.peek(0).is_some_and(|c| c.is_ascii_alphanumeric()) {
+            self.pos += 1;
+        }
+        let text = &self.source.text()[start..self.pos];
+        let parsed = if let Some(hex) = text.strip_prefix("0x").or(text.strip_prefix("0X")) {
+            u64::from_str_radix(hex, 16)
+        } else if text.len() > 1 && text.starts_with('0') {
+            u64::from_str_radix(&text[1..], 8)
+        } else {
+            text.parse::<u64>()
+        };
+        match parsed {
+            // Two's-complement reinterpretation: 0xffffffffffffffff is -1, as in SystemTap.
+            Ok(value) => Ok(TokenKind::Number(value as i64)),
+            Err(_) => Err(self.error(
+                Span::new(start, self.pos),
+                format!("number '{text}' is invalid or out of range"),
+            )),
+        }
+    }
+
+    fn string(&mut self) -> Result<StringLit, ScriptError> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut lit = StringLit {
+            value: Vec::new(),
+            escaped: Vec::new(),
+        };
+        loop {
+            match self.peek(0) {
+                None | Some(b'\n') => {
+                    return Err(self.error(
+                        Span::new(start, self.pos),
+                        "unterminated string: a string must close on the line it opens",
+                    ))
+                }
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(lit);
+                }
+                Some(b'\\') => {
+                    let byte = self.escape(start)?;
+                    lit.value.push(byte);
+                    lit.escaped.push(true);
+                }
+                Some(c) => {
+                    self.pos += 1;
+                    lit.value.push(c);
+                    lit.escaped.push(false);
+                }
+            }
+        }
+    }
+
+    /// Decodes one escape at `self.pos` (the backslash). The set is SystemTap's: C's
+    /// single-letter escapes, up to three octal digits, `\x` with hex digits, and any other
+    /// character standing for itself (`\"`, `\\`, but also `\q` for `q`).
+    fn escape(&mut self, string_start: usize) -> Result<u8, ScriptError> {
+        let escape_start = self.pos;
+        self.pos += 1;
+        let Some(c) = self.peek(0) else {
+            return Err(self.error(
+                Span::new(string_start, self.pos),
+                "unterminated string: a string must close on the line it opens",
+            ));
+        };
+        self.pos += 1;
+        let simple = match c {
+            b'a' => Some(0x07),
+            b'b' => Some(0x08),
+            b't' => Some(b'\t'),
+            b'n' => Some(b'\n'),
+            b'v' => Some(0x0b),
+            b'f' => Some(0x0c),
+            b'r' => Some(b'\r'),
+            b'\n' => {
+                return Err(self.error(
+                    Span::new(string_start, escape_start),
+                    "unterminated string: a string must close on the line it opens",
+                ))
+            }
+            b'0'..=b'7' | b'x' => None,
+            other => Some(other),
+        };
+        if let Some(byte) = simple {
+            return Ok(byte);
+        }
+        let (radix, max_digits, first) = if c == b'x' {
+            (16, usize::MAX, self.pos)
+        } else {
+            (8, 3, self.pos - 1)
+        };
+        let mut end = first;
+        while end - first < max_digits
+            && self
+                .bytes
+                .get(end)
+                .is_some_and(|d| (*d as char).is_digit(radix))
+        {
+            end += 1;
+        }
+        self.pos = end;
+        let span = Span::new(escape_start, end);
+        if end == first {
+            return Err(self.error(span, "'\\x' must be followed by hex digits"));
+        }
+        let digits = &self.source.text()[first..end];
+        match u32::from_str_radix(digits, radix) {
+            Ok(value) if value <= 0xff => Ok(value as u8),
+            _ => Err(self.error(span, "escape sequence out of range (more than 255)")),
+        }
+    }
+
+    fn operator(&mut self) -> Result<TokenKind, ScriptError> {
+        let rest = &self.source.text()[self.pos..];
+        match OPERATORS.iter().find(|(text, _)| rest.starts_with(text)) {
+            Some((text, op)) => {
+                self.pos += text.len();
+                Ok(TokenKind::Op(*op))
+            }
+            None => {
+                let width = rest.chars().next().map_or(1, char::len_utf8);
+                Err(self.error(
+                    Span::new(self.pos, self.pos + width),
+                    format!(
+                        "unexpected character '{}'",
+                        rest.chars().next().unwrap_or(' ')
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<TokenKind> {
+        tokenize(&SourceFile::new("t.stp", text))
+            .unwrap()
+            .into_iter()
+            .map(|t| t.kind)
+            .collect()
+    }
+
+    fn lex_error(text: &str) -> String {
+        tokenize(&SourceFile::new("t.stp", text))
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn string_value(text: &str) -> Vec<u8> {
+        match &kinds(text)[0] {
+            TokenKind::Str(lit) => lit.value.clone(),
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn comments_of_all_three_kinds_are_skipped() {
+        assert_eq!(
+            kinds("#!/usr/bin/stap\na // c\n/* x\n y */ b"),
+            vec![
+                TokenKind::Ident("a".into()),
+                TokenKind::Ident("b".into()),
+                TokenKind::Eof
+            ]
+        );
+    }
+
+    #[test]
+    fn unterminated_comment_points_at_its_start() {
+        let err = lex_error("a\n  /* never closed");
+        assert!(
+            err.starts_with("t.stp:2:3: error: unterminated comment"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn numbers_in_three_bases_and_full_unsigned_range() {
+        assert_eq!(
+            kinds("10 0x1F 017 0 18446744073709551615")[..5],
+            [
+                TokenKind::Number(10),
+                TokenKind::Number(31),
+                TokenKind::Number(15),
+                TokenKind::Number(0),
+                TokenKind::Number(-1)
+            ]
+        );
+        assert!(lex_error("18446744073709551616").contains("out of range"));
+        assert!(lex_error("09").contains("invalid"));
+        assert!(lex_error("12abc").contains("'12abc'"));
+    }
+
+    #[test]
+    fn string_escapes_follow_systemtap() {
+        assert_eq!(
+            string_value(r#""\a\b\f\n\r\t\v\\\"""#),
+            b"\x07\x08\x0c\n\r\t\x0b\\\""
+        );
+        assert_eq!(string_value(r#""\101\0609\x41z\q""#), b"A09Azq");
+        assert!(lex_error(r#""\x""#).contains("hex digits"));
+        assert!(lex_error(r#""\777""#).contains("out of range"));
+        assert!(lex_error(r#""\x100""#).contains("out of range"));
+    }
+
+    #[test]
+    fn escaped_bytes_are_marked() {
+        let TokenKind::Str(lit) = &kinds(r#""%\045""#)[0] else {
+            panic!("expected a string")
+        };
+        assert_eq!(lit.value, b"%%");
+        assert_eq!(lit.escaped, vec![false, true]);
+    }
+
+    #[test]
+    fn unterminated_string_is_an_error() {
+        assert!(lex_error("\"abc\nx\"").starts_with("t.stp:1:1: error: unterminated string"));
+        assert!(lex_error("\"abc").contains("unterminated string"));
+    }
+
+    #[test]
+    fn longest_operator_wins() {
+        assert_eq!(
+            kinds("a.=b<<c<=d.e")[..9],
+            [
+                TokenKind::Ident("a".into()),
+                TokenKind::Op(Op::DotAssign),
+                TokenKind::Ident("b".into()),
+                TokenKind::Op(Op::Shl),
+                TokenKind::Ident("c".into()),
+                TokenKind::Op(Op::Le),
+                TokenKind::Ident("d".into()),
+                TokenKind::Op(Op::Dot),
+                TokenKind::Ident("e".into()),
+            ]
+        );
+        assert_eq!(Op::Shl.text(), "<<");
+    }
+
+    #[test]
+    fn stray_character_is_an_error() {
+        assert!(lex_error("a @ b").starts_with("t.stp:1:3: error: unexpected character '@'"));
+    }
+}

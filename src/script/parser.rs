@@ -1,0 +1,632 @@
+//! Recursive-descent parser from tokens to the [`ast`](super::ast). Operator precedence and
+//! associativity follow SystemTap's grammar; statements need no separator, and `;` is an
+//! optional one, so newlines separate statements as well.
+
+use super::ast::{
+    Block, Expr, ExprKind, GlobalDecl, PointComponent, PointSyntax, Probe, Script, Stmt,
+};
+use super::lexer::{tokenize, Op, Token, TokenKind};
+use super::source::{ScriptError, SourceFile, Span};
+
+/// Deeper nesting of expressions or statements is refused, so that neither the parser nor
+/// the passes walking the tree after it can overflow the stack on hostile input.
+pub const MAX_NESTING: usize = 100;
+
+/// Words of the language that cannot name a variable or function.
+const KEYWORDS: &[&str] = &[
+    "probe", "global", "function", "if", "else", "next", "for", "foreach", "while", "in", "return",
+    "break", "continue", "delete", "try", "catch", "private",
+];
+
+pub fn parse(source: &SourceFile) -> Result<Script, ScriptError> {
+    let tokens = tokenize(source)?;
+    Parser {
+        source,
+        tokens,
+        pos: 0,
+        depth: 0,
+    }
+    .script()
+}
+
+struct Parser<'a> {
+    source: &'a SourceFile,
+    tokens: Vec<Token>,
+    pos: usize,
+    /// An upper bound on the depth of the tree being built at this point.
+    depth: usize,
+}
+
+/// Binding strength of binary operators, from loosest (`||`) to tightest (`*`), as in
+/// SystemTap's grammar; all are left-associative.
+fn precedence(op: Op) -> Option<u8> {
+    Some(match op {
+        Op::OrOr => 0,
+        Op::AndAnd => 1,
+        Op::Pipe => 2,
+        Op::Caret => 3,
+        Op::Amp => 4,
+        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => 5,
+        Op::Shl | Op::Shr => 6,
+        Op::Dot => 7,
+        Op::Plus | Op::Minus => 8,
+        Op::Star | Op::Slash | Op::Percent => 9,
+        _ => return None,
+    })
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Token {
+        &self.tokens[self.pos]
+    }
+
+    fn advance(&mut self) -> Token {
+        let token = self.tokens[self.pos].clone();
+        if token.kind != TokenKind::Eof {
+            self.pos += 1;
+        }
+        token
+    }
+
+    fn peek_op(&self, op: Op) -> bool {
+        self.peek().kind == TokenKind::Op(op)
+    }
+
+    fn eat_op(&mut self, op: Op) -> bool {
+        let found = self.peek_op(op);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn peek_keyword(&self, word: &str) -> bool {
+        matches!(&self.peek().kind, TokenKind::Ident(name) if name == word)
+    }
+
+    fn error(&self, span: Span, message: impl Into<String>) -> ScriptError {
+        ScriptError::at(self.source, span, message)
+    }
+
+    fn unexpected(&self, wanted: &str) -> ScriptError {
+        let token = self.peek();
+        let found = match &token.kind {
+            TokenKind::Eof => "end of input".to_string(),
+            TokenKind::Ident(name) => format!("'{name}'"),
+            TokenKind::Number(_) => "a number".to_string(),
+            TokenKind::Str(_) => "a string".to_string(),
+            TokenKind::Op(op) => format!("'{}'", op.text()),
+        };
+        self.error(token.span, format!("expected {wanted}, found {found}"))
+    }
+
+    fn expect_op(&mut self, op: Op) -> Result<Span, ScriptError> {
+        if self.peek_op(op) {
+            Ok(self.advance().span)
+        } else {
+            Err(self.unexpected(&format!("'{}'", op.text())))
+        }
+    }
+
+    fn expect_ident(&mut self, what: &str) -> Result<(String, Span), ScriptError> {
+        match &self.peek().kind {
+            TokenKind::Ident(name) => {
+                let name = name.clone();
+                Ok((name, self.advance().span))
+            }
+            _ => Err(self.unexpected(what)),
+        }
+    }
+
+    fn nest(&mut self, at: Span) -> Result<(), ScriptError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.error(
+                at,
+                format!("nesting is deeper than {MAX_NESTING} levels; simplify this expression or block"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn script(mut self) -> Result<Script, ScriptError> {
+        let mut script = Script {
+            globals: Vec::new(),
+            probes: Vec::new(),
+        };
+        loop {
+            if self.peek().kind == TokenKind::Eof {
+                return Ok(script);
+            }
+            if self.eat_op(Op::Semi) {
+                continue;
+            }
+            if self.peek_keyword("probe") {
+                self.advance();
+                script.probes.push(self.probe()?);
+            } else if self.peek_keyword("global") {
+                self.advance();
+                self.globals(&mut script.globals)?;
+            } else {
+                return Err(self.unexpected("'probe' or 'global'"));
+            }
+        }
+    }
+
+    fn globals(&mut self, into: &mut Vec<GlobalDecl>) -> Result<(), ScriptError> {
+        loop {
+            let (name, span) = self.expect_ident("a global variable name")?;
+            self.check_not_keyword(&name, span)?;
+            let init = if self.eat_op(Op::Assign) {
+                Some(self.literal()?)
+            } else {
+                None
+            };
+            into.push(GlobalDecl { name, span, init });
+            if !self.eat_op(Op::Comma) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A global's initial value: a number (possibly negated) or a string.
+    fn literal(&mut self) -> Result<Expr, ScriptError> {
+        let start = self.peek().span;
+        let negate = self.eat_op(Op::Minus);
+        let token = self.advance();
+        let kind = match token.kind {
+            TokenKind::Number(n) if negate => ExprKind::Number(n.wrapping_neg()),
+            TokenKind::Number(n) => ExprKind::Number(n),
+            TokenKind::Str(s) if !negate => ExprKind::Str(s),
+            _ => {
+                return Err(self.error(token.span, "expected a literal number or string"));
+            }
+        };
+        Ok(Expr {
+            kind,
+            span: start.to(token.span),
+        })
+    }
+
+    fn probe(&mut self) -> Result<Probe, ScriptError> {
+        let mut points = vec![self.probe_point()?];
+        while self.eat_op(Op::Comma) {
+            points.push(self.probe_point()?);
+        }
+        let body = self.block()?;
+        Ok(Probe { points, body })
+    }
+
+    fn probe_point(&mut self) -> Result<PointSyntax, ScriptError> {
+        let mut components = Vec::new();
+        loop {
+            let (name, name_span) = self.expect_ident("a probe point")?;
+            let mut span = name_span;
+            let argument = if self.eat_op(Op::LParen) {
+                let token = self.advance();
+                let TokenKind::Str(lit) = token.kind else {
+                    return Err(self.error(token.span, "expected a string in quotes"));
+                };
+                span = span.to(self.expect_op(Op::RParen)?);
+                Some(lit)
+            } else {
+                None
+            };
+            components.push(PointComponent {
+                name,
+                argument,
+                span,
+            });
+            if !self.eat_op(Op::Dot) {
+                break;
+            }
+        }
+        let span = components[0].span.to(components[components.len() - 1].span);
+        Ok(PointSyntax { components, span })
+    }
+
+    fn block(&mut self) -> Result<Block, ScriptError> {
+        let open = self.expect_op(Op::LBrace)?;
+        self.nest(open)?;
+        let mut statements = Vec::new();
+        while !self.peek_op(Op::RBrace) {
+            if self.peek().kind == TokenKind::Eof {
+                return Err(self.error(open, "this '{' is never closed"));
+            }
+            statements.push(self.statement()?);
+        }
+        let close = self.advance().span;
+        self.depth -= 1;
+        Ok(Block {
+            statements,
+            span: open.to(close),
+        })
+    }
+
+    fn statement(&mut self) -> Result<Stmt, ScriptError> {
+        let start = self.peek().span;
+        if self.peek_op(Op::LBrace) {
+            return Ok(Stmt::Block(self.block()?));
+        }
+        if self.eat_op(Op::Semi) {
+            return Ok(Stmt::Empty(start));
+        }
+        if self.peek_keyword("next") {
+            self.advance();
+            return Ok(Stmt::Next(start));
+        }
+        if self.peek_keyword("if") {
+            return self.if_statement();
+        }
+        if let TokenKind::Ident(word) = &self.peek().kind {
+            if KEYWORDS.contains(&word.as_str()) {
+                return Err(self.error(start, format!("'{word}' is not supported here")));
+            }
+        }
+        Ok(Stmt::Expr(self.expression()?))
+    }
+
+    fn if_statement(&mut self) -> Result<Stmt, ScriptError> {
+        let start = self.advance().span;
+        self.nest(start)?;
+        self.expect_op(Op::LParen)?;
+        let condition = self.expression()?;
+        self.expect_op(Op::RParen)?;
+        let then = Box::new(self.statement()?);
+        let otherwise = if self.peek_keyword("else") {
+            self.advance();
+            Some(Box::new(self.statement()?))
+        } else {
+            None
+        };
+        self.depth -= 1;
+        let end = self.tokens[self.pos.saturating_sub(1)].span;
+        Ok(Stmt::If {
+            condition,
+            then,
+            otherwise,
+            span: start.to(end),
+        })
+    }
+
+    fn expression(&mut self) -> Result<Expr, ScriptError> {
+        let at = self.peek().span;
+        self.nest(at)?;
+        let result = self.assignment();
+        self.depth -= 1;
+        result
+    }
+
+    fn assignment(&mut self) -> Result<Expr, ScriptError> {
+        let target = self.ternary()?;
+        let op = match self.peek().kind {
+            TokenKind::Op(op @ (Op::Assign | Op::AddAssign | Op::SubAssign | Op::DotAssign)) => op,
+            _ => return Ok(target),
+        };
+        let op_span = self.advance().span;
+        let ExprKind::Var(name) = target.kind else {
+            return Err(self.error(
+                op_span,
+                format!("the left side of '{}' must be a variable", op.text()),
+            ));
+        };
+        let value = self.expression()?;
+        Ok(Expr {
+            span: target.span.to(value.span),
+            kind: ExprKind::Assign {
+                op,
+                target: name,
+                target_span: target.span,
+                value: Box::new(value),
+            },
+        })
+    }
+
+    fn ternary(&mut self) -> Result<Expr, ScriptError> {
+        let condition = self.binary(0)?;
+        if !self.eat_op(Op::Question) {
+            return Ok(condition);
+        }
+        let then = self.expression()?;
+        self.expect_op(Op::Colon)?;
+        let otherwise = self.expression()?;
+        Ok(Expr {
+            span: condition.span.to(otherwise.span),
+            kind: ExprKind::Ternary {
+                condition: Box::new(condition),
+                then: Box::new(then),
+                otherwise: Box::new(otherwise),
+            },
+        })
+    }
+
+    /// Precedence climbing: operators binding at least as tightly as `min` extend `left`.
+    fn binary(&mut self, min: u8) -> Result<Expr, ScriptError> {
+        let mut left = self.unary()?;
+        // Each operator in a chain deepens the left-leaning tree by one.
+        let entered = self.depth;
+        while let Some((op, level)) = self.binary_operator(min) {
+            let op_span = self.advance().span;
+            self.nest(op_span)?;
+            let right = self.binary(level + 1)?;
+            left = Expr {
+                span: left.span.to(right.span),
+                kind: ExprKind::Binary {
+                    op,
+                    op_span,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                },
+            };
+        }
+        self.depth = entered;
+        Ok(left)
+    }
+
+    /// The next token if it is a binary operator binding at least as tightly as `min`.
+    fn binary_operator(&self, min: u8) -> Option<(Op, u8)> {
+        match self.peek().kind {
+            TokenKind::Op(op) => precedence(op)
+                .filter(|&level| level >= min)
+                .map(|level| (op, level)),
+            _ => None,
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, ScriptError> {
+        let token = self.peek().clone();
+        let op = match token.kind {
+            TokenKind::Op(op @ (Op::Minus | Op::Plus | Op::Bang | Op::Tilde)) => op,
+            _ => return self.primary(),
+        };
+        self.advance();
+        self.nest(token.span)?;
+        let operand = self.unary();
+        self.depth -= 1;
+        let operand = operand?;
+        Ok(Expr {
+            span: token.span.to(operand.span),
+            kind: ExprKind::Unary {
+                op,
+                operand: Box::new(operand),
+            },
+        })
+    }
+
+    fn primary(&mut self) -> Result<Expr, ScriptError> {
+        let token = self.peek().clone();
+        match token.kind {
+            TokenKind::Number(n) => {
+                self.advance();
+                Ok(Expr {
+                    kind: ExprKind::Number(n),
+                    span: token.span,
+                })
+            }
+            TokenKind::Str(lit) => {
+                self.advance();
+                Ok(Expr {
+                    kind: ExprKind::Str(lit),
+                    span: token.span,
+                })
+            }
+            TokenKind::Op(Op::LParen) => {
+                self.advance();
+                let inner = self.expression()?;
+                let close = self.expect_op(Op::RParen)?;
+                Ok(Expr {
+                    kind: inner.kind,
+                    span: token.span.to(close),
+                })
+            }
+            TokenKind::Ident(name) => {
+                self.advance();
+                self.check_not_keyword(&name, token.span)?;
+                if self.eat_op(Op::LParen) {
+                    self.call(name, token.span)
+                } else {
+                    Ok(Expr {
+                        kind: ExprKind::Var(name),
+                        span: token.span,
+                    })
+                }
+            }
+            _ => Err(self.unexpected("an expression")),
+        }
+    }
+
+    fn call(&mut self, name: String, name_span: Span) -> Result<Expr, ScriptError> {
+        let mut args = Vec::new();
+        if !self.peek_op(Op::RParen) {
+            loop {
+                args.push(self.expression()?);
+                if !self.eat_op(Op::Comma) {
+                    break;
+                }
+            }
+        }
+        let close = self.expect_op(Op::RParen)?;
+        Ok(Expr {
+            kind: ExprKind::Call {
+                name,
+                name_span,
+                args,
+            },
+            span: name_span.to(close),
+        })
+    }
+
+    fn check_not_keyword(&self, name: &str, span: Span) -> Result<(), ScriptError> {
+        if KEYWORDS.contains(&name) {
+            Err(self.error(
+                span,
+                format!("'{name}' is a keyword and cannot be used here"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<Script, ScriptError> {
+        parse(&SourceFile::new("t.stp", text))
+    }
+
+    fn body_expr(text: &str) -> Expr {
+        let script = parse_text(&format!("probe begin {{ {text} }}")).unwrap();
+        match &script.probes[0].body.statements[0] {
+            Stmt::Expr(e) => e.clone(),
+            other => panic!("not an expression statement: {other:?}"),
+        }
+    }
+
+    /// Renders the tree with full parentheses, to check precedence and associativity.
+    fn shape(e: &Expr) -> String {
+        match &e.kind {
+            ExprKind::Number(n) => n.to_string(),
+            ExprKind::Str(s) => format!("{:?}", String::from_utf8_lossy(&s.value)),
+            ExprKind::Var(v) => v.clone(),
+            ExprKind::Call { name, args, .. } => format!(
+                "{name}({})",
+                args.iter().map(shape).collect::<Vec<_>>().join(",")
+            ),
+            ExprKind::Unary { op, operand } => format!("({}{})", op.text(), shape(operand)),
+            ExprKind::Binary {
+                op, left, right, ..
+            } => format!("({} {} {})", shape(left), op.text(), shape(right)),
+            ExprKind::Ternary {
+                condition,
+                then,
+                otherwise,
+            } => format!(
+                "({} ? {} : {})",
+                shape(condition),
+                shape(then),
+                shape(otherwise)
+            ),
+            ExprKind::Assign {
+                op, target, value, ..
+            } => format!("({target} {} {})", op.text(), shape(value)),
+        }
+    }
+
+    #[test]
+    fn seed_script_parses() {
+        let script = parse_text(include_str!("../../tests/golden/socket-trace.stp")).unwrap();
+        assert_eq!(script.probes.len(), 2);
+        let point = &script.probes[1].points[0];
+        let names: Vec<_> = point.components.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["kernel", "function", "return"]);
+        assert_eq!(
+            point.components[1].argument.as_ref().unwrap().value,
+            b"*@net/socket.c"
+        );
+    }
+
+    #[test]
+    fn precedence_and_associativity_follow_systemtap() {
+        assert_eq!(shape(&body_expr("1 + 2 * 3 - 4")), "((1 + (2 * 3)) - 4)");
+        assert_eq!(shape(&body_expr("a . b . 1 + 2")), "((a . b) . (1 + 2))");
+        assert_eq!(
+            shape(&body_expr("1 << 2 < 3 & 4 | 5 ^ 6")),
+            "((((1 << 2) < 3) & 4) | (5 ^ 6))"
+        );
+        assert_eq!(shape(&body_expr("!a || b && c")), "((!a) || (b && c))");
+        assert_eq!(
+            shape(&body_expr("x = y += c ? 1 : -2")),
+            "(x = (y += (c ? 1 : (-2))))"
+        );
+        assert_eq!(shape(&body_expr("f(1, (2), g())")), "f(1,2,g())");
+    }
+
+    #[test]
+    fn statements_separate_by_newline_or_semicolon() {
+        let script =
+            parse_text("probe begin { a = 1\n b = 2; c = 3;; if (a) next else { print(a) } }")
+                .unwrap();
+        // Stray semicolons are empty statements.
+        assert_eq!(script.probes[0].body.statements.len(), 7);
+    }
+
+    #[test]
+    fn globals_and_multiple_points() {
+        let script = parse_text("global a, b = -3, c = \"x\"\nprobe begin, end { }").unwrap();
+        assert_eq!(script.globals.len(), 3);
+        assert_eq!(
+            script.globals[1].init.as_ref().unwrap().kind,
+            ExprKind::Number(-3)
+        );
+        assert_eq!(script.probes[0].points.len(), 2);
+    }
+
+    #[test]
+    fn errors_point_at_the_offending_token() {
+        let err = parse_text("probe begin {\n  x = = 1\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.stp:2:7: error: expected an expression, found '='"),
+            "{err}"
+        );
+        let err = parse_text("probe begin { 1 = 2 }").unwrap_err().to_string();
+        assert!(err.contains("left side of '=' must be a variable"), "{err}");
+        let err = parse_text("probe begin {").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.stp:1:13: error: this '{' is never closed"),
+            "{err}"
+        );
+        let err = parse_text("probe begin { for (;;) {} }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'for' is not supported"), "{err}");
+        let err = parse_text("print(1)").unwrap_err().to_string();
+        assert!(err.contains("expected 'probe' or 'global'"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!(
+            "probe begin {{ x = {}1{} }}",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        );
+        assert!(parse_text(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
+        let long_chain = format!("probe begin {{ x = 1{} }}", " + 1".repeat(5000));
+        assert!(parse_text(&long_chain)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
+        let unary = format!("probe begin {{ x = {}1 }}", "-".repeat(5000));
+        assert!(parse_text(&unary)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
+        let blocks = format!("probe begin {}{}", "{".repeat(5000), "}".repeat(5000));
+        assert!(parse_text(&blocks)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
+        let ifs = format!("probe begin {{ {} x = 1 }}", "if (1) ".repeat(5000));
+        assert!(parse_text(&ifs)
+            .unwrap_err()
+            .to_string()
+            .contains("nesting is deeper"));
+    }
+
+    #[test]
+    fn moderate_nesting_is_fine() {
+        let ok = format!(
+            "probe begin {{ x = {}1{} }}",
+            "(".repeat(40),
+            ")".repeat(40)
+        );
+        parse_text(&ok).unwrap();
+    }
+}

@@ -1,0 +1,181 @@
+//! Script text, byte spans into it, and the `FILE:LINE:COL: error:` rendering of diagnostics.
+
+/// A half-open byte range `[start, end)` into a [`SourceFile`]'s text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+/// A script as the user gave it: a name for messages (a path, or `<input>` for `-e`) and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    name: String,
+    text: String,
+    /// Byte offset of the first character of every line, so lookups are a binary search.
+    line_starts: Vec<usize>,
+}
+
+/// A 1-based line and a 1-based column counted in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineCol {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceFile {
+            name: name.into(),
+            text,
+            line_starts,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Where a byte offset lies; offsets past the end (or inside a character) are clamped.
+    pub fn line_col(&self, offset: usize) -> LineCol {
+        let offset = self.floor_char_boundary(offset.min(self.text.len()));
+        let line_index = self.line_starts.partition_point(|&s| s <= offset) - 1;
+        let line_start = self.line_starts[line_index];
+        LineCol {
+            line: line_index + 1,
+            column: self.text[line_start..offset].chars().count() + 1,
+        }
+    }
+
+    /// `FILE:LINE:COL` of a span's start, the form SystemTap uses in run-time errors.
+    pub fn location(&self, span: Span) -> String {
+        let at = self.line_col(span.start);
+        format!("{}:{}:{}", self.name, at.line, at.column)
+    }
+
+    fn line_text(&self, line: usize) -> &str {
+        let start = self.line_starts[line - 1];
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next - 1);
+        self.text[start..end].trim_end_matches('\r')
+    }
+
+    fn floor_char_boundary(&self, mut offset: usize) -> usize {
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        offset
+    }
+}
+
+/// An error in a script, already rendered against its source so it can outlive the text.
+///
+/// The first line is `FILE:LINE:COL: error: MESSAGE`; then the source line and a caret line
+/// under the offending span.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{rendered}")]
+pub struct ScriptError {
+    message: String,
+    rendered: String,
+}
+
+impl ScriptError {
+    /// An error about `span` of `source`; also for problems found after checking, such as a
+    /// probe point that matches no kernel function.
+    pub fn at(source: &SourceFile, span: Span, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let start = source.line_col(span.start);
+        let line = source.line_text(start.line);
+        // A span running past its first line is underlined to that line's end.
+        let end_column = if source.line_col(span.end).line == start.line {
+            source.line_col(span.end).column
+        } else {
+            line.chars().count() + 1
+        };
+        let carets = end_column.saturating_sub(start.column).max(1);
+        let gutter = start.line.to_string();
+        let pad = " ".repeat(gutter.len());
+        let rendered = format!(
+            "{file}:{l}:{c}: error: {message}\n{pad} |\n{gutter} | {line}\n{pad} | {indent}{marks}",
+            file = source.name(),
+            l = start.line,
+            c = start.column,
+            indent = caret_indent(line, start.column),
+            marks = "^".repeat(carets),
+        );
+        ScriptError { message, rendered }
+    }
+
+    /// The message alone, without location or source excerpt.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Spaces up to `column`, keeping tabs so the caret lines up in a terminal.
+fn caret_indent(line: &str, column: usize) -> String {
+    line.chars()
+        .take(column - 1)
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_are_one_based_and_count_characters() {
+        let src = SourceFile::new("t.stp", "ab\nçé x\n");
+        assert_eq!(src.line_col(0), LineCol { line: 1, column: 1 });
+        assert_eq!(src.line_col(3), LineCol { line: 2, column: 1 });
+        // 'x' follows two two-byte characters and a space.
+        assert_eq!(src.line_col(8), LineCol { line: 2, column: 4 });
+        assert_eq!(src.line_col(100), LineCol { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn error_shows_location_line_and_carets() {
+        let src = SourceFile::new("s.stp", "probe begin {\n  foo(1)\n}\n");
+        let err = ScriptError::at(&src, Span::new(16, 19), "unknown function 'foo'");
+        assert_eq!(
+            err.to_string(),
+            "s.stp:2:3: error: unknown function 'foo'\n  |\n2 |   foo(1)\n  |   ^^^"
+        );
+        assert_eq!(err.message(), "unknown function 'foo'");
+    }
+
+    #[test]
+    fn empty_span_still_gets_one_caret() {
+        let src = SourceFile::new("s.stp", "x");
+        let err = ScriptError::at(&src, Span::new(1, 1), "unexpected end of input");
+        assert!(err.to_string().ends_with("1 | x\n  |  ^"), "{err}");
+    }
+
+    #[test]
+    fn location_is_file_line_column() {
+        let src = SourceFile::new("a.stp", "\n\n  1/0");
+        assert_eq!(src.location(Span::new(5, 6)), "a.stp:3:4");
+    }
+}
