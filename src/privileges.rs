@@ -54,7 +54,10 @@ mod tests {
     #[test]
     fn unprivileged_names_what_is_missing() {
         let err = check_status("CapEff:\t0000000000000000\n").unwrap_err();
-        assert!(err.to_string().contains("lacks CAP_BPF and CAP_PERFMON"), "{err}");
+        assert!(
+            err.to_string().contains("lacks CAP_BPF and CAP_PERFMON"),
+            "{err}"
+        );
         let err = check_status("CapEff:\t0000008000000000\n").unwrap_err();
         assert!(err.to_string().contains("lacks CAP_PERFMON:"), "{err}");
     }

@@ -23,7 +23,9 @@ pub struct HeldCommand {
 
 /// Shell syntax beyond a plain word list: such a command runs in a shell process, which is
 /// then the traced process.
-const SHELL_SYNTAX: &[char] = &[';', '&', '|', '<', '>', '(', ')', '$', '`', '\n', '*', '?', '{', '}'];
+const SHELL_SYNTAX: &[char] = &[
+    ';', '&', '|', '<', '>', '(', ')', '$', '`', '\n', '*', '?', '{', '}',
+];
 
 impl HeldCommand {
     /// Forks `/bin/sh -c CMD`. A plain command is run with `exec`, so that the traced
@@ -42,7 +44,12 @@ impl HeldCommand {
             .iter()
             .map(|arg| CString::new(*arg))
             .collect::<Result<_, _>>()
-            .map_err(|_| spawn_error(io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte")))?;
+            .map_err(|_| {
+                spawn_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "contains a NUL byte",
+                ))
+            })?;
         let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
 
@@ -52,7 +59,8 @@ impl HeldCommand {
             return Err(spawn_error(io::Error::last_os_error()));
         }
         // SAFETY: pipe2 just created these descriptors and nothing else owns them.
-        let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
 
         // SAFETY: between fork and exec the child only calls async-signal-safe functions
         // (read, execv, _exit) on memory prepared before the fork.
@@ -159,7 +167,8 @@ mod tests {
     fn held_command_runs_only_once_released_and_reports_its_status() {
         let dir = std::env::temp_dir().join(format!("rstap-held-{}", std::process::id()));
         let marker = dir.with_extension("marker");
-        let mut command = HeldCommand::spawn(&format!("touch {}; exit 3", marker.display())).unwrap();
+        let mut command =
+            HeldCommand::spawn(&format!("touch {}; exit 3", marker.display())).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert!(!marker.exists(), "the command ran before it was released");
         command.release().unwrap();
@@ -187,6 +196,9 @@ mod tests {
     #[test]
     fn missing_pid_is_an_error() {
         assert!(check_exists(std::process::id()).is_ok());
-        assert!(matches!(check_exists(u32::MAX - 1), Err(ProcessError::NoSuchProcess(_))));
+        assert!(matches!(
+            check_exists(u32::MAX - 1),
+            Err(ProcessError::NoSuchProcess(_))
+        ));
     }
 }

@@ -51,7 +51,10 @@ pub fn run(cli: &Cli) -> Result<i32> {
 
 fn load_source(cli: &Cli) -> Result<SourceFile> {
     if let Some(point) = &cli.list {
-        return Ok(SourceFile::new("<probe point>", format!("probe {point} {{}}")));
+        return Ok(SourceFile::new(
+            "<probe point>",
+            format!("probe {point} {{}}"),
+        ));
     }
     if let Some(text) = &cli.script_text {
         return Ok(SourceFile::new("<input>", text.clone()));
@@ -59,7 +62,8 @@ fn load_source(cli: &Cli) -> Result<SourceFile> {
     let Some(path) = &cli.script_file else {
         bail!("no script given: name a script file, or use -e SCRIPT");
     };
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read script {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read script {}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|err| {
         anyhow::anyhow!(
             "script {} is not UTF-8 text (invalid byte at offset {})",
@@ -131,11 +135,17 @@ enum LoopEnd {
 }
 
 impl<'a> Tracer<'a> {
-    fn new(cli: &'a Cli, script: &'a CheckedScript, plan: &'a ProbePlan, symbols: &'a KernelSymbols) -> Result<Self> {
+    fn new(
+        cli: &'a Cli,
+        script: &'a CheckedScript,
+        plan: &'a ProbePlan,
+        symbols: &'a KernelSymbols,
+    ) -> Result<Self> {
         crate::privileges::check()?;
         let sink: Box<dyn Write> = match &cli.output {
             Some(path) => Box::new(
-                File::create(path).with_context(|| format!("cannot open output file {}", path.display()))?,
+                File::create(path)
+                    .with_context(|| format!("cannot open output file {}", path.display()))?,
             ),
             None => Box::new(io::stdout()),
         };
@@ -145,7 +155,11 @@ impl<'a> Tracer<'a> {
         let command = cli.command.as_deref().map(HeldCommand::spawn).transpose()?;
         let target_pid = command.as_ref().map(HeldCommand::pid).or(cli.pid);
         let stop = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        for signal in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
             // A second signal ends rstap at once, for a user who does not want to wait.
             signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
             signal_hook::flag::register(signal, Arc::clone(&stop))?;
@@ -168,7 +182,12 @@ impl<'a> Tracer<'a> {
             .bufsize
             .checked_mul(1024)
             .filter(|bytes| bytes.is_power_of_two() && *bytes >= 4096)
-            .with_context(|| format!("--bufsize {} KiB: the ring buffer must be a power of two of at least 4 KiB", self.cli.bufsize))?;
+            .with_context(|| {
+                format!(
+                    "--bufsize {} KiB: the ring buffer must be a power of two of at least 4 KiB",
+                    self.cli.bufsize
+                )
+            })?;
         let config = ProbeConfig {
             target_tgid: self.target_pid,
             rstap_tgid: std::process::id(),
@@ -194,7 +213,12 @@ impl<'a> Tracer<'a> {
         let probes = if targets.is_empty() {
             None
         } else {
-            Some(KernelProbes::attach(&mut storage, &targets, &config, self.cli.attach.into())?)
+            Some(KernelProbes::attach(
+                &mut storage,
+                &targets,
+                &config,
+                self.cli.attach.into(),
+            )?)
         };
         if let Some(probes) = &probes {
             self.report_attach(probes, &targets, started.elapsed());
@@ -216,7 +240,9 @@ impl<'a> Tracer<'a> {
 
         let mut end = end.unwrap_or(LoopEnd::Stopped);
         if !matches!(end, LoopEnd::Failed(_)) {
-            if let Some(failure) = self.run_session_probes(&mut interpreter, &self.plan.end, "end", target) {
+            if let Some(failure) =
+                self.run_session_probes(&mut interpreter, &self.plan.end, "end", target)
+            {
                 end = failure;
             }
         }
@@ -252,13 +278,26 @@ impl<'a> Tracer<'a> {
         None
     }
 
-    fn event_loop(&mut self, probes: &KernelProbes<'_>, interpreter: &mut Interpreter, target: i64) -> Result<LoopEnd> {
-        let dispatcher = RefCell::new(Dispatcher::new(interpreter, self.plan, self.symbols, WallClock::now(), target));
+    fn event_loop(
+        &mut self,
+        probes: &KernelProbes<'_>,
+        interpreter: &mut Interpreter,
+        target: i64,
+    ) -> Result<LoopEnd> {
+        let dispatcher = RefCell::new(Dispatcher::new(
+            interpreter,
+            self.plan,
+            self.symbols,
+            WallClock::now(),
+            target,
+        ));
         let outcome: RefCell<Option<LoopEnd>> = RefCell::new(None);
         let output = RefCell::new(&mut self.output);
         let mut builder = RingBufferBuilder::new();
         builder.add(probes.events(), |record| {
-            let result = dispatcher.borrow_mut().dispatch(record, &mut **output.borrow_mut());
+            let result = dispatcher
+                .borrow_mut()
+                .dispatch(record, &mut **output.borrow_mut());
             match result {
                 Ok(Flow::Continue) => 0,
                 Ok(Flow::Exit) => {
@@ -272,7 +311,10 @@ impl<'a> Tracer<'a> {
             }
         })?;
         let ring = builder.build().context("cannot read the ring buffer")?;
-        let deadline = self.cli.timeout.map(|seconds| Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
+        let deadline = self
+            .cli
+            .timeout
+            .map(|seconds| Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
 
         loop {
             // Errors here are a signal interrupting the wait or a handler asking to stop;
@@ -294,9 +336,14 @@ impl<'a> Tracer<'a> {
             if let Some(status) = exited {
                 // Its last events are already in the buffer: take them before stopping.
                 let _ = ring.consume();
-                return Ok(outcome.borrow_mut().take().unwrap_or(LoopEnd::CommandExited(status)));
+                return Ok(outcome
+                    .borrow_mut()
+                    .take()
+                    .unwrap_or(LoopEnd::CommandExited(status)));
             }
-            if self.stop.load(Ordering::Relaxed) || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            if self.stop.load(Ordering::Relaxed)
+                || deadline.is_some_and(|deadline| Instant::now() >= deadline)
+            {
                 let _ = ring.consume();
                 return Ok(outcome.borrow_mut().take().unwrap_or(LoopEnd::Stopped));
             }
@@ -305,14 +352,19 @@ impl<'a> Tracer<'a> {
 
     /// A script with only begin/end probes runs until stopped, like stap's.
     fn wait_without_probes(&mut self) -> Result<LoopEnd> {
-        let deadline = self.cli.timeout.map(|seconds| Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
+        let deadline = self
+            .cli
+            .timeout
+            .map(|seconds| Instant::now() + Duration::from_secs_f64(seconds.max(0.0)));
         loop {
             if let Some(command) = &mut self.command {
                 if let Some(status) = command.try_wait().context("cannot wait for the command")? {
                     return Ok(LoopEnd::CommandExited(status));
                 }
             }
-            if self.stop.load(Ordering::Relaxed) || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            if self.stop.load(Ordering::Relaxed)
+                || deadline.is_some_and(|deadline| Instant::now() >= deadline)
+            {
                 return Ok(LoopEnd::Stopped);
             }
             std::thread::sleep(POLL_INTERVAL);
@@ -328,7 +380,10 @@ impl<'a> Tracer<'a> {
                     *by_mechanism.entry(mechanism.to_string()).or_insert(0) += 1;
                 }
             }
-            let counts: Vec<String> = by_mechanism.iter().map(|(m, n)| format!("{m}: {n}")).collect();
+            let counts: Vec<String> = by_mechanism
+                .iter()
+                .map(|(m, n)| format!("{m}: {n}"))
+                .collect();
             eprintln!(
                 "rstap: attached {} functions ({}) in {} ms",
                 probes.attached_count(),
@@ -336,7 +391,10 @@ impl<'a> Tracer<'a> {
                 elapsed.as_millis()
             );
             for skip in skipped {
-                eprintln!("rstap: could not probe {}: {}", targets[skip.target].name, skip.reason);
+                eprintln!(
+                    "rstap: could not probe {}: {}",
+                    targets[skip.target].name, skip.reason
+                );
             }
         } else if !skipped.is_empty() {
             eprintln!(

@@ -82,24 +82,6 @@ impl Event {
             Err(err) => std::str::from_utf8(&self.comm[..err.valid_up_to()]).unwrap_or_default(),
         }
     }
-
-    #[cfg(test)]
-    pub(crate) fn for_test(kind: EventKind, function_address: u64, tid: u32, comm: &str) -> Event {
-        let mut name = [0u8; 16];
-        let len = comm.len().min(15);
-        name[..len].copy_from_slice(&comm.as_bytes()[..len]);
-        Event {
-            timestamp_ns: 0,
-            function_address,
-            return_address: 0,
-            return_value: 0,
-            pid: tid,
-            tid,
-            cpu: 0,
-            kind,
-            comm: name,
-        }
-    }
 }
 
 #[cfg(test)]

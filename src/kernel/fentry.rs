@@ -177,14 +177,14 @@ fn load_copy(
         };
         owned_fd(fd)
     };
-    load(None).or_else(|err| {
+    load(None).map_err(|err| {
         // Load again with the verifier's log only now: logging every load is slow.
         let mut log = vec![0u8; VERIFIER_LOG_BYTES];
         let _ = load(Some(&mut log));
-        Err(match last_log_line(&log) {
+        match last_log_line(&log) {
             Some(line) => format!("kernel refused the program: {line}"),
             None => format!("kernel refused the program: {err}"),
-        })
+        }
     })
 }
 

@@ -94,7 +94,11 @@ impl<'obj> KprobeProbes<'obj> {
 /// Attaches by address rather than by name: names are not unique in the kernel (static
 /// functions in different files), addresses are. The cookie carries the address to the
 /// program.
-fn attach_at_address(program: &ProgramMut<'_>, retprobe: bool, address: u64) -> Result<Link, String> {
+fn attach_at_address(
+    program: &ProgramMut<'_>,
+    retprobe: bool,
+    address: u64,
+) -> Result<Link, String> {
     let opts = libbpf_sys::bpf_kprobe_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_kprobe_opts>() as _,
         bpf_cookie: address,

@@ -7,7 +7,9 @@ use super::denylist::DenyList;
 use super::ftrace::TraceableFunctions;
 use super::glob::Glob;
 use super::kallsyms::{FunctionSymbol, KernelSymbols};
-use crate::script::{CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ScriptError, SourceFile};
+use crate::script::{
+    CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ScriptError, SourceFile,
+};
 
 /// How many close names a "matches nothing" error suggests.
 const SUGGESTIONS: usize = 3;
@@ -68,7 +70,10 @@ impl KernelFunctions<'_> {
         if let Some(reason) = self.deny.reason(name) {
             return Some(format!("on rstap's deny list: {reason}"));
         }
-        if self.traceable.is_some_and(|traceable| !traceable.contains(name)) {
+        if self
+            .traceable
+            .is_some_and(|traceable| !traceable.contains(name))
+        {
             return Some("ftrace cannot patch it (not in available_filter_functions)".into());
         }
         None
@@ -98,9 +103,7 @@ pub fn plan(
                     plan.end.push(probe);
                     continue;
                 }
-                ProbePointKind::KernelFunction {
-                    file: Some(_), ..
-                } => {
+                ProbePointKind::KernelFunction { file: Some(_), .. } => {
                     return Err(ScriptError::at(
                         source,
                         point.span,
@@ -134,13 +137,16 @@ pub fn plan(
                     skipped.entry(function.name.clone()).or_insert(reason);
                     continue;
                 }
-                let planned = by_address.entry(function.address).or_insert_with(|| PlannedFunction {
-                    name: function.name.clone(),
-                    address: function.address,
-                    name_is_unique: name_counts.get(function.name.as_str()) == Some(&1),
-                    on_entry: Vec::new(),
-                    on_return: Vec::new(),
-                });
+                let planned =
+                    by_address
+                        .entry(function.address)
+                        .or_insert_with(|| PlannedFunction {
+                            name: function.name.clone(),
+                            address: function.address,
+                            name_is_unique: name_counts.get(function.name.as_str()) == Some(&1),
+                            on_entry: Vec::new(),
+                            on_return: Vec::new(),
+                        });
                 let handler = Handler {
                     probe,
                     probe_point: resolved_point(&planned.name, variant),
@@ -157,8 +163,11 @@ pub fn plan(
     }
 
     plan.functions = by_address.into_values().collect();
-    let probed: std::collections::HashSet<&str> =
-        plan.functions.iter().map(|function| function.name.as_str()).collect();
+    let probed: std::collections::HashSet<&str> = plan
+        .functions
+        .iter()
+        .map(|function| function.name.as_str())
+        .collect();
     plan.skipped = skipped
         .into_iter()
         .filter(|(name, _)| !probed.contains(name.as_str()))
@@ -192,15 +201,27 @@ fn no_match_error(
     pattern: &str,
     symbols: &KernelSymbols,
 ) -> ScriptError {
-    let wanted: String = pattern.chars().filter(|c| !"*?[]!\\".contains(*c)).collect();
+    let wanted: String = pattern
+        .chars()
+        .filter(|c| !"*?[]!\\".contains(*c))
+        .collect();
     let mut scored: Vec<(usize, &str)> = symbols
         .kernel_functions()
-        .map(|function| (strsim::levenshtein(&wanted, &function.name), function.name.as_str()))
+        .map(|function| {
+            (
+                strsim::levenshtein(&wanted, &function.name),
+                function.name.as_str(),
+            )
+        })
         .filter(|&(distance, _)| distance <= wanted.len().max(6) / 3)
         .collect();
     scored.sort_unstable();
     scored.dedup_by_key(|&mut (_, name)| name);
-    let close: Vec<&str> = scored.iter().take(SUGGESTIONS).map(|&(_, name)| name).collect();
+    let close: Vec<&str> = scored
+        .iter()
+        .take(SUGGESTIONS)
+        .map(|&(_, name)| name)
+        .collect();
     let message = if close.is_empty() {
         format!("no kernel function matches \"{pattern}\"")
     } else {

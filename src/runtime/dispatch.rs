@@ -20,7 +20,8 @@ pub struct WallClock {
 impl WallClock {
     pub fn now() -> Self {
         WallClock {
-            realtime_minus_monotonic_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC),
+            realtime_minus_monotonic_ns: clock_ns(libc::CLOCK_REALTIME)
+                - clock_ns(libc::CLOCK_MONOTONIC),
         }
     }
 
@@ -30,7 +31,10 @@ impl WallClock {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i64 {
-    let mut time = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: time is a valid timespec to write to; these clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut time) };
     time.tv_sec * 1_000_000_000 + time.tv_nsec

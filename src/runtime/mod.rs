@@ -1,6 +1,7 @@
 //! Running checked probe bodies in user space, event by event.
 
 pub mod context;
+pub mod dispatch;
 pub mod indent;
 pub mod interp;
 
