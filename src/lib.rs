@@ -1,1 +1,3 @@
 //! rstap: run SystemTap scripts on eBPF.
+
+pub mod resolve;
