@@ -1,1 +1,5 @@
+pub mod build_id;
+pub mod dwarf;
 pub mod glob;
+pub mod index_cache;
+pub mod vmlinux;
