@@ -40,7 +40,7 @@ impl BuildId {
         let bad = || BuildIdError::BadHex {
             text: text.to_string(),
         };
-        if text.is_empty() || text.len() % 2 != 0 || !text.is_ascii() {
+        if text.is_empty() || !text.len().is_multiple_of(2) || !text.is_ascii() {
             return Err(bad());
         }
         (0..text.len())
