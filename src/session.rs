@@ -410,7 +410,7 @@ impl<'a> Tracer<'a> {
         let mut status = 0;
         match end {
             LoopEnd::Failed(err) => {
-                eprintln!("{err}");
+                eprintln!("ERROR: {err}");
                 eprintln!("WARNING: Number of errors: 1, skipped probes: 0");
                 status = 1;
             }

@@ -1,5 +1,15 @@
+//! Probe resolution: which kernel functions a script's probe points name, from the
+//! running kernel's symbols (kallsyms, ftrace's list) and, for source-file points, the
+//! kernel's DWARF debug info.
+
+pub mod build_id;
+pub mod debuginfo;
+pub mod debuginfod;
 pub mod denylist;
+pub mod dwarf;
 pub mod ftrace;
 pub mod glob;
+pub mod index_cache;
 pub mod kallsyms;
 pub mod plan;
+pub mod vmlinux;
