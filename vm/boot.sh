@@ -35,7 +35,7 @@ fail() {
 status=0
 timeout --kill-after=5 "$timeout_seconds" \
     qemu-system-x86_64 -accel tcg -cpu max -m "$memory_mb" -smp 2 \
-    -nographic -no-reboot -monitor none \
+    -nographic -no-reboot -monitor none -nic none \
     -serial "file:$console_log" -serial "file:$archive" \
     -kernel "$kernel_dir/vmlinuz" -initrd "$initrd" \
     -append "console=ttyS0 quiet panic=-1" </dev/null || status=$?

@@ -72,9 +72,10 @@ pub fn socket(domain: i32, kind: i32) -> SysResult<Fd> {
 pub fn socketpair(domain: i32, kind: i32) -> SysResult<(Fd, Fd)> {
     let mut fds = [0i32; 2];
     // SAFETY: fds has room for the two descriptors socketpair writes.
-    check("socketpair", unsafe {
-        libc::socketpair(domain, kind, 0, fds.as_mut_ptr())
-    } as isize)?;
+    check(
+        "socketpair",
+        unsafe { libc::socketpair(domain, kind, 0, fds.as_mut_ptr()) } as isize,
+    )?;
     Ok((Fd(fds[0]), Fd(fds[1])))
 }
 
@@ -96,22 +97,26 @@ fn as_sockaddr(addr: &libc::sockaddr_in) -> *const libc::sockaddr {
 
 pub fn bind(fd: &Fd, addr: &libc::sockaddr_in) -> SysResult<()> {
     // SAFETY: addr points to a sockaddr_in of the length passed.
-    check("bind", unsafe {
-        libc::bind(fd.raw(), as_sockaddr(addr), SOCKADDR_IN_LEN)
-    } as isize)
+    check(
+        "bind",
+        unsafe { libc::bind(fd.raw(), as_sockaddr(addr), SOCKADDR_IN_LEN) } as isize,
+    )
     .map(drop)
 }
 
 pub fn listen(fd: &Fd, backlog: i32) -> SysResult<()> {
     // SAFETY: plain system call with integer arguments.
-    check("listen", unsafe { libc::listen(fd.raw(), backlog) } as isize).map(drop)
+    check("listen", unsafe { libc::listen(fd.raw(), backlog) }
+        as isize)
+    .map(drop)
 }
 
 pub fn connect(fd: &Fd, addr: &libc::sockaddr_in) -> SysResult<()> {
     // SAFETY: addr points to a sockaddr_in of the length passed.
-    check("connect", unsafe {
-        libc::connect(fd.raw(), as_sockaddr(addr), SOCKADDR_IN_LEN)
-    } as isize)
+    check(
+        "connect",
+        unsafe { libc::connect(fd.raw(), as_sockaddr(addr), SOCKADDR_IN_LEN) } as isize,
+    )
     .map(drop)
 }
 
@@ -131,7 +136,11 @@ fn name_of(call: &'static str, f: NameCall, fd: &Fd) -> SysResult<libc::sockaddr
     let mut len = SOCKADDR_IN_LEN;
     // SAFETY: addr and len describe a writable sockaddr_in.
     check(call, unsafe {
-        f(fd.raw(), (&mut addr as *mut libc::sockaddr_in).cast(), &mut len)
+        f(
+            fd.raw(),
+            (&mut addr as *mut libc::sockaddr_in).cast(),
+            &mut len,
+        )
     } as isize)?;
     Ok(addr)
 }
@@ -266,5 +275,7 @@ pub fn getsockopt_int(fd: &Fd, level: i32, name: i32) -> SysResult<i32> {
 
 pub fn shutdown(fd: &Fd, how: i32) -> SysResult<()> {
     // SAFETY: plain system call with integer arguments.
-    check("shutdown", unsafe { libc::shutdown(fd.raw(), how) } as isize).map(drop)
+    check("shutdown", unsafe { libc::shutdown(fd.raw(), how) }
+        as isize)
+    .map(drop)
 }
