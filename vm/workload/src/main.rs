@@ -1,1 +1,129 @@
-fn main() {}
+//! socket-workload: a deterministic socket workload for tracing tests. Each round makes the
+//! same socket system calls in the same order (see `round.rs`), so a tracer's per-function
+//! counts for the socket path are the same on every run.
+
+mod round;
+mod sys;
+
+use std::process::ExitCode;
+use std::thread;
+
+const USAGE: &str = "usage: socket-workload [--rounds N] [--threads T]
+
+Runs N rounds (default 1) of loopback TCP, UDP and UNIX socketpair traffic, in one
+thread, or with --threads in each of T threads.";
+
+#[derive(Debug, PartialEq, Eq)]
+struct Options {
+    rounds: u32,
+    threads: u32,
+}
+
+fn positive(flag: &str, value: Option<String>) -> Result<u32, String> {
+    let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
+    match value.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{flag} wants a positive integer, not {value:?}")),
+    }
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        rounds: 1,
+        threads: 1,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rounds" => options.rounds = positive("--rounds", args.next())?,
+            "--threads" => options.threads = positive("--threads", args.next())?,
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+fn run_rounds(rounds: u32) -> sys::SysResult<()> {
+    (0..rounds).try_for_each(|_| round::run())
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    if options.threads == 1 {
+        return run_rounds(options.rounds).map_err(|e| e.to_string());
+    }
+    let rounds = options.rounds;
+    let workers: Vec<_> = (0..options.threads)
+        .map(|_| thread::spawn(move || run_rounds(rounds)))
+        .collect();
+    let mut failures = Vec::new();
+    for (index, worker) in workers.into_iter().enumerate() {
+        match worker.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("thread {index}: {e}")),
+            Err(_) => failures.push(format!("thread {index} panicked")),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+fn main() -> ExitCode {
+    let result = parse_args(std::env::args().skip(1)).and_then(|options| run(&options));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("socket-workload: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_to_one_round_in_one_thread() {
+        assert_eq!(
+            parse(&[]).unwrap(),
+            Options {
+                rounds: 1,
+                threads: 1
+            }
+        );
+    }
+
+    #[test]
+    fn reads_rounds_and_threads() {
+        assert_eq!(
+            parse(&["--rounds", "5", "--threads", "3"]).unwrap(),
+            Options {
+                rounds: 5,
+                threads: 3
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_zero_missing_and_unknown_values() {
+        assert!(parse(&["--rounds", "0"]).unwrap_err().contains("positive"));
+        assert!(parse(&["--threads"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--fast"]).unwrap_err().contains("unknown argument"));
+    }
+
+    #[test]
+    fn threads_each_run_their_rounds() {
+        run(&Options {
+            rounds: 2,
+            threads: 3,
+        })
+        .unwrap();
+    }
+}

@@ -1,0 +1,411 @@
+//! Boots each kernel once per test binary and runs every scenario in that boot.
+//!
+//! The heavy lifting is in the scripts under `vm/` (shared with the user's `vm/rstap-vm`):
+//! `fetch-kernel.sh` caches Debian's kernel, `build-initramfs.sh` packs busybox, rstap, the
+//! socket workload, the ftrace oracle and the scenarios, and `boot.sh` runs qemu and unpacks
+//! the results the guest sends back. This module writes the scenarios and the guest-side
+//! runner, and turns the results into `ScenarioResult`s.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Per-scenario limit unless a scenario sets its own: generous, since TCG is slow.
+const DEFAULT_TIMEOUT_SECONDS: u32 = 180;
+
+/// Time for qemu, the kernel and the guest's init on top of the scenarios' own limits.
+const BOOT_ALLOWANCE_SECONDS: u32 = 120;
+
+/// Guest memory: what the notes found enough for a busybox guest with rstap.
+const GUEST_MEMORY_MB: u32 = 2048;
+
+/// Runs each scenario in /scenarios/list ("NAME TIMEOUT_SECONDS" lines) in a session of its
+/// own, so that its timeout kills everything it started, and records what it left behind.
+const RUNNER: &str = r#"#!/bin/sh
+while read -r name limit; do
+    dir=$RESULTS/scenarios/$name
+    mkdir -p "$dir/files"
+    read -r start _ </proc/uptime
+    (cd "$dir/files" && OUT=$dir/files exec setsid sh "/scenarios/$name.sh" \
+        >"$dir/stdout" 2>"$dir/stderr" </dev/null) &
+    pid=$!
+    (sleep "$limit" && touch "$dir/timed-out" && kill -KILL -"$pid") 2>/dev/null &
+    watchdog=$!
+    wait "$pid"
+    echo $? >"$dir/status"
+    kill "$watchdog" 2>/dev/null
+    read -r end _ </proc/uptime
+    echo "$start $end" >"$dir/uptime"
+done </scenarios/list
+"#;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    V6_1,
+    V6_12,
+}
+
+impl Kernel {
+    /// The version `vm/fetch-kernel.sh` takes.
+    fn version(self) -> &'static str {
+        match self {
+            Kernel::V6_1 => "6.1",
+            Kernel::V6_12 => "6.12",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Kernel::V6_1 => 0,
+            Kernel::V6_12 => 1,
+        }
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kernel {}", self.version())
+    }
+}
+
+/// A shell script run in the guest as root, in an empty working directory that `$OUT` also
+/// names; whatever it writes there comes back as the result's files. `rstap`,
+/// `socket-workload` and `ftrace-count.sh` are on its PATH.
+pub struct Scenario {
+    pub name: &'static str,
+    pub script: String,
+    pub timeout_seconds: u32,
+}
+
+impl Scenario {
+    pub fn new(name: &'static str, script: impl Into<String>) -> Self {
+        Scenario {
+            name,
+            script: script.into(),
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+        }
+    }
+
+    pub fn with_timeout(self, timeout_seconds: u32) -> Self {
+        Scenario {
+            timeout_seconds,
+            ..self
+        }
+    }
+}
+
+/// What one scenario did in the guest.
+#[derive(Debug)]
+pub struct ScenarioResult {
+    pub stdout: String,
+    pub stderr: String,
+    /// The script's exit status; 137 (SIGKILL) when it timed out.
+    pub status: i32,
+    pub timed_out: bool,
+    /// Guest-clock seconds the scenario took.
+    pub seconds: f64,
+    files: PathBuf,
+}
+
+impl ScenarioResult {
+    /// The text of a file the scenario wrote to `$OUT`.
+    pub fn file(&self, name: &str) -> String {
+        let path = self.files.join(name);
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), self.describe()))
+    }
+
+    /// Panics, showing the scenario's output, unless it exited 0 in time.
+    pub fn assert_success(&self) {
+        assert!(
+            !self.timed_out && self.status == 0,
+            "scenario failed: {}",
+            self.describe()
+        );
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "status {}{}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.status,
+            if self.timed_out { " (timed out)" } else { "" },
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// One boot of one kernel, with the results of every scenario.
+pub struct GuestRun {
+    pub kernel: Kernel,
+    /// The `uname -r` of the kernel that was fetched and booted.
+    pub release: String,
+    /// Guest-clock seconds from kernel start to the init script's shell.
+    pub boot_seconds: f64,
+    scenarios: BTreeMap<String, ScenarioResult>,
+}
+
+impl GuestRun {
+    pub fn scenario(&self, name: &str) -> &ScenarioResult {
+        self.scenarios
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: no scenario named {name} ran", self.kernel))
+    }
+}
+
+/// Why a boot produced no results.
+enum Failure {
+    /// The machine cannot run the VM (no qemu, no kernel to be had): a skip outside CI.
+    Unavailable(String),
+    /// The VM ran and something in it or in the harness went wrong: always a failure.
+    Broken(String),
+}
+
+/// The one boot of `kernel` for this test binary, or None (with a note on stderr) when
+/// the VM cannot run here and `CI` is not `true`.
+pub fn guest(kernel: Kernel) -> Option<&'static GuestRun> {
+    static RUNS: [OnceLock<Result<GuestRun, Failure>>; 2] = [OnceLock::new(), OnceLock::new()];
+    match RUNS[kernel.index()].get_or_init(|| boot(kernel, &crate::all_scenarios())) {
+        Ok(run) => Some(run),
+        Err(Failure::Broken(why)) => panic!("{kernel}: {why}"),
+        Err(Failure::Unavailable(why)) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{kernel}: the VM cannot run: {why}");
+            }
+            eprintln!("skipped: {kernel}: the VM cannot run here: {why}");
+            None
+        }
+    }
+}
+
+/// Runs a command and returns its stdout, or a message with its stderr.
+fn run(command: &mut Command) -> Result<String, String> {
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_string())
+    } else {
+        Err(format!(
+            "{command:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(REPO).join("vm").join(name)
+}
+
+/// Builds the workload once for both kernels, in a target directory of its own so that it
+/// never waits for the lock of the build running these tests.
+fn workload() -> Result<&'static Path, String> {
+    static WORKLOAD: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    WORKLOAD
+        .get_or_init(|| {
+            let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .ok_or("CARGO_TARGET_TMPDIR has no parent")?
+                .join("vm-workload");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+            run(Command::new(cargo)
+                .args(["build", "--quiet", "--release", "-p", "socket-workload"])
+                .arg("--target-dir")
+                .arg(&target)
+                .current_dir(REPO))?;
+            Ok(target.join("release/socket-workload"))
+        })
+        .as_deref()
+        .map_err(Clone::clone)
+}
+
+fn check_names(scenarios: &[Scenario]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for scenario in scenarios {
+        let name = scenario.name;
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(format!("scenario name {name:?}: use [a-z0-9_-] only"));
+        }
+        if !seen.insert(name) {
+            return Err(format!("two scenarios are named {name}"));
+        }
+    }
+    Ok(())
+}
+
+fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
+    check_names(scenarios).map_err(Failure::Broken)?;
+    run(Command::new("qemu-system-x86_64").arg("--version"))
+        .map_err(|e| Failure::Unavailable(format!("no usable qemu ({e})")))?;
+    let kernel_dir = run(Command::new(script("fetch-kernel.sh")).arg(kernel.version()))
+        .map(PathBuf::from)
+        .map_err(|e| Failure::Unavailable(format!("no kernel: {e}")))?;
+    let release = fs::read_to_string(kernel_dir.join("release"))
+        .map_err(|e| Failure::Broken(format!("{}: {e}", kernel_dir.display())))?
+        .trim()
+        .to_string();
+    let workload = workload().map_err(Failure::Broken)?;
+
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("vm")
+        .join(kernel.version());
+    prepare(&work, scenarios).map_err(|e| Failure::Broken(format!("{}: {e}", work.display())))?;
+
+    let mut initramfs = Command::new(script("build-initramfs.sh"));
+    initramfs
+        .arg("-o")
+        .arg(work.join("initrd.gz"))
+        .arg("-s")
+        .arg(work.join("runner.sh"));
+    let adds = [
+        (
+            PathBuf::from(env!("CARGO_BIN_EXE_rstap")),
+            "/usr/local/bin/rstap".to_string(),
+        ),
+        (
+            workload.to_path_buf(),
+            "/usr/local/bin/socket-workload".to_string(),
+        ),
+        (
+            script("guest/ftrace-count.sh"),
+            "/usr/local/bin/ftrace-count.sh".to_string(),
+        ),
+        (work.join("scenarios/list"), "/scenarios/list".to_string()),
+    ]
+    .into_iter()
+    .chain(scenarios.iter().map(|s| {
+        let file = format!("{}.sh", s.name);
+        (
+            work.join("scenarios").join(&file),
+            format!("/scenarios/{file}"),
+        )
+    }));
+    for (host, guest) in adds {
+        initramfs
+            .arg("-a")
+            .arg(format!("{}:{guest}", host.display()));
+    }
+    run(&mut initramfs).map_err(Failure::Broken)?;
+
+    let timeout: u32 =
+        BOOT_ALLOWANCE_SECONDS + scenarios.iter().map(|s| s.timeout_seconds).sum::<u32>();
+    let results = work.join("results");
+    let started = Instant::now();
+    run(Command::new(script("boot.sh"))
+        .arg(&kernel_dir)
+        .arg(work.join("initrd.gz"))
+        .arg(&results)
+        .arg(work.join("console.log"))
+        .arg(timeout.to_string())
+        .arg(GUEST_MEMORY_MB.to_string()))
+    .map_err(Failure::Broken)?;
+    let wall = started.elapsed();
+
+    let boot_seconds = read_number(&results.join("boot-seconds")).map_err(Failure::Broken)?;
+    eprintln!(
+        "{kernel} ({release}): init's shell after {boot_seconds:.2}s of guest time; \
+         the whole run with {} scenarios took {:.1}s",
+        scenarios.len(),
+        wall.as_secs_f64()
+    );
+    let scenarios = scenarios
+        .iter()
+        .map(|s| {
+            let dir = results.join("scenarios").join(s.name);
+            read_result(&dir).map(|result| (s.name.to_string(), result))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(Failure::Broken)?;
+    Ok(GuestRun {
+        kernel,
+        release,
+        boot_seconds,
+        scenarios,
+    })
+}
+
+/// Writes the runner, the scenario list and the scenarios into a fresh `work` directory.
+fn prepare(work: &Path, scenarios: &[Scenario]) -> std::io::Result<()> {
+    if work.exists() {
+        fs::remove_dir_all(work)?;
+    }
+    fs::create_dir_all(work.join("scenarios"))?;
+    fs::write(work.join("runner.sh"), RUNNER)?;
+    let mut list = String::new();
+    for scenario in scenarios {
+        list.push_str(&format!("{} {}\n", scenario.name, scenario.timeout_seconds));
+        fs::write(
+            work.join("scenarios").join(format!("{}.sh", scenario.name)),
+            &scenario.script,
+        )?;
+    }
+    fs::write(work.join("scenarios/list"), list)
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read_number<T: std::str::FromStr>(path: &Path) -> Result<T, String> {
+    let text = read_text(path)?;
+    let first = text.split_whitespace().next().unwrap_or("");
+    first
+        .parse()
+        .map_err(|_| format!("{}: not a number: {text:?}", path.display()))
+}
+
+fn read_result(dir: &Path) -> Result<ScenarioResult, String> {
+    let uptime = read_text(&dir.join("uptime"))?;
+    let times: Vec<f64> = uptime
+        .split_whitespace()
+        .map(|t| {
+            t.parse()
+                .map_err(|_| format!("{}/uptime: {uptime:?}", dir.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    let [start, end] = times[..] else {
+        return Err(format!("{}/uptime: {uptime:?}", dir.display()));
+    };
+    Ok(ScenarioResult {
+        stdout: read_text(&dir.join("stdout"))?,
+        stderr: read_text(&dir.join("stderr"))?,
+        status: read_number(&dir.join("status"))?,
+        timed_out: dir.join("timed-out").exists(),
+        seconds: end - start,
+        files: dir.join("files"),
+    })
+}
+
+/// Declares each named check, a `fn(Kernel)`, as one test per kernel, `CHECK::bookworm_6_1`
+/// and `CHECK::trixie_6_12`. Test names sort the two kernels' tests of a check next to each
+/// other, so parallel test threads boot both kernels at once; filter with `bookworm` or
+/// `trixie` to boot only one.
+macro_rules! kernel_tests {
+    ($($check:ident),* $(,)?) => {
+        $(mod $check {
+            #[test]
+            fn bookworm_6_1() {
+                super::$check($crate::harness::Kernel::V6_1)
+            }
+
+            #[test]
+            fn trixie_6_12() {
+                super::$check($crate::harness::Kernel::V6_12)
+            }
+        })*
+    };
+}
+pub(crate) use kernel_tests;

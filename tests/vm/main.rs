@@ -1,0 +1,13 @@
+//! Tests that need a real kernel: each kernel boots once under qemu, runs every scenario of
+//! this binary, and the tests assert on what each scenario left behind. See
+//! `harness.rs` for how, and `vm/` for the scripts it drives.
+
+mod harness;
+mod smoke;
+
+use harness::Scenario;
+
+/// Every scenario any test module wants run; all of them run in each kernel's one boot.
+fn all_scenarios() -> Vec<Scenario> {
+    smoke::scenarios()
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Boots a kernel from vm/fetch-kernel.sh with an initramfs from vm/build-initramfs.sh under
+# qemu (TCG: KVM guests hang early on these hosts), and unpacks the guest's results
+# directory into RESULTS_DIR. The console goes to CONSOLE_LOG. Fails, with the console's
+# last lines, if the guest does not power off in time or sends no valid results.
+#
+# usage: vm/boot.sh KERNEL_DIR INITRD RESULTS_DIR CONSOLE_LOG [TIMEOUT_SECONDS [MEMORY_MB]]
+set -euo pipefail
+
+(($# >= 4 && $# <= 6)) || {
+    echo "usage: $0 KERNEL_DIR INITRD RESULTS_DIR CONSOLE_LOG [TIMEOUT_SECONDS [MEMORY_MB]]" >&2
+    exit 2
+}
+kernel_dir=$1
+initrd=$2
+results_dir=$3
+console_log=$4
+timeout_seconds=${5:-600}
+memory_mb=${6:-2048}
+
+command -v qemu-system-x86_64 >/dev/null || {
+    echo "qemu-system-x86_64 not found: run scripts/install-deps.sh" >&2
+    exit 1
+}
+
+archive=$(mktemp)
+trap 'rm -f "$archive"' EXIT
+
+fail() {
+    echo "rstap-vm: $1; last console lines ($console_log):" >&2
+    tail -n 20 "$console_log" >&2
+    exit 1
+}
+
+status=0
+timeout --kill-after=5 "$timeout_seconds" \
+    qemu-system-x86_64 -accel tcg -cpu max -m "$memory_mb" -smp 2 \
+    -nographic -no-reboot -monitor none -nic none \
+    -serial "file:$console_log" -serial "file:$archive" \
+    -kernel "$kernel_dir/vmlinuz" -initrd "$initrd" \
+    -append "console=ttyS0 quiet panic=-1" </dev/null || status=$?
+
+((status != 124 && status != 137)) || fail "the guest did not power off within ${timeout_seconds}s"
+((status == 0)) || fail "qemu exited with status $status"
+[[ -s $archive ]] || fail "the guest sent no results"
+mkdir -p "$results_dir"
+tar -xzf "$archive" -C "$results_dir" || fail "the guest's results archive is damaged"

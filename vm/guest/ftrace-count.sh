@@ -1,0 +1,79 @@
+#!/bin/sh
+# The test oracle that needs nothing of rstap: runs CMD under the kernel's ftrace function
+# tracer, restricted to the functions named in FUNCS_FILE (one per line) and to CMD's own
+# process and its children, and prints "FUNCTION COUNT" for each traced function, zeros
+# included, sorted by name. CMD's output goes to stderr so stdout holds only the counts.
+# Exits with CMD's status, or 3 if ftrace dropped events (the counts would be wrong).
+# Runs in the guest (busybox sh), as root.
+#
+# usage: ftrace-count.sh FUNCS_FILE -- CMD [ARGS...]
+set -eu
+
+[ $# -ge 3 ] && [ "$2" = -- ] || {
+    echo "usage: $0 FUNCS_FILE -- CMD [ARGS...]" >&2
+    exit 2
+}
+funcs_file=$1
+shift 2
+tracing=/sys/kernel/tracing
+work=$(mktemp -d)
+
+reset() {
+    echo 0 >"$tracing/tracing_on"
+    echo nop >"$tracing/current_tracer"
+    : >"$tracing/set_ftrace_filter"
+    : >"$tracing/set_ftrace_pid"
+}
+reset
+
+# Select functions by their line number in available_filter_functions: matching by name
+# compares every name against every function, which takes seconds under TCG. Module
+# functions are listed as "name [module]": the first field is the name.
+awk -v notes=/dev/stderr '
+    NR == FNR { wanted[$1] = 1; next }
+    $1 in wanted && !($1 in seen) { seen[$1] = 1; print FNR, $1 }
+    END {
+        for (name in wanted)
+            if (!(name in seen))
+                print "ftrace-count: " name " is not in available_filter_functions: left out" >notes
+    }
+' "$funcs_file" "$tracing/available_filter_functions" >"$work/selected"
+[ -s "$work/selected" ] || {
+    echo "ftrace-count: none of the functions in $funcs_file can be traced" >&2
+    exit 1
+}
+cut -d' ' -f1 "$work/selected" | tr '\n' ' ' >"$tracing/set_ftrace_filter"
+cut -d' ' -f2 "$work/selected" | sort >"$work/traced"
+cut -d' ' -f1 "$tracing/set_ftrace_filter" | sort >"$work/filter"
+cmp -s "$work/traced" "$work/filter" || {
+    echo "ftrace-count: set_ftrace_filter does not hold the selected functions" >&2
+    exit 1
+}
+
+echo 1 >"$tracing/options/function-fork"
+echo 8192 >"$tracing/buffer_size_kb"
+echo 1 >"$tracing/tracing_on"
+
+# The child shell puts itself in set_ftrace_pid before it turns the tracer on, then becomes
+# CMD, so tracing covers exactly CMD and what it forks.
+status=0
+sh -c 'echo $$ >"$0/set_ftrace_pid" && echo function >"$0/current_tracer" && exec "$@"' \
+    "$tracing" "$@" 1>&2 || status=$?
+echo 0 >"$tracing/tracing_on"
+
+overruns=$(cat "$tracing"/per_cpu/cpu*/stats | awk '/^overrun:/ { n += $2 } END { print n + 0 }')
+
+# A trace line ends in "FUNCTION <-CALLER"; comm and flags before it vary in width.
+awk '!/^#/ && NF >= 2 && $(NF) ~ /^<-/ { print $(NF - 1) }' "$tracing/trace" |
+    sort | uniq -c | awk '{ print $2, $1 }' >"$work/counts"
+reset
+
+awk 'NR == FNR { count[$1] = $2; next } { print $1, ($1 in count) ? count[$1] : 0 }' \
+    "$work/counts" "$work/traced"
+rm -rf "$work"
+
+if [ "$overruns" -ne 0 ]; then
+    echo "ftrace-count: the trace buffer overran ($overruns events lost): counts are incomplete" >&2
+    exit 3
+fi
+exit "$status"
