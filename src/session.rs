@@ -15,6 +15,7 @@ use libbpf_rs::RingBufferBuilder;
 use crate::cli::Cli;
 use crate::kernel::{libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramStorage};
 use crate::process::{self, HeldCommand};
+use crate::resolve::code::KernelCode;
 use crate::resolve::denylist::DenyList;
 use crate::resolve::ftrace::TraceableFunctions;
 use crate::resolve::kallsyms::KernelSymbols;
@@ -284,10 +285,12 @@ impl<'a> Tracer<'a> {
         interpreter: &mut Interpreter,
         target: i64,
     ) -> Result<LoopEnd> {
+        let code = KernelCode::read(self.symbols);
         let dispatcher = RefCell::new(Dispatcher::new(
             interpreter,
             self.plan,
             self.symbols,
+            &code,
             WallClock::now(),
             target,
         ));

@@ -24,13 +24,19 @@ struct event {
 	__u64 function_address;	/* entry address of the probed function */
 	__u64 return_address;	/* .return only: where the function returns to */
 	__u64 return_value;	/* .return only */
+	/*
+	 * .return only, fentry only: where the return address's own frame returns to. When
+	 * the function was tail-called by a function that is itself traced with fexit, its
+	 * return address lies in that function's trampoline, and this is the real caller.
+	 */
+	__u64 outer_return_address;
 	__u32 tgid;
 	__u32 tid;
 	__u32 cpu;
 	__u32 kind;		/* enum event_kind */
 	char comm[TASK_COMM_LEN];
 };
-_Static_assert(sizeof(struct event) == 64, "struct event must match RawEvent");
+_Static_assert(sizeof(struct event) == 72, "struct event must match RawEvent");
 
 /* Set by user space before load: 0 traces every process. */
 const volatile __u32 target_tgid = 0;
@@ -46,7 +52,8 @@ struct {
 } events SEC(".maps");
 
 static __always_inline int emit_event(enum event_kind kind, __u64 function_address,
-				      __u64 return_address, __u64 return_value)
+				      __u64 return_address, __u64 outer_return_address,
+				      __u64 return_value)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -64,6 +71,7 @@ static __always_inline int emit_event(enum event_kind kind, __u64 function_addre
 	e->function_address = function_address;
 	e->return_address = return_address;
 	e->return_value = return_value;
+	e->outer_return_address = outer_return_address;
 	e->tgid = tgid;
 	e->tid = (__u32)pid_tgid;
 	e->cpu = bpf_get_smp_processor_id();

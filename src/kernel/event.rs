@@ -10,6 +10,7 @@ struct RawEvent {
     function_address: u64,
     return_address: u64,
     return_value: u64,
+    outer_return_address: u64,
     tgid: u32,
     tid: u32,
     cpu: u32,
@@ -17,7 +18,7 @@ struct RawEvent {
     comm: [u8; 16],
 }
 
-const _: () = assert!(size_of::<RawEvent>() == 64);
+const _: () = assert!(size_of::<RawEvent>() == 72);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -35,6 +36,9 @@ pub struct Event {
     /// For returns, the address in the caller the function returned to.
     pub return_address: u64,
     pub return_value: u64,
+    /// For fexit returns, the return address of the frame above: the real caller when
+    /// `return_address` lies in a trampoline (see fentry.bpf.c).
+    pub outer_return_address: u64,
     pub pid: u32,
     pub tid: u32,
     pub cpu: u32,
@@ -61,6 +65,7 @@ impl Event {
             function_address: raw.function_address,
             return_address: raw.return_address,
             return_value: raw.return_value,
+            outer_return_address: raw.outer_return_address,
             pid: raw.tgid,
             tid: raw.tid,
             cpu: raw.cpu,
@@ -90,7 +95,7 @@ mod tests {
 
     fn encode(kind: u32, comm: &[u8]) -> Vec<u8> {
         let mut bytes = Vec::new();
-        for value in [1_000u64, 0xffff_ffff_8143_1450, 0xffff_ffff_8119_7f42, 7] {
+        for value in [1_000u64, 0xffff_ffff_8143_1450, 0xffff_ffff_8119_7f42, 7, 9] {
             bytes.extend_from_slice(&value.to_ne_bytes());
         }
         for value in [42u32, 43, 1, kind] {
@@ -109,6 +114,7 @@ mod tests {
         assert_eq!(event.function_address, 0xffff_ffff_8143_1450);
         assert_eq!(event.return_address, 0xffff_ffff_8119_7f42);
         assert_eq!(event.return_value, 7);
+        assert_eq!(event.outer_return_address, 9);
         assert_eq!((event.pid, event.tid, event.cpu), (42, 43, 1));
         assert_eq!(event.kind, EventKind::Return);
         assert_eq!(event.comm(), "init");
@@ -116,7 +122,7 @@ mod tests {
 
     #[test]
     fn rejects_short_records_and_unknown_kinds() {
-        assert!(Event::decode(&encode(0, b"x")[..63]).is_none());
+        assert!(Event::decode(&encode(0, b"x")[..71]).is_none());
         assert!(Event::decode(&encode(9, b"x")).is_none());
     }
 

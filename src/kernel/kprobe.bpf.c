@@ -10,13 +10,13 @@
 SEC("kprobe")
 int on_entry(struct pt_regs *ctx)
 {
-	return emit_event(EVENT_ENTRY, bpf_get_attach_cookie(ctx), 0, 0);
+	return emit_event(EVENT_ENTRY, bpf_get_attach_cookie(ctx), 0, 0, 0);
 }
 
 /* The kretprobe trampoline restores the real return address into regs->ip. */
 SEC("kretprobe")
 int on_return(struct pt_regs *ctx)
 {
-	return emit_event(EVENT_RETURN, bpf_get_attach_cookie(ctx), PT_REGS_IP(ctx),
+	return emit_event(EVENT_RETURN, bpf_get_attach_cookie(ctx), PT_REGS_IP(ctx), 0,
 			  PT_REGS_RC(ctx));
 }

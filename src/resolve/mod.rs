@@ -3,6 +3,7 @@
 //! kernel's DWARF debug info.
 
 pub mod build_id;
+pub mod code;
 pub mod debuginfo;
 pub mod debuginfod;
 pub mod denylist;

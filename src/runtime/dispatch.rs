@@ -7,6 +7,7 @@ use std::io::Write;
 use super::context::ProbeContext;
 use super::interp::{Flow, Interpreter, RuntimeError};
 use crate::kernel::{Event, EventKind};
+use crate::resolve::code::KernelCode;
 use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{Handler, PlannedFunction, ProbePlan};
 
@@ -46,6 +47,7 @@ pub struct Dispatcher<'a> {
     functions: &'a [PlannedFunction],
     by_address: HashMap<u64, usize>,
     symbols: &'a KernelSymbols,
+    code: &'a KernelCode,
     clock: WallClock,
     target: i64,
     /// Records that were not rstap events; never expected, but never silently dropped.
@@ -57,6 +59,7 @@ impl<'a> Dispatcher<'a> {
         interpreter: &'a mut Interpreter,
         plan: &'a ProbePlan,
         symbols: &'a KernelSymbols,
+        code: &'a KernelCode,
         clock: WallClock,
         target: i64,
     ) -> Self {
@@ -71,6 +74,7 @@ impl<'a> Dispatcher<'a> {
             functions: &plan.functions,
             by_address,
             symbols,
+            code,
             clock,
             target,
             undecodable: 0,
@@ -92,19 +96,21 @@ impl<'a> Dispatcher<'a> {
             EventKind::Entry => &function.on_entry,
             EventKind::Return => &function.on_return,
         };
-        let caller = match event.kind {
-            EventKind::Entry => function.name.as_str(),
-            EventKind::Return => self
-                .symbols
-                .function_containing(event.return_address)
-                .map_or("", |symbol| symbol.name.as_str()),
+        let (address, probefunc) = match event.kind {
+            EventKind::Entry => (function.address, function.name.as_str()),
+            EventKind::Return => {
+                let address = self.caller_address(&event);
+                let caller = self.symbols.function_containing(address);
+                (address, caller.map_or("", |symbol| symbol.name.as_str()))
+            }
         };
         for handler in handlers {
             let context = EventContext {
                 event: &event,
                 function,
                 handler,
-                probefunc: caller,
+                address,
+                probefunc,
                 clock: self.clock,
                 target: self.target,
             };
@@ -114,6 +120,16 @@ impl<'a> Dispatcher<'a> {
         }
         Ok(Flow::Continue)
     }
+
+    /// Where a returning function goes back to in its caller: the return address, or,
+    /// when that lies in a trampoline rather than in kernel code, the frame's above.
+    fn caller_address(&self, event: &Event) -> u64 {
+        if event.outer_return_address != 0 && !self.code.contains(event.return_address) {
+            event.outer_return_address
+        } else {
+            event.return_address
+        }
+    }
 }
 
 /// What a probe body sees of one event.
@@ -121,6 +137,8 @@ struct EventContext<'e> {
     event: &'e Event,
     function: &'e PlannedFunction,
     handler: &'e Handler,
+    /// `addr()`: the function's entry on entry, the return address in its caller on return.
+    address: u64,
     /// The symbol of `addr()`: the function itself on entry, its caller on return.
     probefunc: &'e str,
     clock: WallClock,
@@ -141,10 +159,7 @@ impl ProbeContext for EventContext<'_> {
         self.event.comm()
     }
     fn addr(&self) -> u64 {
-        match self.event.kind {
-            EventKind::Entry => self.function.address,
-            EventKind::Return => self.event.return_address,
-        }
+        self.address
     }
     fn probefunc(&self) -> &str {
         self.probefunc

@@ -4,10 +4,13 @@
 
 mod harness;
 mod smoke;
+mod trace;
 
 use harness::Scenario;
 
 /// Every scenario any test module wants run; all of them run in each kernel's one boot.
 fn all_scenarios() -> Vec<Scenario> {
-    smoke::scenarios()
+    let mut scenarios = smoke::scenarios();
+    scenarios.extend(trace::scenarios());
+    scenarios
 }

@@ -2,7 +2,7 @@
 //! socket system-call path, checked against the kernel's own ftrace function tracer, on
 //! every attach mechanism.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::harness::{guest, kernel_tests, Kernel, Scenario, ScenarioResult};
 
@@ -28,16 +28,25 @@ probe kernel.function("__sys_*").return, kernel.function("sock_*").return {
 }
 "#;
 
-/// Functions that run from RCU callbacks whenever those fire, so their counts vary
-/// between two runs of the same workload (see the notes on the ftrace oracle).
-const VOLATILE: &[&str] = &["sock_free_inode"];
+/// Functions the oracle counts that rstap rightly does not report: rstap's own bpf(2)
+/// calls (the oracle follows rstap's process too; rstap never traces itself), and RCU
+/// callbacks, which run in whichever task is current when they fire, rstap's included.
+const NOT_THE_WORKLOADS: &[&str] = &["__sys_bpf", "sock_free_inode"];
 
+/// Runs rstap on the workload under the ftrace oracle, so that both count the very same
+/// execution: functions run from interrupts or RCU callbacks vary from run to run, but
+/// not between two observers of one run. The oracle follows rstap and what it forks; rstap
+/// itself makes no socket calls, so only the workload's show up in either count.
 fn trace_scenario(name: &'static str, script: &str, attach: &str) -> Scenario {
     Scenario::new(
         name,
         format!(
-            "cat >script.stp <<'EOF'\n{script}\nEOF\n\
-             rstap -v --attach {attach} -o trace -c 'socket-workload --rounds {ROUNDS}' script.stp || exit\n\
+            "grep -E '^(__sys_|sock_)' /sys/kernel/tracing/available_filter_functions \
+               | cut -d' ' -f1 >functions\n\
+             cat >script.stp <<'EOF'\n{script}\nEOF\n\
+             ftrace-count.sh functions -- \
+                 rstap -v --attach {attach} -o trace -c 'socket-workload --rounds {ROUNDS}' script.stp \
+                 >oracle || exit\n\
              cp /proc/kallsyms kallsyms"
         ),
     )
@@ -49,14 +58,6 @@ pub fn scenarios() -> Vec<Scenario> {
         trace_scenario("trace-fentry", SEED_BODIES, "fentry"),
         trace_scenario("trace-kprobe", SEED_BODIES, "kprobe"),
         trace_scenario("trace-addr", SEED_ADDR_BODIES, "auto"),
-        Scenario::new(
-            "trace-oracle",
-            format!(
-                "grep -E '^(__sys_|sock_)' /sys/kernel/tracing/available_filter_functions \
-                   | cut -d' ' -f1 >functions\n\
-                 ftrace-count.sh functions -- socket-workload --rounds {ROUNDS}"
-            ),
-        ),
     ]
 }
 
@@ -73,27 +74,30 @@ struct TraceLine {
 }
 
 fn parse_line(line: &str) -> TraceLine {
-    let fail = || panic!("not a thread_indent line: {line:?}");
-    let (micros, rest) = line.trim_start().split_once(' ').unwrap_or_else(fail);
-    let open = rest.rfind("):").unwrap_or_else(fail);
+    try_parse_line(line).unwrap_or_else(|| panic!("not a thread_indent line: {line:?}"))
+}
+
+fn try_parse_line(line: &str) -> Option<TraceLine> {
+    let (micros, rest) = line.trim_start().split_once(' ')?;
+    let open = rest.rfind("):")?;
     let (who, rest) = (&rest[..open], &rest[open + 2..]);
-    let paren = who.rfind('(').unwrap_or_else(fail);
+    let paren = who.rfind('(')?;
     let body = rest.trim_start_matches(' ');
     let spaces = rest.len() - body.len();
-    let (arrow, name) = body.split_once(' ').unwrap_or_else(fail);
-    TraceLine {
-        micros: micros.parse().unwrap_or_else(|_| fail()),
+    let (arrow, name) = body.split_once(' ')?;
+    Some(TraceLine {
+        micros: micros.parse().ok()?,
         execname: who[..paren].to_string(),
-        tid: who[paren + 1..].parse().unwrap_or_else(|_| fail()),
+        tid: who[paren + 1..].parse().ok()?,
         // `%-*s` pads to the width, then the format adds one space before the arrow.
-        indent: spaces - 1,
+        indent: spaces.checked_sub(1)?,
         entry: match arrow {
             "->" => true,
             "<-" => false,
-            _ => fail(),
+            _ => return None,
         },
         rest: name.to_string(),
-    }
+    })
 }
 
 fn trace_lines(result: &ScenarioResult) -> Vec<TraceLine> {
@@ -104,65 +108,82 @@ fn trace_lines(result: &ScenarioResult) -> Vec<TraceLine> {
 }
 
 /// Pairs every entry with its return, per thread, checking that each `<-` comes back at
-/// its `->`'s indentation. Returns the entries' names in order.
-fn check_pairs(lines: &[TraceLine]) -> Vec<String> {
+/// its `->`'s indentation. Returns what follows the arrows of each pair, in return order.
+fn check_pairs(lines: &[TraceLine]) -> Vec<(String, String)> {
     let mut open: BTreeMap<u32, Vec<&TraceLine>> = BTreeMap::new();
-    let mut entered = Vec::new();
+    let mut pairs = Vec::new();
     for line in lines {
         let stack = open.entry(line.tid).or_default();
         if line.entry {
             assert_eq!(line.indent, stack.len(), "-> at the wrong depth: {line:?}");
             stack.push(line);
-            entered.push(line.rest.clone());
         } else {
-            let call = stack.pop().unwrap_or_else(|| panic!("<- without ->: {line:?}"));
-            assert_eq!(line.indent, call.indent, "<- not at its ->'s indentation: {line:?}");
-            assert!(line.micros >= call.micros, "time went backwards: {call:?} {line:?}");
+            let call = stack
+                .pop()
+                .unwrap_or_else(|| panic!("<- without ->: {line:?}"));
+            assert_eq!(
+                line.indent, call.indent,
+                "<- not at its ->'s indentation: {line:?}"
+            );
+            assert!(
+                line.micros >= call.micros,
+                "time went backwards: {call:?} {line:?}"
+            );
+            pairs.push((call.rest.clone(), line.rest.clone()));
         }
     }
     for (tid, stack) in open {
-        assert!(stack.is_empty(), "thread {tid} left calls without returns: {stack:?}");
+        assert!(
+            stack.is_empty(),
+            "thread {tid} left calls without returns: {stack:?}"
+        );
     }
-    entered
+    pairs
 }
 
 fn call_counts<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
-    for name in names.filter(|name| !VOLATILE.contains(name)) {
+    for name in names {
         *counts.entry(name.to_string()).or_insert(0) += 1;
     }
     counts
 }
 
-fn oracle_counts(vm: &crate::harness::GuestRun) -> BTreeMap<String, u64> {
-    let oracle = vm.scenario("trace-oracle");
-    oracle.assert_success();
-    let counts = oracle
-        .stdout
+fn oracle_counts(result: &ScenarioResult) -> BTreeMap<String, u64> {
+    result
+        .file("oracle")
         .lines()
         .map(|line| {
-            let (name, count) = line.split_once(' ').unwrap_or_else(|| panic!("oracle line {line:?}"));
+            let (name, count) = line
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("oracle line {line:?}"));
             (name.to_string(), count.parse().unwrap())
         })
-        .filter(|(name, count): &(String, u64)| *count > 0 && !VOLATILE.contains(&name.as_str()))
-        .collect();
+        .filter(|(_, count): &(String, u64)| *count > 0)
+        .collect()
+}
+
+fn without_others(mut counts: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    counts.retain(|name, _| !NOT_THE_WORKLOADS.contains(&name.as_str()));
     counts
 }
 
 fn matches_the_ftrace_oracle(kernel: Kernel, scenario: &str) {
     let Some(vm) = guest(kernel) else { return };
-    let lines = trace_lines(vm.scenario(scenario));
+    let result = vm.scenario(scenario);
+    let lines = trace_lines(result);
     let names = check_pairs(&lines);
-    let execnames: std::collections::BTreeSet<&str> = lines.iter().map(|l| l.execname.as_str()).collect();
+    let execnames: BTreeSet<&str> = lines.iter().map(|l| l.execname.as_str()).collect();
     assert_eq!(
         execnames.into_iter().collect::<Vec<_>>(),
         ["socket-workload"],
         "traced threads other than the workload's"
     );
-    let traced = call_counts(names.iter().map(String::as_str));
+    let traced = without_others(call_counts(
+        names.iter().map(|(function, _)| function.as_str()),
+    ));
     // A forced mechanism may refuse some functions; rstap says which (-v).
-    let refused: Vec<&str> = vm
-        .scenario(scenario)
+    let refused: Vec<&str> = result
         .stderr
         .lines()
         .filter_map(|line| line.strip_prefix("rstap: could not probe "))
@@ -171,10 +192,16 @@ fn matches_the_ftrace_oracle(kernel: Kernel, scenario: &str) {
     if scenario == "trace-auto" {
         assert!(refused.is_empty(), "auto attach refused {refused:?}");
     }
-    let mut oracle = oracle_counts(vm);
+    let mut oracle = without_others(oracle_counts(result));
     oracle.retain(|name, _| !refused.contains(&name.as_str()));
-    assert!(oracle.contains_key("__sys_connect") && oracle.contains_key("sock_poll"), "{oracle:?}");
-    assert_eq!(traced, oracle, "rstap's per-function call counts differ from ftrace's");
+    assert!(
+        oracle.contains_key("__sys_connect") && oracle.contains_key("sock_poll"),
+        "{oracle:?}"
+    );
+    assert_eq!(
+        traced, oracle,
+        "rstap's per-function call counts differ from ftrace's"
+    );
 }
 
 fn auto_matches_the_oracle(kernel: Kernel) {
@@ -189,24 +216,28 @@ fn kprobe_matches_the_oracle(kernel: Kernel) {
     matches_the_ftrace_oracle(kernel, "trace-kprobe");
 }
 
-/// fentry and kprobes report the same events: same functions, same callers in .return.
-fn mechanisms_print_the_same_events(kernel: Kernel) {
+/// fentry (with kprobes for what it refuses) and kprobes alone report the same events:
+/// every function seen in both runs returns to the same callers (runs differ in which
+/// interrupt-time calls land in the workload, so only the functions both saw compare).
+fn mechanisms_report_the_same_callers(kernel: Kernel) {
     let Some(vm) = guest(kernel) else { return };
-    let shape = |scenario| -> Vec<(usize, bool, String)> {
-        trace_lines(vm.scenario(scenario))
-            .into_iter()
-            .map(|line| (line.indent, line.entry, line.rest))
-            .collect()
+    let callers = |scenario| -> BTreeMap<String, BTreeSet<String>> {
+        let mut callers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (function, caller) in check_pairs(&trace_lines(vm.scenario(scenario))) {
+            callers.entry(function).or_default().insert(caller);
+        }
+        callers
     };
-    let fentry = shape("trace-fentry");
-    let kprobe = shape("trace-kprobe");
-    let differing = fentry.iter().zip(&kprobe).position(|(a, b)| a != b);
-    assert!(
-        differing.is_none() && fentry.len() == kprobe.len(),
-        "fentry and kprobe traces differ at line {differing:?} (lengths {} and {})",
-        fentry.len(),
-        kprobe.len()
-    );
+    let fentry = callers("trace-auto");
+    let kprobe = callers("trace-kprobe");
+    let mut compared = 0;
+    for (function, fentry_callers) in &fentry {
+        if let Some(kprobe_callers) = kprobe.get(function) {
+            assert_eq!(fentry_callers, kprobe_callers, "callers of {function}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 20, "only {compared} functions in common");
 }
 
 /// The addr() variant: entry addresses are the named functions' own, return addresses
@@ -229,7 +260,10 @@ fn addresses_map_back_to_names(kernel: Kernel) {
         .collect();
     symbols.sort();
     for line in &lines {
-        let (address, name) = line.rest.split_once(", ").unwrap_or_else(|| panic!("{line:?}"));
+        let (address, name) = line
+            .rest
+            .split_once(", ")
+            .unwrap_or_else(|| panic!("{line:?}"));
         let address = u64::from_str_radix(address.trim_start_matches("0x"), 16).unwrap();
         let holder = &symbols[symbols.partition_point(|(start, _)| *start <= address) - 1];
         if line.entry {
@@ -238,7 +272,11 @@ fn addresses_map_back_to_names(kernel: Kernel) {
                 "{name} is not at {address:#x}: {line:?}"
             );
         } else {
-            assert_eq!(holder.1, name, "return address {address:#x} is in {}, not {name}", holder.1);
+            assert_eq!(
+                holder.1, name,
+                "return address {address:#x} is in {}, not {name}",
+                holder.1
+            );
         }
     }
 }
@@ -247,7 +285,7 @@ kernel_tests!(
     auto_matches_the_oracle,
     fentry_matches_the_oracle,
     kprobe_matches_the_oracle,
-    mechanisms_print_the_same_events,
+    mechanisms_report_the_same_callers,
     addresses_map_back_to_names,
 );
 
@@ -269,10 +307,15 @@ mod tests {
 
     #[test]
     fn pairing_rejects_a_return_at_another_depth() {
-        let lines: Vec<TraceLine> = ["     0 a(1): -> f", "     1 a(1):  -> g", "     2 a(1): <- f", "     3 a(1): <- x"]
-            .iter()
-            .map(|l| parse_line(l))
-            .collect();
+        let lines: Vec<TraceLine> = [
+            "     0 a(1): -> f",
+            "     1 a(1):  -> g",
+            "     2 a(1): <- f",
+            "     3 a(1): <- x",
+        ]
+        .iter()
+        .map(|l| parse_line(l))
+        .collect();
         assert!(std::panic::catch_unwind(|| check_pairs(&lines)).is_err());
     }
 }
