@@ -19,10 +19,10 @@ if [ "${1:-}" = --task-only ]; then
     task_only=1
     shift
 fi
-[ $# -ge 3 ] && [ "$2" = -- ] || {
+if [ $# -lt 3 ] || [ "$2" != -- ]; then
     echo "usage: $0 [--task-only] FUNCS_FILE -- CMD [ARGS...]" >&2
     exit 2
-}
+fi
 funcs_file=$1
 shift 2
 tracing=/sys/kernel/tracing
