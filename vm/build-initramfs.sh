@@ -4,24 +4,31 @@
 # an empty directory, then writes that directory as a tar.gz to the second serial port
 # (/dev/ttyS1, which vm/boot.sh connects to a host file) and powers off.
 #
-# usage: vm/build-initramfs.sh -o OUT.gz -s GUEST_SCRIPT [-a HOST_PATH:GUEST_PATH]...
+# usage: vm/build-initramfs.sh -o OUT -s GUEST_SCRIPT [-a HOST_PATH:GUEST_PATH]...
+#                              [-r HOST_PATH:GUEST_PATH]...
 #   -a copies a host file into the image; dynamically linked executables bring the
-#      libraries `ldd` lists. The guest script's exit status is saved as $RESULTS/status.
+#      libraries `ldd` lists.
+#   -r stores a big file uncompressed, in a cpio archive of its own before the compressed
+#      one (the kernel unpacks concatenated archives): gzip is slow on a 590 MB debug
+#      vmlinux, and decompressing it under TCG slower still.
+# The guest script's exit status is saved as $RESULTS/status.
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 -o OUT.gz -s GUEST_SCRIPT [-a HOST_PATH:GUEST_PATH]..." >&2
+    echo "usage: $0 -o OUT -s GUEST_SCRIPT [-a HOST_PATH:GUEST_PATH]... [-r HOST_PATH:GUEST_PATH]..." >&2
     exit 2
 }
 
 out=""
 script=""
 adds=()
-while getopts "o:s:a:" opt; do
+raws=()
+while getopts "o:s:a:r:" opt; do
     case $opt in
     o) out=$OPTARG ;;
     s) script=$OPTARG ;;
     a) adds+=("$OPTARG") ;;
+    r) raws+=("$OPTARG") ;;
     *) usage ;;
     esac
 done
@@ -37,7 +44,8 @@ if ldd "$busybox" >/dev/null 2>&1; then
 fi
 
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+raw_root=$(mktemp -d)
+trap 'rm -rf "$root" "$raw_root"' EXIT
 
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,results,etc,usr/local/bin}
 cp "$busybox" "$root/bin/busybox"
@@ -63,21 +71,33 @@ place_libraries() {
     done
 }
 
-for add in "${adds[@]}"; do
-    src=${add%:*}
-    dest=${add##*:}
-    [[ -n $src && $dest == /* && $src != "$add" ]] || {
-        echo "-a wants HOST_PATH:/GUEST/PATH, not $add" >&2
+# Splits HOST_PATH:GUEST_PATH into $src and $dest.
+split_mapping() {
+    src=${1%:*}
+    dest=${1##*:}
+    [[ -n $src && $dest == /* && $src != "$1" ]] || {
+        echo "wanted HOST_PATH:/GUEST/PATH, not $1" >&2
         exit 2
     }
     [[ -f $src ]] || {
         echo "$src: no such file" >&2
         exit 1
     }
+}
+
+for add in "${adds[@]}"; do
+    split_mapping "$add"
     place "$src" "$dest"
     if [[ -x $src ]]; then
         place_libraries "$src"
     fi
+done
+
+# The raw archive links to the big files and cpio -L stores their contents: no copy.
+for raw in "${raws[@]}"; do
+    split_mapping "$raw"
+    mkdir -p "$(dirname "$raw_root$dest")"
+    ln -s "$(realpath "$src")" "$raw_root$dest"
 done
 
 place "$script" /guest-script
@@ -109,4 +129,10 @@ poweroff -f
 EOF
 chmod +x "$root/init"
 
-(cd "$root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) | gzip -1 >"$out"
+archive() {
+    (cd "$1" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 "${@:2}")
+}
+{
+    ((${#raws[@]} == 0)) || archive "$raw_root" --dereference
+    archive "$root" | gzip -1
+} >"$out"

@@ -59,7 +59,7 @@ mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
 # the wanted suite, so that e.g. bookworm-security becomes trixie-security on the same mirror.
 private_sources() {
     local host_codename
-    host_codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    host_codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
     [[ -n $host_codename ]] || {
         echo "cannot tell the host's Debian codename from /etc/os-release" >&2
         return 1
@@ -157,8 +157,10 @@ if [[ ! -s $dir/vmlinuz || $(cat "$dir/release" 2>/dev/null) != "$release" ]]; t
     else
         rm -f "$dir/System.map"
     fi
-    # A kernel of another release may have left its debug vmlinux behind.
-    rm -f "$dir/vmlinux"
+    # A debug vmlinux left by another release would not match this kernel.
+    if [[ $(cat "$dir/release" 2>/dev/null) != "$release" ]]; then
+        rm -f "$dir/vmlinux"
+    fi
     echo "$release" >"$dir/release.new"
     mv "$dir/release.new" "$dir/release"
     mv "$boot/vmlinuz-$release" "$dir/vmlinuz"

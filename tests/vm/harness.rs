@@ -25,6 +25,10 @@ const BOOT_ALLOWANCE_SECONDS: u32 = 120;
 /// Guest memory: what the notes found enough for a busybox guest with rstap.
 const GUEST_MEMORY_MB: u32 = 2048;
 
+/// Guest memory with the debug vmlinux: it is unpacked into RAM (590 MB) from an initramfs
+/// that also stays in RAM until unpacked.
+const GUEST_MEMORY_WITH_DEBUGINFO_MB: u32 = 4096;
+
 /// Runs each scenario in /scenarios/list ("NAME TIMEOUT_SECONDS" lines) in a session of its
 /// own, so that its timeout kills everything it started, and records what it left behind.
 const RUNNER: &str = r#"#!/bin/sh
@@ -81,6 +85,11 @@ pub struct Scenario {
     pub name: &'static str,
     pub script: String,
     pub timeout_seconds: u32,
+    /// Whether the kernel's DWARF vmlinux must be at /usr/lib/debug/boot/vmlinux-RELEASE;
+    /// if any scenario wants it, the boot carries it for all of them.
+    pub debuginfo: bool,
+    /// The one kernel to run on, for scenarios that are not about both.
+    pub only_on: Option<Kernel>,
 }
 
 impl Scenario {
@@ -89,6 +98,22 @@ impl Scenario {
             name,
             script: script.into(),
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            debuginfo: false,
+            only_on: None,
+        }
+    }
+
+    pub fn only_on(self, kernel: Kernel) -> Self {
+        Scenario {
+            only_on: Some(kernel),
+            ..self
+        }
+    }
+
+    pub fn with_debuginfo(self) -> Self {
+        Scenario {
+            debuginfo: true,
+            ..self
         }
     }
 
@@ -116,9 +141,14 @@ pub struct ScenarioResult {
 impl ScenarioResult {
     /// The text of a file the scenario wrote to `$OUT`.
     pub fn file(&self, name: &str) -> String {
+        String::from_utf8(self.file_bytes(name))
+            .unwrap_or_else(|e| panic!("{name} is not UTF-8: {e}\n{}", self.describe()))
+    }
+
+    /// The contents of a file the scenario wrote to `$OUT`.
+    pub fn file_bytes(&self, name: &str) -> Vec<u8> {
         let path = self.files.join(name);
-        fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), self.describe()))
+        fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), self.describe()))
     }
 
     /// Panics, showing the scenario's output, unless it exited 0 in time.
@@ -148,6 +178,8 @@ pub struct GuestRun {
     pub release: String,
     /// Guest-clock seconds from kernel start to the init script's shell.
     pub boot_seconds: f64,
+    /// The host copy of the debug vmlinux the guest has, when a scenario asked for it.
+    pub vmlinux: Option<PathBuf>,
     scenarios: BTreeMap<String, ScenarioResult>,
 }
 
@@ -171,7 +203,14 @@ enum Failure {
 /// the VM cannot run here and `CI` is not `true`.
 pub fn guest(kernel: Kernel) -> Option<&'static GuestRun> {
     static RUNS: [OnceLock<Result<GuestRun, Failure>>; 2] = [OnceLock::new(), OnceLock::new()];
-    match RUNS[kernel.index()].get_or_init(|| boot(kernel, &crate::all_scenarios())) {
+    let boot_once = || {
+        let scenarios: Vec<Scenario> = crate::all_scenarios()
+            .into_iter()
+            .filter(|s| s.only_on.is_none_or(|only| only == kernel))
+            .collect();
+        boot(kernel, &scenarios)
+    };
+    match RUNS[kernel.index()].get_or_init(boot_once) {
         Ok(run) => Some(run),
         Err(Failure::Broken(why)) => panic!("{kernel}: {why}"),
         Err(Failure::Unavailable(why)) => {
@@ -250,7 +289,13 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
     check_names(scenarios).map_err(Failure::Broken)?;
     run(Command::new("qemu-system-x86_64").arg("--version"))
         .map_err(|e| Failure::Unavailable(format!("no usable qemu ({e})")))?;
-    let kernel_dir = run(Command::new(script("fetch-kernel.sh")).arg(kernel.version()))
+    let debuginfo = scenarios.iter().any(|s| s.debuginfo);
+    let mut fetch = Command::new(script("fetch-kernel.sh"));
+    fetch.arg(kernel.version());
+    if debuginfo {
+        fetch.arg("--debuginfo");
+    }
+    let kernel_dir = run(&mut fetch)
         .map(PathBuf::from)
         .map_err(|e| Failure::Unavailable(format!("no kernel: {e}")))?;
     let release = fs::read_to_string(kernel_dir.join("release"))
@@ -298,10 +343,22 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
             .arg("-a")
             .arg(format!("{}:{guest}", host.display()));
     }
+    let vmlinux = debuginfo.then(|| kernel_dir.join("vmlinux"));
+    if let Some(vmlinux) = &vmlinux {
+        initramfs.arg("-r").arg(format!(
+            "{}:/usr/lib/debug/boot/vmlinux-{release}",
+            vmlinux.display()
+        ));
+    }
     run(&mut initramfs).map_err(Failure::Broken)?;
 
     let timeout: u32 =
         BOOT_ALLOWANCE_SECONDS + scenarios.iter().map(|s| s.timeout_seconds).sum::<u32>();
+    let memory_mb = if debuginfo {
+        GUEST_MEMORY_WITH_DEBUGINFO_MB
+    } else {
+        GUEST_MEMORY_MB
+    };
     let results = work.join("results");
     let started = Instant::now();
     run(Command::new(script("boot.sh"))
@@ -310,7 +367,7 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
         .arg(&results)
         .arg(work.join("console.log"))
         .arg(timeout.to_string())
-        .arg(GUEST_MEMORY_MB.to_string()))
+        .arg(memory_mb.to_string()))
     .map_err(Failure::Broken)?;
     let wall = started.elapsed();
 
@@ -333,6 +390,7 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
         kernel,
         release,
         boot_seconds,
+        vmlinux,
         scenarios,
     })
 }

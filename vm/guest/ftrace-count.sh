@@ -6,13 +6,23 @@
 # Exits with CMD's status, or 3 if ftrace dropped events (the counts would be wrong).
 # Runs in the guest (busybox sh), as root.
 #
-# usage: ftrace-count.sh FUNCS_FILE -- CMD [ARGS...]
+# By default a call counts when it happens on one of CMD's tasks, as a tracer filtering by
+# pid sees it, including softirqs that run on top of the task. Whether a packet is handled
+# in such a softirq or in ksoftirqd varies from run to run; --task-only counts only calls
+# made in the task's own context, which repeat exactly for a deterministic CMD.
+#
+# usage: ftrace-count.sh [--task-only] FUNCS_FILE -- CMD [ARGS...]
 set -eu
 
-[ $# -ge 3 ] && [ "$2" = -- ] || {
-    echo "usage: $0 FUNCS_FILE -- CMD [ARGS...]" >&2
+task_only=0
+if [ "${1:-}" = --task-only ]; then
+    task_only=1
+    shift
+fi
+if [ $# -lt 3 ] || [ "$2" != -- ]; then
+    echo "usage: $0 [--task-only] FUNCS_FILE -- CMD [ARGS...]" >&2
     exit 2
-}
+fi
 funcs_file=$1
 shift 2
 tracing=/sys/kernel/tracing
@@ -63,8 +73,16 @@ echo 0 >"$tracing/tracing_on"
 
 overruns=$(cat "$tracing"/per_cpu/cpu*/stats | awk '/^overrun:/ { n += $2 } END { print n + 0 }')
 
-# A trace line ends in "FUNCTION <-CALLER"; comm and flags before it vary in width.
-awk '!/^#/ && NF >= 2 && $(NF) ~ /^<-/ { print $(NF - 1) }' "$tracing/trace" |
+# A trace line is "COMM-PID [CPU] FLAGS TIMESTAMP: FUNCTION <-CALLER"; the third flag is
+# h, s, H, z or Z in hard or soft interrupt or NMI context, "." in the task's own.
+awk -v task_only=$task_only '
+    /^#/ || NF < 2 || $NF !~ /^<-/ { next }
+    task_only {
+        for (i = 1; i < NF && $i !~ /^\[[0-9]+\]$/; i++) {}
+        if (substr($(i + 1), 3, 1) != ".") next
+    }
+    { print $(NF - 1) }
+' "$tracing/trace" |
     sort | uniq -c | awk '{ print $2, $1 }' >"$work/counts"
 reset
 
