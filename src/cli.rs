@@ -15,6 +15,8 @@ Examples:
       Trace one command's socket system calls, and stop when it exits.
   sudo rstap -l 'kernel.function(\"sock_*\").return'
       List the probe points a pattern matches.
+  sudo rstap -L 'kernel.function(\"*@net/socket.c\")'
+      List every function declared in net/socket.c, with its parameters.
   vm/rstap-vm --kernel 6.12 -- -c socket-workload examples/socket-calls.stp
       Run rstap in a throwaway VM, on a machine whose kernel cannot trace.";
 
@@ -27,7 +29,10 @@ Examples:
 )]
 pub struct Cli {
     /// The script to run (unless -e or -l is given).
-    #[arg(value_name = "SCRIPT", required_unless_present_any = ["script_text", "list"])]
+    #[arg(
+        value_name = "SCRIPT",
+        required_unless_present_any = ["script_text", "list", "list_with_variables"]
+    )]
     pub script_file: Option<PathBuf>,
 
     /// Run SCRIPT given on the command line instead of a file.
@@ -37,6 +42,14 @@ pub struct Cli {
     /// List the probe points PROBE matches, sorted, one per line, and exit.
     #[arg(short = 'l', value_name = "PROBE", conflicts_with_all = ["script_file", "script_text"])]
     pub list: Option<String>,
+
+    /// Like -l, and show each point's parameters as $name:type (for FUNCTION@FILE points).
+    #[arg(
+        short = 'L',
+        value_name = "PROBE",
+        conflicts_with_all = ["script_file", "script_text", "list"]
+    )]
+    pub list_with_variables: Option<String>,
 
     /// Trace only process PID (sets target()).
     #[arg(short = 'x', value_name = "PID", conflicts_with = "command")]
@@ -61,6 +74,11 @@ pub struct Cli {
     /// How to attach to kernel functions.
     #[arg(long, value_enum, default_value_t = AttachArg::Auto)]
     pub attach: AttachArg,
+
+    /// The running kernel's vmlinux with DWARF debug info, for FUNCTION@FILE probe points
+    /// (default: the usual debug info locations, then $DEBUGINFOD_URLS).
+    #[arg(long, value_name = "PATH")]
+    pub vmlinux: Option<PathBuf>,
 
     /// Ring buffer size in KiB (a power of two, at least 4).
     #[arg(long, value_name = "KIB", default_value_t = 16 * 1024)]
@@ -103,6 +121,7 @@ mod tests {
         assert!(Cli::try_parse_from(["rstap", "x.stp"]).is_ok());
         assert!(Cli::try_parse_from(["rstap", "-e", "probe begin {}"]).is_ok());
         assert!(Cli::try_parse_from(["rstap", "-l", "kernel.function(\"x\")"]).is_ok());
+        assert!(Cli::try_parse_from(["rstap", "-L", "kernel.function(\"x@y.c\")"]).is_ok());
         assert!(Cli::try_parse_from(["rstap", "x.stp", "-e", "probe begin {}"]).is_err());
     }
 

@@ -19,7 +19,8 @@ use crate::resolve::code::KernelCode;
 use crate::resolve::denylist::DenyList;
 use crate::resolve::ftrace::TraceableFunctions;
 use crate::resolve::kallsyms::KernelSymbols;
-use crate::resolve::plan::{self, KernelFunctions, ProbePlan};
+use crate::resolve::plan::{self, KernelFunctions, PlanError, ProbePlan};
+use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
 use crate::script::{self, CheckedScript, SourceFile};
@@ -42,16 +43,23 @@ pub fn run(cli: &Cli) -> Result<i32> {
         traceable: traceable.as_ref(),
         deny: &deny,
     };
-    let plan = plan::plan(&script, &source, &kernel)?;
+    let debug_info = DebugInfoOptions {
+        vmlinux: cli.vmlinux.clone(),
+    };
+    let mut sources = KernelSources::new(debug_info, &symbols);
+    let plan = plan::plan(&script, &source, &kernel, &mut sources).map_err(|err| match err {
+        PlanError::Script(err) => anyhow::Error::new(err),
+        PlanError::Source(err) => anyhow::Error::new(err),
+    })?;
     report_plan(cli, &plan, traceable.is_some());
-    if cli.list.is_some() {
-        return Ok(list(&plan));
+    if cli.list.is_some() || cli.list_with_variables.is_some() {
+        return Ok(list(&plan, cli.list_with_variables.is_some()));
     }
     Tracer::new(cli, &script, &plan, &symbols)?.run()
 }
 
 fn load_source(cli: &Cli) -> Result<SourceFile> {
-    if let Some(point) = &cli.list {
+    if let Some(point) = cli.list.as_ref().or(cli.list_with_variables.as_ref()) {
         return Ok(SourceFile::new(
             "<probe point>",
             format!("probe {point} {{}}"),
@@ -75,13 +83,27 @@ fn load_source(cli: &Cli) -> Result<SourceFile> {
     Ok(SourceFile::new(path.display().to_string(), text))
 }
 
-/// Prints the resolved probe points, sorted and once each; succeeds only if any matched.
-fn list(plan: &ProbePlan) -> i32 {
-    let mut points: Vec<&str> = plan
+/// Prints the resolved probe points, sorted and once each, with their parameters if
+/// asked; succeeds only if any matched.
+fn list(plan: &ProbePlan, with_parameters: bool) -> i32 {
+    let mut points: Vec<String> = plan
         .functions
         .iter()
-        .flat_map(|function| function.on_entry.iter().chain(&function.on_return))
-        .map(|handler| handler.probe_point.as_str())
+        .flat_map(|function| {
+            function
+                .on_entry
+                .iter()
+                .chain(&function.on_return)
+                .map(move |handler| {
+                    let mut line = handler.probe_point.clone();
+                    if with_parameters {
+                        for parameter in &function.parameters {
+                            line.push_str(&format!(" ${}:{}", parameter.name, parameter.type_name));
+                        }
+                    }
+                    line
+                })
+        })
         .collect();
     points.sort_unstable();
     points.dedup();

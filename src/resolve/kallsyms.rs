@@ -107,6 +107,17 @@ impl KernelSymbols {
         after.checked_sub(1).map(|index| &self.functions[index])
     }
 
+    /// The kernel image's function that starts exactly at `address`.
+    pub fn kernel_function_at(&self, address: u64) -> Option<&FunctionSymbol> {
+        let first = self
+            .functions
+            .partition_point(|function| function.address < address);
+        self.functions[first..]
+            .iter()
+            .take_while(|function| function.address == address)
+            .find(|function| function.module.is_none() && !function.name.starts_with("__pfx_"))
+    }
+
     /// The kernel image's address of `name`, for symbols such as `_text`.
     pub fn address_of(&self, name: &str) -> Option<u64> {
         self.kernel_functions()
@@ -182,6 +193,20 @@ ffffffff81431600 W weak_function
             "__sys_connect"
         );
         assert!(symbols.function_containing(0x1000).is_none());
+    }
+
+    #[test]
+    fn function_at_an_exact_address() {
+        let symbols = symbols();
+        assert_eq!(
+            symbols.kernel_function_at(0xffffffff81431450).unwrap().name,
+            "sock_poll"
+        );
+        assert!(symbols.kernel_function_at(0xffffffff81431451).is_none());
+        assert!(
+            symbols.kernel_function_at(0xffffffffc0001000).is_none(),
+            "a module function"
+        );
     }
 
     #[test]

@@ -13,4 +13,5 @@ pub mod glob;
 pub mod index_cache;
 pub mod kallsyms;
 pub mod plan;
+pub mod source;
 pub mod vmlinux;

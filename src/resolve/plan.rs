@@ -1,12 +1,14 @@
 //! From a checked script's probe points to the kernel functions to probe and the
 //! handlers each function's entry and return run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::denylist::DenyList;
+use super::dwarf::{Parameter, SourceFunction};
 use super::ftrace::TraceableFunctions;
 use super::glob::Glob;
 use super::kallsyms::{FunctionSymbol, KernelSymbols};
+use super::source::{SourceError, SourceFunctions};
 use crate::script::{
     CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ScriptError, SourceFile,
 };
@@ -18,6 +20,9 @@ const SUGGESTIONS: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handler {
     pub probe: usize,
+    /// `ppfunc()`: the function as the probe point names it (its DWARF name for
+    /// FUNCTION@FILE points, where the symbol may carry a `.isra.0`-style suffix).
+    pub function: String,
     /// `pp()`: the probe point resolved to this function.
     pub probe_point: String,
 }
@@ -28,6 +33,8 @@ pub struct PlannedFunction {
     pub name: String,
     pub address: u64,
     pub name_is_unique: bool,
+    /// Known when the function was found through debug info.
+    pub parameters: Vec<Parameter>,
     pub on_entry: Vec<Handler>,
     pub on_return: Vec<Handler>,
 }
@@ -47,6 +54,14 @@ pub struct ProbePlan {
     /// Probes to run once before tracing starts, and once after it ends.
     pub begin: Vec<usize>,
     pub end: Vec<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
 /// What the running kernel offers to probe.
@@ -80,21 +95,91 @@ impl KernelFunctions<'_> {
     }
 }
 
+/// A function one probe point matched, before exclusions.
+struct Candidate<'s> {
+    symbol: &'s FunctionSymbol,
+    /// The function's name as the probe point resolves it.
+    function: String,
+    /// `NAME@FILE:LINE` for source-file points, `NAME` for name points.
+    resolved_name: String,
+    parameters: &'s [Parameter],
+}
+
+/// Builds the plan as probe points are resolved one by one.
+struct Planner<'k> {
+    kernel: &'k KernelFunctions<'k>,
+    name_counts: HashMap<&'k str, usize>,
+    by_address: BTreeMap<u64, PlannedFunction>,
+    skipped: BTreeMap<String, String>,
+}
+
+impl<'k> Planner<'k> {
+    fn add(&mut self, probe: usize, variant: FunctionVariant, candidate: Candidate<'_>) {
+        let symbol = candidate.symbol;
+        if let Some(reason) = self.kernel.exclusion(symbol) {
+            self.skipped.entry(symbol.name.clone()).or_insert(reason);
+            return;
+        }
+        let name_counts = &self.name_counts;
+        let planned = self
+            .by_address
+            .entry(symbol.address)
+            .or_insert_with(|| PlannedFunction {
+                name: symbol.name.clone(),
+                address: symbol.address,
+                name_is_unique: name_counts.get(symbol.name.as_str()) == Some(&1),
+                parameters: Vec::new(),
+                on_entry: Vec::new(),
+                on_return: Vec::new(),
+            });
+        if planned.parameters.is_empty() {
+            planned.parameters = candidate.parameters.to_vec();
+        }
+        let handler = Handler {
+            probe,
+            function: candidate.function,
+            probe_point: resolved_point(&candidate.resolved_name, variant),
+        };
+        match variant {
+            FunctionVariant::Return => planned.on_return.push(handler),
+            _ => planned.on_entry.push(handler),
+        }
+    }
+
+    fn finish(self) -> (Vec<PlannedFunction>, Vec<SkippedFunction>) {
+        let functions: Vec<PlannedFunction> = self.by_address.into_values().collect();
+        let probed: HashSet<&str> = functions
+            .iter()
+            .map(|function| function.name.as_str())
+            .collect();
+        let skipped = self
+            .skipped
+            .into_iter()
+            .filter(|(name, _)| !probed.contains(name.as_str()))
+            .map(|(name, reason)| SkippedFunction { name, reason })
+            .collect();
+        (functions, skipped)
+    }
+}
+
 /// Resolves every kernel probe point of `script`. A point that matches no function is
 /// an error, with close names suggested.
 pub fn plan(
     script: &CheckedScript,
     source: &SourceFile,
     kernel: &KernelFunctions<'_>,
-) -> Result<ProbePlan, ScriptError> {
+    sources: &mut dyn SourceFunctions,
+) -> Result<ProbePlan, PlanError> {
     let mut plan = ProbePlan::default();
-    let mut by_address: BTreeMap<u64, PlannedFunction> = BTreeMap::new();
-    let mut skipped: BTreeMap<String, String> = BTreeMap::new();
-    let name_counts = count_names(kernel.symbols);
-
+    let mut planner = Planner {
+        kernel,
+        name_counts: count_names(kernel.symbols),
+        by_address: BTreeMap::new(),
+        skipped: BTreeMap::new(),
+    };
     for (probe, checked) in script.probes.iter().enumerate() {
         for point in &checked.points {
-            let (pattern, variant) = match &point.kind {
+            let (function, file, variant) = match &point.kind {
                 ProbePointKind::Begin => {
                     plan.begin.push(probe);
                     continue;
@@ -103,19 +188,11 @@ pub fn plan(
                     plan.end.push(probe);
                     continue;
                 }
-                ProbePointKind::KernelFunction { file: Some(_), .. } => {
-                    return Err(ScriptError::at(
-                        source,
-                        point.span,
-                        "probe points by source file (FUNCTION@FILE) are not supported yet; \
-                         name the functions instead, e.g. kernel.function(\"sock_*\")",
-                    ))
-                }
                 ProbePointKind::KernelFunction {
                     function,
-                    file: None,
+                    file,
                     variant,
-                } => (function, *variant),
+                } => (function, file, *variant),
             };
             if variant == FunctionVariant::Inline {
                 return Err(ScriptError::at(
@@ -123,57 +200,110 @@ pub fn plan(
                     point.span,
                     ".inline probe points are not supported: no attach mechanism rstap has \
                      can probe inlined code",
-                ));
+                )
+                .into());
             }
-            let glob = Glob::new(pattern)
-                .map_err(|err| ScriptError::at(source, point.span, err.to_string()))?;
-            let mut matched = 0;
-            for function in kernel.symbols.kernel_functions() {
-                if !glob.matches(&function.name) {
-                    continue;
-                }
-                matched += 1;
-                if let Some(reason) = kernel.exclusion(function) {
-                    skipped.entry(function.name.clone()).or_insert(reason);
-                    continue;
-                }
-                let planned =
-                    by_address
-                        .entry(function.address)
-                        .or_insert_with(|| PlannedFunction {
-                            name: function.name.clone(),
-                            address: function.address,
-                            name_is_unique: name_counts.get(function.name.as_str()) == Some(&1),
-                            on_entry: Vec::new(),
-                            on_return: Vec::new(),
-                        });
-                let handler = Handler {
+            match file {
+                None => plan_by_name(&mut planner, probe, point, function, variant, source)?,
+                Some(file) => plan_by_source(
+                    &mut planner,
                     probe,
-                    probe_point: resolved_point(&planned.name, variant),
-                };
-                match variant {
-                    FunctionVariant::Return => planned.on_return.push(handler),
-                    _ => planned.on_entry.push(handler),
-                }
-            }
-            if matched == 0 {
-                return Err(no_match_error(source, point, pattern, kernel.symbols));
+                    point,
+                    (function, file),
+                    variant,
+                    source,
+                    sources,
+                )?,
             }
         }
     }
-
-    plan.functions = by_address.into_values().collect();
-    let probed: std::collections::HashSet<&str> = plan
-        .functions
-        .iter()
-        .map(|function| function.name.as_str())
-        .collect();
-    plan.skipped = skipped
-        .into_iter()
-        .filter(|(name, _)| !probed.contains(name.as_str()))
-        .map(|(name, reason)| SkippedFunction { name, reason })
-        .collect();
+    (plan.functions, plan.skipped) = planner.finish();
     Ok(plan)
+}
+
+fn plan_by_name(
+    planner: &mut Planner<'_>,
+    probe: usize,
+    point: &ProbePoint,
+    pattern: &str,
+    variant: FunctionVariant,
+    source: &SourceFile,
+) -> Result<(), PlanError> {
+    let glob =
+        Glob::new(pattern).map_err(|err| ScriptError::at(source, point.span, err.to_string()))?;
+    let symbols = planner.kernel.symbols;
+    let mut matched = false;
+    for symbol in symbols
+        .kernel_functions()
+        .filter(|symbol| glob.matches(&symbol.name))
+    {
+        matched = true;
+        let candidate = Candidate {
+            symbol,
+            function: symbol.name.clone(),
+            resolved_name: symbol.name.clone(),
+            parameters: &[],
+        };
+        planner.add(probe, variant, candidate);
+    }
+    if !matched {
+        return Err(no_match_error(source, point, pattern, symbols).into());
+    }
+    Ok(())
+}
+
+fn plan_by_source(
+    planner: &mut Planner<'_>,
+    probe: usize,
+    point: &ProbePoint,
+    (function, file): (&str, &str),
+    variant: FunctionVariant,
+    source: &SourceFile,
+    sources: &mut dyn SourceFunctions,
+) -> Result<(), PlanError> {
+    let found: Vec<SourceFunction> = sources.matching(function, file)?;
+    let mut out_of_line = 0;
+    let mut inline_only = 0;
+    for function in &found {
+        let Some(address) = function.entry_address else {
+            inline_only += 1;
+            planner
+                .skipped
+                .entry(function.name.clone())
+                .or_insert_with(|| "only inlined: rstap cannot probe inlined code".into());
+            continue;
+        };
+        out_of_line += 1;
+        let Some(symbol) = planner.kernel.symbols.kernel_function_at(address) else {
+            planner
+                .skipped
+                .entry(function.name.clone())
+                .or_insert_with(|| format!("no kernel symbol at its address {address:#x}"));
+            continue;
+        };
+        let candidate = Candidate {
+            symbol,
+            function: function.name.clone(),
+            resolved_name: format!(
+                "{}@{}:{}",
+                function.name, function.decl_file, function.decl_line
+            ),
+            parameters: &function.parameters,
+        };
+        planner.add(probe, variant, candidate);
+    }
+    if out_of_line == 0 {
+        let message = if inline_only > 0 {
+            format!(
+                "only inlined functions match \"{function}@{file}\" ({inline_only} of them): \
+                 rstap cannot probe inlined code"
+            )
+        } else {
+            format!("no function declared in a file matching \"{file}\" matches \"{function}\"")
+        };
+        return Err(ScriptError::at(source, point.span, message).into());
+    }
+    Ok(())
 }
 
 /// The probe point as `pp()` reports it for one function.

@@ -107,7 +107,6 @@ impl<'a> Dispatcher<'a> {
         for handler in handlers {
             let context = EventContext {
                 event: &event,
-                function,
                 handler,
                 address,
                 probefunc,
@@ -135,7 +134,6 @@ impl<'a> Dispatcher<'a> {
 /// What a probe body sees of one event.
 struct EventContext<'e> {
     event: &'e Event,
-    function: &'e PlannedFunction,
     handler: &'e Handler,
     /// `addr()`: the function's entry on entry, the return address in its caller on return.
     address: u64,
@@ -165,7 +163,7 @@ impl ProbeContext for EventContext<'_> {
         self.probefunc
     }
     fn ppfunc(&self) -> &str {
-        &self.function.name
+        &self.handler.function
     }
     fn pp(&self) -> &str {
         &self.handler.probe_point

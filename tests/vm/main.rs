@@ -4,6 +4,7 @@
 
 mod harness;
 mod smoke;
+mod source;
 mod trace;
 
 use harness::Scenario;
@@ -12,5 +13,6 @@ use harness::Scenario;
 fn all_scenarios() -> Vec<Scenario> {
     let mut scenarios = smoke::scenarios();
     scenarios.extend(trace::scenarios());
+    scenarios.extend(source::scenarios());
     scenarios
 }

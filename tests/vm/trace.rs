@@ -63,14 +63,14 @@ pub fn scenarios() -> Vec<Scenario> {
 
 /// One line of thread_indent() output: `%6d %s(%d):%-*s -> NAME` or `<- NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct TraceLine {
-    micros: i64,
-    execname: String,
-    tid: u32,
-    indent: usize,
-    entry: bool,
+pub struct TraceLine {
+    pub micros: i64,
+    pub execname: String,
+    pub tid: u32,
+    pub indent: usize,
+    pub entry: bool,
     /// What follows the arrow: `NAME` or `ADDRESS, NAME`.
-    rest: String,
+    pub rest: String,
 }
 
 fn parse_line(line: &str) -> TraceLine {
@@ -100,7 +100,7 @@ fn try_parse_line(line: &str) -> Option<TraceLine> {
     })
 }
 
-fn trace_lines(result: &ScenarioResult) -> Vec<TraceLine> {
+pub fn trace_lines(result: &ScenarioResult) -> Vec<TraceLine> {
     result.assert_success();
     let lines: Vec<TraceLine> = result.file("trace").lines().map(parse_line).collect();
     assert!(!lines.is_empty(), "rstap printed nothing");
@@ -109,7 +109,7 @@ fn trace_lines(result: &ScenarioResult) -> Vec<TraceLine> {
 
 /// Pairs every entry with its return, per thread, checking that each `<-` comes back at
 /// its `->`'s indentation. Returns what follows the arrows of each pair, in return order.
-fn check_pairs(lines: &[TraceLine]) -> Vec<(String, String)> {
+pub fn check_pairs(lines: &[TraceLine]) -> Vec<(String, String)> {
     let mut open: BTreeMap<u32, Vec<&TraceLine>> = BTreeMap::new();
     let mut pairs = Vec::new();
     for line in lines {
@@ -149,7 +149,7 @@ fn call_counts<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<String, u64
     counts
 }
 
-fn oracle_counts(result: &ScenarioResult) -> BTreeMap<String, u64> {
+pub fn oracle_counts(result: &ScenarioResult) -> BTreeMap<String, u64> {
     result
         .file("oracle")
         .lines()
@@ -163,7 +163,7 @@ fn oracle_counts(result: &ScenarioResult) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn without_others(mut counts: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+pub fn without_others(mut counts: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     counts.retain(|name, _| !NOT_THE_WORKLOADS.contains(&name.as_str()));
     counts
 }
