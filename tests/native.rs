@@ -1,0 +1,160 @@
+//! rstap run natively on the build machine, whatever its kernel: scripts that need no
+//! kernel probes, listing, and the errors a user sees before anything is attached. On a
+//! kernel that cannot trace functions (such as the project's build machines), also the
+//! error that says so.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rstap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rstap"))
+        .args(args)
+        .output()
+        .expect("rstap runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn begin_and_end_probes_run_without_kernel_probes() {
+    if !is_root() {
+        eprintln!("skipped: needs root to read kernel symbols");
+        return;
+    }
+    let output = rstap(&[
+        "-e",
+        r#"probe begin { printf("%s %d %p\n", "hello", 6 * 7, 255); exit() } probe end { println("bye") }"#,
+    ]);
+    assert_eq!(
+        stdout(&output),
+        "hello 42 0xff\nbye\n",
+        "{}",
+        stderr(&output)
+    );
+    assert!(output.status.success());
+}
+
+#[test]
+fn a_script_error_names_the_place_and_attaches_nothing() {
+    let output = rstap(&["-e", "probe begin {\n  printf(\"%d\\n\", execname())\n}"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines[0], "<input>:2:18: error: the format wants a long here",
+        "{message}"
+    );
+    assert!(
+        message.contains("  printf(\"%d\\n\", execname())"),
+        "{message}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.trim_end().ends_with("^^^^^^^^^^")),
+        "{message}"
+    );
+}
+
+#[test]
+fn listing_is_sorted_and_fails_when_nothing_matches() {
+    if !is_root() {
+        eprintln!("skipped: needs root to read kernel symbols");
+        return;
+    }
+    let output = rstap(&["-l", r#"kernel.function("__sys_*").return"#]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listing = stdout(&output);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert!(
+        lines.contains(&r#"kernel.function("__sys_connect").return"#),
+        "{listing}"
+    );
+    let mut sorted = lines.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(lines, sorted);
+
+    let output = rstap(&["-l", r#"kernel.function("__sys_conect")"#]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).is_empty());
+    assert!(
+        stderr(&output).contains("did you mean __sys_connect"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// The build machines' kernel refuses fentry and has no kprobes: rstap must say so in
+/// one line of its own, not with libbpf's log.
+#[test]
+fn a_kernel_that_cannot_trace_functions_is_explained() {
+    if !is_root() || Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        eprintln!("skipped: this kernel has kprobes, so it can trace");
+        return;
+    }
+    let output = rstap(&[
+        "-e",
+        r#"probe kernel.function("sock_poll") { printf("%s\n", probefunc()) }"#,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with("rstap: error: cannot trace kernel functions on this kernel ("),
+        "{message}"
+    );
+    assert!(
+        message.contains("the kernel refuses fentry/fexit programs"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the kernel has no kprobe support"),
+        "{message}"
+    );
+    assert!(message.contains("vm/rstap-vm"), "{message}");
+    assert!(!message.contains("libbpf"), "{message}");
+}
+
+#[test]
+fn source_file_points_need_debug_info_for_the_running_kernel() {
+    if !is_root() {
+        eprintln!("skipped: needs root to read kernel symbols");
+        return;
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let release = release.trim();
+    if Path::new(&format!("/usr/lib/debug/boot/vmlinux-{release}")).exists() {
+        eprintln!("skipped: this machine has the running kernel's debug info");
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_rstap"))
+        .args(["-l", r#"kernel.function("*@net/socket.c")"#])
+        .env_remove("DEBUGINFOD_URLS")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "rstap: error: missing kernel debuginfo for {release}"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("linux-image-{release}-dbg")),
+        "{message}"
+    );
+}
