@@ -158,3 +158,21 @@ fn source_file_points_need_debug_info_for_the_running_kernel() {
         "{message}"
     );
 }
+
+#[test]
+fn the_shipped_examples_compile() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut compiled = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|extension| extension == "stp") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let source = rstap::script::SourceFile::new(path.display().to_string(), text);
+            if let Err(err) = rstap::script::compile(&source) {
+                panic!("{err}");
+            }
+            compiled += 1;
+        }
+    }
+    assert!(compiled >= 2, "examples/ has {compiled} scripts");
+}

@@ -58,6 +58,14 @@ pub fn scenarios() -> Vec<Scenario> {
         trace_scenario("trace-fentry", SEED_BODIES, "fentry"),
         trace_scenario("trace-kprobe", SEED_BODIES, "kprobe"),
         trace_scenario("trace-addr", SEED_ADDR_BODIES, "auto"),
+        Scenario::new(
+            "example-summary",
+            format!(
+                "cat >summary.stp <<'RSTAP_EXAMPLE_END'\n{}RSTAP_EXAMPLE_END\n\
+                 rstap -c 'socket-workload --rounds {ROUNDS}' summary.stp",
+                include_str!("../../examples/socket-summary.stp")
+            ),
+        ),
     ]
 }
 
@@ -281,7 +289,29 @@ fn addresses_map_back_to_names(kernel: Kernel) {
     }
 }
 
+/// The shipped example with a global, a begin probe and return probes: one line per
+/// socket system call of the workload, each with the syscall's own name and its caller.
+fn the_summary_example_runs(kernel: Kernel) {
+    let Some(vm) = guest(kernel) else { return };
+    let result = vm.scenario("example-summary");
+    result.assert_success();
+    let mut lines = result.stdout.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(header.starts_with("tracing socket system calls of pid "), "{header}");
+    let calls: Vec<&str> = lines.collect();
+    let connects = calls.iter().filter(|line| line.contains(" __sys_connect ")).count();
+    assert_eq!(connects, ROUNDS as usize, "{}", result.stdout);
+    for line in &calls {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 6, "{line}");
+        assert_eq!(fields[1], "us", "{line}");
+        assert!(fields[2].starts_with("__sys_"), "{line}");
+        assert!(fields[3].starts_with("socket-workload("), "{line}");
+    }
+}
+
 kernel_tests!(
+    the_summary_example_runs,
     auto_matches_the_oracle,
     fentry_matches_the_oracle,
     kprobe_matches_the_oracle,
