@@ -297,9 +297,15 @@ fn the_summary_example_runs(kernel: Kernel) {
     result.assert_success();
     let mut lines = result.stdout.lines();
     let header = lines.next().unwrap_or_default();
-    assert!(header.starts_with("tracing socket system calls of pid "), "{header}");
+    assert!(
+        header.starts_with("tracing socket system calls of pid "),
+        "{header}"
+    );
     let calls: Vec<&str> = lines.collect();
-    let connects = calls.iter().filter(|line| line.contains(" __sys_connect ")).count();
+    let connects = calls
+        .iter()
+        .filter(|line| line.contains(" __sys_connect "))
+        .count();
     assert_eq!(connects, ROUNDS as usize, "{}", result.stdout);
     for line in &calls {
         let fields: Vec<&str> = line.split_whitespace().collect();
