@@ -184,6 +184,14 @@ pub struct GuestRun {
 }
 
 impl GuestRun {
+    /// The host copy of the guest's debug vmlinux, mapped; panics if no scenario asked for it.
+    pub fn map_vmlinux(&self) -> memmap2::Mmap {
+        let path = self.vmlinux.as_ref().expect("the boot carries the vmlinux");
+        let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // SAFETY: the cached vmlinux is not modified while the tests run.
+        unsafe { memmap2::Mmap::map(&file) }.unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
     pub fn scenario(&self, name: &str) -> &ScenarioResult {
         self.scenarios
             .get(name)

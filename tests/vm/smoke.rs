@@ -157,10 +157,7 @@ fn the_6_1_guest_has_the_running_kernels_debuginfo() {
     };
     let result = vm.scenario("smoke-debuginfo");
     result.assert_success();
-    let vmlinux_path = vm.vmlinux.as_ref().expect("the boot carries the vmlinux");
-    let file = std::fs::File::open(vmlinux_path).unwrap();
-    // SAFETY: the cached vmlinux is not modified while the test runs.
-    let vmlinux = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let vmlinux = vm.map_vmlinux();
     assert_eq!(result.stdout.trim(), vmlinux.len().to_string());
 
     let notes = result.file_bytes("notes");
