@@ -119,10 +119,7 @@ fn probes_exactly_the_attachable_functions_net_socket_c_declares() {
     };
     let result = vm.scenario("source-list");
     result.assert_success();
-    let file =
-        std::fs::File::open(vm.vmlinux.as_ref().expect("the boot carries the vmlinux")).unwrap();
-    // SAFETY: the cached vmlinux is not modified while the test runs.
-    let vmlinux = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let vmlinux = vm.map_vmlinux();
     let traceable: BTreeSet<String> = result
         .file("traceable")
         .lines()
