@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * What every rstap probe program shares: the event record, the one ring buffer all
- * programs write to, the process filter and the count of events the ring buffer had no
- * room for. Each attach mechanism's program only says where the function address,
- * return address and return value come from.
+ * programs write to, the process filter, the per-CPU recursion guard, and the counts of
+ * events the ring buffer had no room for or the guard turned away. Each attach
+ * mechanism's program only says where the function address, return address and return
+ * value come from.
  */
 #ifndef RSTAP_EVENT_BPF_H
 #define RSTAP_EVENT_BPF_H
@@ -45,22 +46,34 @@ const volatile __u32 rstap_tgid = 0;
 
 /* Events dropped because the ring buffer was full; reported at exit. */
 __u64 lost_events = 0;
+/* Events dropped because a probe program was already running on this CPU. */
+__u64 recursion_drops = 0;
 
+/* Both maps are created by user space and shared by every object rstap loads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by user space before load */
+	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
-static __always_inline int emit_event(enum event_kind kind, __u64 function_address,
+/*
+ * Whether one of rstap's programs is running on this CPU. An interrupt or NMI that hits a
+ * traced function while a program is between reserving and submitting its record would
+ * otherwise run a second program on top of it; the kernel only stops a program from
+ * re-entering itself, and each mechanism (and each fentry copy) is a program of its own.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} probe_running SEC(".maps");
+
+static __always_inline int write_event(enum event_kind kind, __u64 function_address,
 				      __u64 return_address, __u64 outer_return_address,
 				      __u64 return_value)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
 	struct event *e;
-
-	if (tgid == rstap_tgid || (target_tgid && tgid != target_tgid))
-		return 0;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -72,12 +85,36 @@ static __always_inline int emit_event(enum event_kind kind, __u64 function_addre
 	e->return_address = return_address;
 	e->return_value = return_value;
 	e->outer_return_address = outer_return_address;
-	e->tgid = tgid;
+	e->tgid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->cpu = bpf_get_smp_processor_id();
 	e->kind = kind;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int emit_event(enum event_kind kind, __u64 function_address,
+				      __u64 return_address, __u64 outer_return_address,
+				      __u64 return_value)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
+	__u32 *running;
+
+	if (tgid == rstap_tgid || (target_tgid && tgid != target_tgid))
+		return 0;
+	running = bpf_map_lookup_elem(&probe_running, &zero);
+	if (!running)
+		return 0;
+	if (*running) {
+		__sync_fetch_and_add(&recursion_drops, 1);
+		return 0;
+	}
+	/* Per CPU, so no atomics: a nested program finishes before this one resumes. */
+	*running = 1;
+	write_event(kind, function_address, return_address, outer_return_address, return_value);
+	*running = 0;
 	return 0;
 }
 
