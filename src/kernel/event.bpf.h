@@ -46,7 +46,7 @@ const volatile __u32 rstap_tgid = 0;
 
 /* Events dropped because the ring buffer was full; reported at exit. */
 __u64 lost_events = 0;
-/* Events dropped because a probe program was already running on this CPU. */
+/* Events dropped because rstap's programs were nested too deeply on this CPU. */
 __u64 recursion_drops = 0;
 
 /* Both maps are created by user space and shared by every object rstap loads. */
@@ -56,17 +56,19 @@ struct {
 } events SEC(".maps");
 
 /*
- * Whether one of rstap's programs is running on this CPU. An interrupt or NMI that hits a
- * traced function while a program is between reserving and submitting its record would
- * otherwise run a second program on top of it; the kernel only stops a program from
- * re-entering itself, and each mechanism (and each fentry copy) is a program of its own.
+ * How deeply rstap's programs are nested on this CPU. A CPU nests at most four contexts
+ * (task, softirq, hard interrupt, NMI), and a call traced in an interrupt that arrives
+ * while a program runs is a real event, to be reported; deeper nesting can only be a
+ * program re-entering itself through a traced function, and is turned away.
  */
+#define MAX_CONTEXT_NESTING 4
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
-} probe_running SEC(".maps");
+} probe_depth SEC(".maps");
 
 static __always_inline int write_event(enum event_kind kind, __u64 function_address,
 				      __u64 return_address, __u64 outer_return_address,
@@ -100,21 +102,24 @@ static __always_inline int emit_event(enum event_kind kind, __u64 function_addre
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u32 zero = 0;
-	__u32 *running;
+	__u32 *depth;
 
 	if (tgid == rstap_tgid || (target_tgid && tgid != target_tgid))
 		return 0;
-	running = bpf_map_lookup_elem(&probe_running, &zero);
-	if (!running)
+	depth = bpf_map_lookup_elem(&probe_depth, &zero);
+	if (!depth)
 		return 0;
-	if (*running) {
+	if (*depth >= MAX_CONTEXT_NESTING) {
 		__sync_fetch_and_add(&recursion_drops, 1);
 		return 0;
 	}
-	/* Per CPU, so no atomics: a nested program finishes before this one resumes. */
-	*running = 1;
+	/*
+	 * Per CPU, so no atomics: an interrupt between the load and the store of either
+	 * update leaves the depth as it found it.
+	 */
+	*depth += 1;
 	write_event(kind, function_address, return_address, outer_return_address, return_value);
-	*running = 0;
+	*depth -= 1;
 	return 0;
 }
 

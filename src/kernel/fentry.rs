@@ -112,7 +112,7 @@ impl<'obj> FentryProbes<'obj> {
             .map_err(|err| format!("cannot open the fentry programs: {err}"))?;
         super::configure(
             &mut open.maps.events,
-            &mut open.maps.probe_running,
+            &mut open.maps.probe_depth,
             open.maps
                 .rodata_data
                 .as_deref_mut()

@@ -87,7 +87,7 @@ impl<'obj> KprobeProbes<'obj> {
             .map_err(|err| format!("cannot open the kprobe programs: {err}"))?;
         super::configure(
             &mut open.maps.events,
-            &mut open.maps.probe_running,
+            &mut open.maps.probe_depth,
             open.maps
                 .rodata_data
                 .as_deref_mut()

@@ -67,7 +67,7 @@ pub(super) fn place<'obj>(
         .map_err(|err| format!("cannot open the kprobe.multi programs: {err}"))?;
     super::configure(
         &mut open.maps.events,
-        &mut open.maps.probe_running,
+        &mut open.maps.probe_depth,
         open.maps
             .rodata_data
             .as_deref_mut()

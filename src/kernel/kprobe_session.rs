@@ -66,7 +66,7 @@ pub(super) fn place<'obj>(
         .map_err(|err| format!("cannot open the kprobe.session program: {err}"))?;
     super::configure(
         &mut open.maps.events,
-        &mut open.maps.probe_running,
+        &mut open.maps.probe_depth,
         open.maps
             .rodata_data
             .as_deref_mut()

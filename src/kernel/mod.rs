@@ -203,6 +203,7 @@ impl<'obj> KernelProbes<'obj> {
         config: &ProbeConfig,
         policy: AttachPolicy,
     ) -> Result<Self, KernelError> {
+        raise_open_file_limit(targets.len());
         let shared = SharedMaps::create(config).map_err(KernelError::SharedMaps)?;
         let ProgramStorage {
             session,
@@ -352,7 +353,7 @@ fn describe_refusals(refusals: &[Refusal]) -> String {
 /// and the recursion guard spans all of rstap's programs on a CPU.
 struct SharedMaps {
     events: MapHandle,
-    probe_running: MapHandle,
+    probe_depth: MapHandle,
 }
 
 impl SharedMaps {
@@ -371,9 +372,9 @@ impl SharedMaps {
         )
         .map_err(|err| format!("ring buffer of {} bytes: {err}", config.ring_buffer_bytes))?;
         let key = std::mem::size_of::<u32>() as u32;
-        let probe_running = MapHandle::create(
+        let probe_depth = MapHandle::create(
             MapType::PercpuArray,
-            Some("probe_running"),
+            Some("probe_depth"),
             key,
             std::mem::size_of::<u32>() as u32,
             1,
@@ -382,7 +383,7 @@ impl SharedMaps {
         .map_err(|err| format!("recursion guard: {err}"))?;
         Ok(SharedMaps {
             events,
-            probe_running,
+            probe_depth,
         })
     }
 }
@@ -390,7 +391,7 @@ impl SharedMaps {
 /// Points an object's shared maps at rstap's, and fills in its read-only settings.
 fn configure(
     events: &mut OpenMapMut<'_>,
-    probe_running: &mut OpenMapMut<'_>,
+    probe_depth: &mut OpenMapMut<'_>,
     tgids: Option<(&mut u32, &mut u32)>,
     config: &ProbeConfig,
     shared: &SharedMaps,
@@ -398,8 +399,8 @@ fn configure(
     events
         .reuse_fd(shared.events.as_fd())
         .map_err(|err| format!("cannot share the ring buffer: {err}"))?;
-    probe_running
-        .reuse_fd(shared.probe_running.as_fd())
+    probe_depth
+        .reuse_fd(shared.probe_depth.as_fd())
         .map_err(|err| format!("cannot share the recursion guard: {err}"))?;
     let (target_tgid, rstap_tgid) = tgids.ok_or("the BPF object has no read-only data")?;
     *target_tgid = config.target_tgid.unwrap_or(0);
@@ -428,8 +429,77 @@ fn kernel_misses(program: &impl AsFd) -> u64 {
     }
 }
 
+/// File descriptors one target can cost: fentry holds a program and a link per side.
+const FILES_PER_TARGET: u64 = 4;
+/// Descriptors for everything else: the objects, their maps, the output, libbpf's own.
+const FILES_BESIDES_TARGETS: u64 = 256;
+
+/// Makes room for every probe's file descriptors: the usual soft limit of 1,024 is
+/// reached at a few hundred fentry functions. Best effort: if the limit cannot be raised,
+/// the functions beyond it are skipped with the kernel's EMFILE as their reason.
+fn raise_open_file_limit(targets: usize) {
+    let needed = (targets as u64)
+        .saturating_mul(FILES_PER_TARGET)
+        .saturating_add(FILES_BESIDES_TARGETS);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: limit is a valid rlimit to write to.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= needed
+    {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: needed,
+        rlim_max: limit.rlim_max.max(needed),
+    };
+    // SAFETY: raised is a valid rlimit; failure leaves the limit as it was.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+}
+
 fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|release| release.trim().to_string())
         .unwrap_or_else(|_| "unknown release".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_tries_every_mechanism_cheapest_first_and_a_forced_one_alone() {
+        assert_eq!(
+            AttachPolicy::Auto.mechanisms(),
+            [
+                Mechanism::Session,
+                Mechanism::Multi,
+                Mechanism::Fentry,
+                Mechanism::Kprobe
+            ]
+        );
+        for mechanism in Mechanism::PREFERENCE {
+            assert_eq!(AttachPolicy::Only(mechanism).mechanisms(), [mechanism]);
+        }
+    }
+
+    #[test]
+    fn refusals_are_described_in_the_order_tried() {
+        let refusals = [
+            Refusal {
+                mechanism: Mechanism::Session,
+                reason: "no kfunc".into(),
+            },
+            Refusal {
+                mechanism: Mechanism::Multi,
+                reason: "no fprobe".into(),
+            },
+        ];
+        assert_eq!(
+            describe_refusals(&refusals),
+            "kprobe.session: no kfunc; kprobe.multi: no fprobe"
+        );
+        assert_eq!(describe_refusals(&[]), "not attached");
+    }
 }
