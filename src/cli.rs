@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
-use crate::kernel::AttachPolicy;
+use crate::kernel::{AttachPolicy, Mechanism};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -87,11 +87,16 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AttachArg {
-    /// fentry/fexit where the kernel allows it, kprobes for the rest.
+    /// The cheapest mechanism the kernel takes (session, multi, fentry, kprobe, in that
+    /// order); each later one serves what the earlier ones refused.
     Auto,
-    /// BPF trampolines only.
+    /// kprobe.session only: one link for entries and returns (Linux 6.10+).
+    Session,
+    /// kprobe.multi and kretprobe.multi only: one link per side (needs fprobe).
+    Multi,
+    /// BPF trampolines only: one fentry/fexit program and link per function and side.
     Fentry,
-    /// kprobes and kretprobes only.
+    /// kprobes and kretprobes only: one per function and side.
     Kprobe,
 }
 
@@ -99,8 +104,10 @@ impl From<AttachArg> for AttachPolicy {
     fn from(arg: AttachArg) -> Self {
         match arg {
             AttachArg::Auto => AttachPolicy::Auto,
-            AttachArg::Fentry => AttachPolicy::Fentry,
-            AttachArg::Kprobe => AttachPolicy::Kprobe,
+            AttachArg::Session => AttachPolicy::Only(Mechanism::Session),
+            AttachArg::Multi => AttachPolicy::Only(Mechanism::Multi),
+            AttachArg::Fentry => AttachPolicy::Only(Mechanism::Fentry),
+            AttachArg::Kprobe => AttachPolicy::Only(Mechanism::Kprobe),
         }
     }
 }
@@ -123,6 +130,20 @@ mod tests {
         assert!(Cli::try_parse_from(["rstap", "-l", "kernel.function(\"x\")"]).is_ok());
         assert!(Cli::try_parse_from(["rstap", "-L", "kernel.function(\"x@y.c\")"]).is_ok());
         assert!(Cli::try_parse_from(["rstap", "x.stp", "-e", "probe begin {}"]).is_err());
+    }
+
+    #[test]
+    fn attach_names_every_mechanism() {
+        let policy = |name| {
+            let cli = Cli::try_parse_from(["rstap", "x.stp", "--attach", name]).unwrap();
+            AttachPolicy::from(cli.attach)
+        };
+        assert_eq!(policy("auto"), AttachPolicy::Auto);
+        assert_eq!(policy("session"), AttachPolicy::Only(Mechanism::Session));
+        assert_eq!(policy("multi"), AttachPolicy::Only(Mechanism::Multi));
+        assert_eq!(policy("fentry"), AttachPolicy::Only(Mechanism::Fentry));
+        assert_eq!(policy("kprobe"), AttachPolicy::Only(Mechanism::Kprobe));
+        assert!(Cli::try_parse_from(["rstap", "x.stp", "--attach", "uprobe"]).is_err());
     }
 
     #[test]

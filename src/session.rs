@@ -259,7 +259,15 @@ impl<'a> Tracer<'a> {
         }
         let lost = probes.as_ref().map_or(0, KernelProbes::lost_events);
         let missed = probes.as_ref().map_or(0, KernelProbes::recursion_misses);
+        let had_probes = probes.is_some();
+        let detach_started = Instant::now();
         drop(probes);
+        if had_probes && self.cli.verbose > 0 {
+            eprintln!(
+                "rstap: detached in {} ms",
+                detach_started.elapsed().as_millis()
+            );
+        }
 
         let mut end = end.unwrap_or(LoopEnd::Stopped);
         if !matches!(end, LoopEnd::Failed(_)) {
@@ -396,13 +404,22 @@ impl<'a> Tracer<'a> {
         }
     }
 
+    /// With -v: the mechanisms that serve the functions and those refused before them,
+    /// the counts, the time taken, and each function skipped and why. Without: only a
+    /// warning if functions were skipped.
     fn report_attach(&self, probes: &KernelProbes<'_>, targets: &[ProbeTarget], elapsed: Duration) {
         let skipped = probes.skipped();
         if self.cli.verbose > 0 {
+            for refusal in probes.refusals() {
+                eprintln!(
+                    "rstap: attach: {} refused: {}",
+                    refusal.mechanism, refusal.reason
+                );
+            }
             let mut by_mechanism = std::collections::BTreeMap::new();
             for index in 0..targets.len() {
                 if let Some(mechanism) = probes.mechanism(index) {
-                    *by_mechanism.entry(mechanism.to_string()).or_insert(0) += 1;
+                    *by_mechanism.entry(mechanism).or_insert(0) += 1;
                 }
             }
             let counts: Vec<String> = by_mechanism
@@ -410,9 +427,10 @@ impl<'a> Tracer<'a> {
                 .map(|(m, n)| format!("{m}: {n}"))
                 .collect();
             eprintln!(
-                "rstap: attached {} functions ({}) in {} ms",
+                "rstap: attached {} functions ({}), skipped {}, in {} ms",
                 probes.attached_count(),
                 counts.join(", "),
+                skipped.len(),
                 elapsed.as_millis()
             );
             for skip in skipped {

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * What every rstap probe program shares: the event record, the one ring buffer all
- * programs write to, the process filter and the count of events the ring buffer had no
- * room for. Each attach mechanism's program only says where the function address,
- * return address and return value come from.
+ * programs write to, the process filter, the per-CPU recursion guard, and the counts of
+ * events the ring buffer had no room for or the guard turned away. Each attach
+ * mechanism's program only says where the function address, return address and return
+ * value come from.
  */
 #ifndef RSTAP_EVENT_BPF_H
 #define RSTAP_EVENT_BPF_H
@@ -45,22 +46,36 @@ const volatile __u32 rstap_tgid = 0;
 
 /* Events dropped because the ring buffer was full; reported at exit. */
 __u64 lost_events = 0;
+/* Events dropped because rstap's programs were nested too deeply on this CPU. */
+__u64 recursion_drops = 0;
 
+/* Both maps are created by user space and shared by every object rstap loads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by user space before load */
+	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
-static __always_inline int emit_event(enum event_kind kind, __u64 function_address,
+/*
+ * How deeply rstap's programs are nested on this CPU. A CPU nests at most four contexts
+ * (task, softirq, hard interrupt, NMI), and a call traced in an interrupt that arrives
+ * while a program runs is a real event, to be reported; deeper nesting can only be a
+ * program re-entering itself through a traced function, and is turned away.
+ */
+#define MAX_CONTEXT_NESTING 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} probe_depth SEC(".maps");
+
+static __always_inline int write_event(enum event_kind kind, __u64 function_address,
 				      __u64 return_address, __u64 outer_return_address,
 				      __u64 return_value)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
 	struct event *e;
-
-	if (tgid == rstap_tgid || (target_tgid && tgid != target_tgid))
-		return 0;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -72,12 +87,39 @@ static __always_inline int emit_event(enum event_kind kind, __u64 function_addre
 	e->return_address = return_address;
 	e->return_value = return_value;
 	e->outer_return_address = outer_return_address;
-	e->tgid = tgid;
+	e->tgid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->cpu = bpf_get_smp_processor_id();
 	e->kind = kind;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int emit_event(enum event_kind kind, __u64 function_address,
+				      __u64 return_address, __u64 outer_return_address,
+				      __u64 return_value)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
+	__u32 *depth;
+
+	if (tgid == rstap_tgid || (target_tgid && tgid != target_tgid))
+		return 0;
+	depth = bpf_map_lookup_elem(&probe_depth, &zero);
+	if (!depth)
+		return 0;
+	if (*depth >= MAX_CONTEXT_NESTING) {
+		__sync_fetch_and_add(&recursion_drops, 1);
+		return 0;
+	}
+	/*
+	 * Per CPU, so no atomics: an interrupt between the load and the store of either
+	 * update leaves the depth as it found it.
+	 */
+	*depth += 1;
+	write_event(kind, function_address, return_address, outer_return_address, return_value);
+	*depth -= 1;
 	return 0;
 }
 

@@ -7,15 +7,15 @@
 
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use libbpf_rs::btf::types::{Func, FuncProto};
 use libbpf_rs::btf::{Btf, BtfKind, ReferencesType};
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, OpenObject, ProgramMut};
+use libbpf_rs::{OpenObject, ProgramMut};
 
-use super::{ProbeConfig, ProbeSide, ProbeTarget};
+use super::{Placed, Placement, ProbeConfig, ProbeSide, ProbeTarget, SharedMaps};
 
 mod skeleton {
     include!(concat!(env!("OUT_DIR"), "/fentry.skel.rs"));
@@ -28,7 +28,7 @@ const VERIFIER_LOG_BYTES: usize = 64 * 1024;
 /// x86-64 passes six integer arguments in registers.
 const MAX_REGISTER_ARGUMENTS: usize = 6;
 
-pub(super) struct FentryProbes<'obj> {
+struct FentryProbes<'obj> {
     skel: FentrySkel<'obj>,
     btf: Btf<'static>,
     /// Each attached copy: its program and the link that holds it on the function.
@@ -36,13 +36,67 @@ pub(super) struct FentryProbes<'obj> {
     attachments: Vec<(OwnedFd, OwnedFd)>,
 }
 
+/// Loads the templates and attaches copies to the targets `which` names, one by one.
+/// Fails if the kernel refuses fentry programs altogether.
+pub(super) fn place<'obj>(
+    storage: &'obj mut MaybeUninit<OpenObject>,
+    config: &ProbeConfig,
+    shared: &SharedMaps,
+    targets: &[ProbeTarget],
+    which: &[usize],
+) -> Result<Placement<'obj>, String> {
+    let candidates: Vec<&ProbeTarget> = which.iter().map(|&index| &targets[index]).collect();
+    let mut probes = FentryProbes::load(storage, config, shared, &candidates)?;
+    let refused = which
+        .iter()
+        .filter_map(|&index| {
+            probes
+                .attach(&targets[index])
+                .err()
+                .map(|reason| (index, reason))
+        })
+        .collect();
+    Ok(Placement {
+        probes: Box::new(probes),
+        refused,
+    })
+}
+
+impl Placed for FentryProbes<'_> {
+    fn lost_events(&self) -> u64 {
+        self.skel
+            .maps
+            .bss_data
+            .as_ref()
+            .map_or(0, |bss| bss.lost_events)
+    }
+
+    /// The guard's count, and the trampolines': each copy is skipped by the kernel when
+    /// it would run inside itself.
+    fn recursion_drops(&self) -> u64 {
+        let guard = self
+            .skel
+            .maps
+            .bss_data
+            .as_ref()
+            .map_or(0, |bss| bss.recursion_drops);
+        let copies: u64 = self
+            .attachments
+            .iter()
+            .map(|(program, _)| super::kernel_misses(program))
+            .sum();
+        guard + copies
+    }
+}
+
 impl<'obj> FentryProbes<'obj> {
     /// Loads the template programs. The kernel insists that a tracing program names a
     /// function at load time, so the templates name the first target they can serve.
-    pub(super) fn load(
+    fn load(
         storage: &'obj mut MaybeUninit<OpenObject>,
         config: &ProbeConfig,
-        targets: &[ProbeTarget],
+        shared: &SharedMaps,
+        targets: &[&ProbeTarget],
     ) -> Result<Self, String> {
         let btf = Btf::from_vmlinux().map_err(|err| {
             format!("the kernel has no BTF type information (/sys/kernel/btf/vmlinux: {err})")
@@ -58,11 +112,13 @@ impl<'obj> FentryProbes<'obj> {
             .map_err(|err| format!("cannot open the fentry programs: {err}"))?;
         super::configure(
             &mut open.maps.events,
+            &mut open.maps.probe_depth,
             open.maps
                 .rodata_data
                 .as_deref_mut()
                 .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
             config,
+            shared,
         )?;
         for program in [&mut open.progs.on_entry, &mut open.progs.on_return] {
             program
@@ -77,21 +133,9 @@ impl<'obj> FentryProbes<'obj> {
         })
     }
 
-    pub(super) fn events(&self) -> &dyn MapCore {
-        &self.skel.maps.events
-    }
-
-    pub(super) fn lost_events(&self) -> u64 {
-        self.skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |bss| bss.lost_events)
-    }
-
     /// Attaches copies of the entry and return templates to `target`, as it asks; on
     /// failure nothing of it stays attached and the error says why the kernel refused.
-    pub(super) fn attach(&mut self, target: &ProbeTarget) -> Result<(), String> {
+    fn attach(&mut self, target: &ProbeTarget) -> Result<(), String> {
         if !target.name_is_unique {
             return Err("fentry finds functions by name, and this name is not unique".into());
         }
@@ -116,15 +160,6 @@ impl<'obj> FentryProbes<'obj> {
         }
         self.attachments.extend(attached);
         Ok(())
-    }
-
-    /// Programs of ours the kernel skipped because another BPF program was already
-    /// running on that CPU: each is an entry or return that was never reported.
-    pub(super) fn recursion_misses(&self) -> u64 {
-        self.attachments
-            .iter()
-            .map(|(program, _)| program_recursion_misses(program.as_fd().as_raw_fd()))
-            .sum()
     }
 }
 
@@ -204,18 +239,6 @@ fn last_log_line(log: &[u8]) -> Option<String> {
         .map(str::trim)
         .rfind(|line| !line.is_empty() && !line.starts_with("processed "))
         .map(str::to_string)
-}
-
-fn program_recursion_misses(fd: i32) -> u64 {
-    let mut info = libbpf_sys::bpf_prog_info::default();
-    let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
-    // SAFETY: info is a properly sized, writable bpf_prog_info.
-    let ret = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
-    if ret == 0 {
-        info.recursion_misses
-    } else {
-        0
-    }
 }
 
 /// Turns libbpf's load failure into words: EPERM here means the kernel refuses tracing

@@ -7,9 +7,9 @@ use std::mem::MaybeUninit;
 use std::path::Path;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{libbpf_sys, AsRawLibbpf, Link, MapCore, OpenObject, ProgramMut};
+use libbpf_rs::{libbpf_sys, AsRawLibbpf, Link, OpenObject, ProgramMut};
 
-use super::{ProbeConfig, ProbeSide, ProbeTarget};
+use super::{Placed, Placement, ProbeConfig, ProbeSide, ProbeTarget, SharedMaps};
 
 mod skeleton {
     include!(concat!(env!("OUT_DIR"), "/kprobe.skel.rs"));
@@ -21,18 +21,63 @@ use skeleton::{KprobeSkel, KprobeSkelBuilder};
 /// rstap; we refuse that instead.
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 
-pub(super) struct KprobeProbes<'obj> {
+struct KprobeProbes<'obj> {
     skel: KprobeSkel<'obj>,
     links: Vec<Link>,
 }
 
+/// Loads the programs and attaches the targets `which` names, one probe per function and
+/// side. Fails if the kernel has no kprobes.
+pub(super) fn place<'obj>(
+    storage: &'obj mut MaybeUninit<OpenObject>,
+    config: &ProbeConfig,
+    shared: &SharedMaps,
+    targets: &[ProbeTarget],
+    which: &[usize],
+) -> Result<Placement<'obj>, String> {
+    let mut probes = KprobeProbes::load(storage, config, shared)?;
+    let refused = which
+        .iter()
+        .filter_map(|&index| {
+            probes
+                .attach(&targets[index])
+                .err()
+                .map(|reason| (index, reason))
+        })
+        .collect();
+    Ok(Placement {
+        probes: Box::new(probes),
+        refused,
+    })
+}
+
+impl Placed for KprobeProbes<'_> {
+    fn lost_events(&self) -> u64 {
+        self.skel
+            .maps
+            .bss_data
+            .as_ref()
+            .map_or(0, |bss| bss.lost_events)
+    }
+
+    fn recursion_drops(&self) -> u64 {
+        let guard = self
+            .skel
+            .maps
+            .bss_data
+            .as_ref()
+            .map_or(0, |bss| bss.recursion_drops);
+        guard
+            + super::kernel_misses(&self.skel.progs.on_entry)
+            + super::kernel_misses(&self.skel.progs.on_return)
+    }
+}
+
 impl<'obj> KprobeProbes<'obj> {
-    /// Loads the programs; with `shared_events`, they write to that ring buffer instead
-    /// of their own.
-    pub(super) fn load(
+    fn load(
         storage: &'obj mut MaybeUninit<OpenObject>,
         config: &ProbeConfig,
-        shared_events: Option<&dyn MapCore>,
+        shared: &SharedMaps,
     ) -> Result<Self, String> {
         if !Path::new(KPROBE_PMU).exists() {
             return Err("the kernel has no kprobe support (CONFIG_KPROBES is off)".into());
@@ -42,18 +87,14 @@ impl<'obj> KprobeProbes<'obj> {
             .map_err(|err| format!("cannot open the kprobe programs: {err}"))?;
         super::configure(
             &mut open.maps.events,
+            &mut open.maps.probe_depth,
             open.maps
                 .rodata_data
                 .as_deref_mut()
                 .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
             config,
+            shared,
         )?;
-        if let Some(events) = shared_events {
-            open.maps
-                .events
-                .reuse_fd(events.as_fd())
-                .map_err(|err| format!("cannot share the ring buffer: {err}"))?;
-        }
         let skel = open
             .load()
             .map_err(|err| format!("the kernel refuses kprobe programs ({err})"))?;
@@ -63,21 +104,9 @@ impl<'obj> KprobeProbes<'obj> {
         })
     }
 
-    pub(super) fn events(&self) -> &dyn MapCore {
-        &self.skel.maps.events
-    }
-
-    pub(super) fn lost_events(&self) -> u64 {
-        self.skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |bss| bss.lost_events)
-    }
-
     /// Attaches the entry and return programs to `target`, as it asks; on failure
     /// nothing of it stays attached.
-    pub(super) fn attach(&mut self, target: &ProbeTarget) -> Result<(), String> {
+    fn attach(&mut self, target: &ProbeTarget) -> Result<(), String> {
         let mut attached = Vec::with_capacity(2);
         for side in target.sides() {
             let (program, retprobe) = match side {

@@ -3,21 +3,23 @@
 //! `.bpf.c` beside it).
 //!
 //! Which mechanism serves a function is found out by trying, never by reading the kernel
-//! version: fentry/fexit first, then kprobes for what fentry refused.
+//! version: kprobe.session, then kprobe.multi, then fentry/fexit copies, then single
+//! kprobes, each later one offered only what the earlier ones refused.
 
+mod batch;
 pub mod event;
 mod fentry;
 mod kprobe;
+mod kprobe_multi;
+mod kprobe_session;
 pub mod libbpf_log;
 
 use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd};
 
-use libbpf_rs::{MapCore, OpenMapMut, OpenObject};
+use libbpf_rs::{MapCore, MapHandle, MapType, OpenMapMut, OpenObject};
 
 pub use event::{Event, EventKind};
-
-use fentry::FentryProbes;
-use kprobe::KprobeProbes;
 
 /// A kernel function to probe, and on which side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,21 +48,51 @@ enum ProbeSide {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachPolicy {
-    /// fentry/fexit where the kernel takes it, kprobes for the rest.
+    /// The first mechanism the kernel takes, in [`Mechanism::PREFERENCE`] order, each
+    /// later one serving what the earlier ones refused.
     Auto,
+    /// This mechanism only.
+    Only(Mechanism),
+}
+
+impl AttachPolicy {
+    fn mechanisms(self) -> &'static [Mechanism] {
+        match self {
+            AttachPolicy::Auto => &Mechanism::PREFERENCE,
+            AttachPolicy::Only(mechanism) => match mechanism {
+                Mechanism::Session => &[Mechanism::Session],
+                Mechanism::Multi => &[Mechanism::Multi],
+                Mechanism::Fentry => &[Mechanism::Fentry],
+                Mechanism::Kprobe => &[Mechanism::Kprobe],
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mechanism {
+    Session,
+    Multi,
     Fentry,
     Kprobe,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
-    Fentry,
-    Kprobe,
+impl Mechanism {
+    /// Cheapest to attach first: one link for thousands of functions, then two, then
+    /// one program and link per function and side.
+    pub const PREFERENCE: [Mechanism; 4] = [
+        Mechanism::Session,
+        Mechanism::Multi,
+        Mechanism::Fentry,
+        Mechanism::Kprobe,
+    ];
 }
 
 impl std::fmt::Display for Mechanism {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Mechanism::Session => "kprobe.session",
+            Mechanism::Multi => "kprobe.multi",
             Mechanism::Fentry => "fentry/fexit",
             Mechanism::Kprobe => "kprobe/kretprobe",
         })
@@ -81,18 +113,17 @@ pub struct ProbeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     #[error(
-        "cannot trace kernel functions on this kernel ({release}): {fentry}, and {kprobe}; \
+        "cannot trace kernel functions on this kernel ({release}): {refusals}; \
          run rstap on a kernel with BPF trampolines or kprobes, or in a VM (vm/rstap-vm)"
     )]
-    NoFunctionTracing {
-        release: String,
-        fentry: String,
-        kprobe: String,
+    NoFunctionTracing { release: String, refusals: String },
+    #[error("--attach {mechanism}: {reason}")]
+    Refused {
+        mechanism: Mechanism,
+        reason: String,
     },
-    #[error("--attach fentry: {0}")]
-    FentryRefused(String),
-    #[error("--attach kprobe: {0}")]
-    KprobeRefused(String),
+    #[error("cannot create the BPF maps every probe shares: {0}")]
+    SharedMaps(String),
     #[error("none of the {count} matched functions could be attached; {name}: {reason}")]
     NothingAttached {
         count: usize,
@@ -103,6 +134,8 @@ pub enum KernelError {
 
 /// Memory the BPF objects live in; it must outlive the [`KernelProbes`] made from it.
 pub struct ProgramStorage {
+    session: MaybeUninit<OpenObject>,
+    multi: MaybeUninit<OpenObject>,
     fentry: MaybeUninit<OpenObject>,
     kprobe: MaybeUninit<OpenObject>,
 }
@@ -110,6 +143,8 @@ pub struct ProgramStorage {
 impl Default for ProgramStorage {
     fn default() -> Self {
         ProgramStorage {
+            session: MaybeUninit::uninit(),
+            multi: MaybeUninit::uninit(),
             fentry: MaybeUninit::uninit(),
             kprobe: MaybeUninit::uninit(),
         }
@@ -123,98 +158,128 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// A mechanism that was tried and refused as a whole, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub mechanism: Mechanism,
+    pub reason: String,
+}
+
+/// One mechanism's loaded programs and links, as the strategy chain holds them.
+trait Placed {
+    /// Events its programs could not report because the ring buffer was full.
+    fn lost_events(&self) -> u64;
+    /// Hits its programs did not report because a program was already running on that
+    /// CPU: turned away by rstap's guard, or by the kernel before the program ran.
+    fn recursion_drops(&self) -> u64;
+}
+
+/// What a mechanism made of the targets it was given.
+struct Placement<'obj> {
+    probes: Box<dyn Placed + 'obj>,
+    /// Targets it could not attach, with the kernel's reason.
+    refused: Vec<(usize, String)>,
+}
+
 /// Probes placed in the kernel. Dropping this detaches them all; so does the process
 /// dying, since every attachment is held by a file descriptor.
 pub struct KernelProbes<'obj> {
-    fentry: Option<FentryProbes<'obj>>,
-    kprobe: Option<KprobeProbes<'obj>>,
+    /// Declared before `shared`: programs go before the maps they write to.
+    placed: Vec<Box<dyn Placed + 'obj>>,
+    shared: SharedMaps,
     /// For each target, the mechanism that serves it; `None` if it was skipped.
     mechanisms: Vec<Option<Mechanism>>,
     skipped: Vec<Skipped>,
+    refusals: Vec<Refusal>,
 }
 
 impl<'obj> KernelProbes<'obj> {
+    /// Attaches every target with the first mechanism of `policy` that takes it.
+    /// Functions no mechanism takes are skipped (see [`KernelProbes::skipped`]); it is an
+    /// error only if nothing at all could be attached.
     pub fn attach(
         storage: &'obj mut ProgramStorage,
         targets: &[ProbeTarget],
         config: &ProbeConfig,
         policy: AttachPolicy,
     ) -> Result<Self, KernelError> {
+        raise_open_file_limit(targets.len());
+        let shared = SharedMaps::create(config).map_err(KernelError::SharedMaps)?;
+        let ProgramStorage {
+            session,
+            multi,
+            fentry,
+            kprobe,
+        } = storage;
+        let (mut session, mut multi, mut fentry, mut kprobe) =
+            (Some(session), Some(multi), Some(fentry), Some(kprobe));
+
         let mut mechanisms = vec![None; targets.len()];
-        let mut refusals: Vec<Option<String>> = vec![None; targets.len()];
-
-        let mut fentry_refusal = None;
-        let fentry = if policy == AttachPolicy::Kprobe {
-            None
-        } else {
-            match FentryProbes::load(&mut storage.fentry, config, targets) {
-                Ok(mut probes) => {
-                    for (index, target) in targets.iter().enumerate() {
-                        match probes.attach(target) {
-                            Ok(()) => mechanisms[index] = Some(Mechanism::Fentry),
-                            Err(reason) => refusals[index] = Some(reason),
-                        }
-                    }
-                    Some(probes)
-                }
-                Err(reason) if policy == AttachPolicy::Fentry => {
-                    return Err(KernelError::FentryRefused(reason))
+        let mut reasons: Vec<Option<String>> = vec![None; targets.len()];
+        let mut placed = Vec::new();
+        let mut refusals = Vec::new();
+        for &mechanism in policy.mechanisms() {
+            let pending: Vec<usize> = (0..targets.len())
+                .filter(|&index| mechanisms[index].is_none())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let storage_of = |slot: &mut Option<&'obj mut MaybeUninit<OpenObject>>| {
+                slot.take()
+                    .ok_or_else(|| format!("{mechanism} was already loaded"))
+            };
+            let placement = match mechanism {
+                Mechanism::Session => storage_of(&mut session).and_then(|storage| {
+                    kprobe_session::place(storage, config, &shared, targets, &pending)
+                }),
+                Mechanism::Multi => storage_of(&mut multi).and_then(|storage| {
+                    kprobe_multi::place(storage, config, &shared, targets, &pending)
+                }),
+                Mechanism::Fentry => storage_of(&mut fentry)
+                    .and_then(|storage| fentry::place(storage, config, &shared, targets, &pending)),
+                Mechanism::Kprobe => storage_of(&mut kprobe)
+                    .and_then(|storage| kprobe::place(storage, config, &shared, targets, &pending)),
+            };
+            let placement = match placement {
+                Ok(placement) => placement,
+                Err(reason) if policy == AttachPolicy::Only(mechanism) => {
+                    return Err(KernelError::Refused { mechanism, reason })
                 }
                 Err(reason) => {
-                    fentry_refusal = Some(reason);
-                    None
+                    refusals.push(Refusal { mechanism, reason });
+                    continue;
                 }
+            };
+            let refused_here: Vec<usize> = placement.refused.iter().map(|(i, _)| *i).collect();
+            for (index, reason) in placement.refused {
+                reasons[index] = Some(reason);
             }
-        };
-
-        let needs_kprobes =
-            policy != AttachPolicy::Fentry && mechanisms.iter().any(Option::is_none);
-        let mut kprobe_refusal = None;
-        let kprobe = if needs_kprobes {
-            let shared_events = fentry.as_ref().map(FentryProbes::events);
-            match KprobeProbes::load(&mut storage.kprobe, config, shared_events) {
-                Ok(mut probes) => {
-                    for (index, target) in targets.iter().enumerate() {
-                        if mechanisms[index].is_some() {
-                            continue;
-                        }
-                        match probes.attach(target) {
-                            Ok(()) => mechanisms[index] = Some(Mechanism::Kprobe),
-                            Err(reason) => refusals[index] = Some(reason),
-                        }
-                    }
-                    Some(probes)
-                }
-                Err(reason) if policy == AttachPolicy::Kprobe => {
-                    return Err(KernelError::KprobeRefused(reason))
-                }
-                Err(reason) => {
-                    kprobe_refusal = Some(reason);
-                    None
-                }
+            let mut served = false;
+            for index in pending.into_iter().filter(|i| !refused_here.contains(i)) {
+                mechanisms[index] = Some(mechanism);
+                reasons[index] = None;
+                served = true;
             }
-        } else {
-            None
-        };
-
-        if fentry.is_none() && kprobe.is_none() {
-            return Err(KernelError::NoFunctionTracing {
-                release: kernel_release(),
-                fentry: fentry_refusal.unwrap_or_else(|| "fentry was not tried".into()),
-                kprobe: kprobe_refusal.unwrap_or_else(|| "kprobes were not tried".into()),
-            });
+            if served {
+                placed.push(placement.probes);
+            }
         }
 
+        if placed.is_empty() && !refusals.is_empty() && reasons.iter().all(Option::is_none) {
+            return Err(KernelError::NoFunctionTracing {
+                release: kernel_release(),
+                refusals: describe_refusals(&refusals),
+            });
+        }
         let skipped: Vec<Skipped> = mechanisms
             .iter()
-            .zip(refusals)
+            .zip(reasons)
             .enumerate()
             .filter(|(_, (mechanism, _))| mechanism.is_none())
             .map(|(target, (_, reason))| Skipped {
                 target,
-                reason: reason
-                    .or_else(|| kprobe_refusal.clone())
-                    .unwrap_or_else(|| "not attached".into()),
+                reason: reason.unwrap_or_else(|| describe_refusals(&refusals)),
             })
             .collect();
         if skipped.len() == targets.len() {
@@ -227,34 +292,31 @@ impl<'obj> KernelProbes<'obj> {
             }
         }
         Ok(KernelProbes {
-            fentry,
-            kprobe,
+            placed,
+            shared,
             mechanisms,
             skipped,
+            refusals,
         })
     }
 
     /// The ring buffer every program writes to.
     pub fn events(&self) -> &dyn MapCore {
-        match (&self.fentry, &self.kprobe) {
-            (Some(fentry), _) => fentry.events(),
-            (None, Some(kprobe)) => kprobe.events(),
-            (None, None) => unreachable!("attach() returns an error when nothing loaded"),
-        }
+        &self.shared.events
     }
 
     /// Events the programs could not report because the ring buffer was full.
     pub fn lost_events(&self) -> u64 {
-        self.fentry.as_ref().map_or(0, FentryProbes::lost_events)
-            + self.kprobe.as_ref().map_or(0, KprobeProbes::lost_events)
+        self.placed.iter().map(|placed| placed.lost_events()).sum()
     }
 
-    /// Probe hits the kernel skipped because a BPF program was already running on that
-    /// CPU (an interrupt arrived inside a probe).
+    /// Probe hits not reported because a BPF program was already running on that CPU
+    /// (an interrupt arrived inside a probe).
     pub fn recursion_misses(&self) -> u64 {
-        self.fentry
-            .as_ref()
-            .map_or(0, FentryProbes::recursion_misses)
+        self.placed
+            .iter()
+            .map(|placed| placed.recursion_drops())
+            .sum()
     }
 
     pub fn mechanism(&self, target: usize) -> Option<Mechanism> {
@@ -265,28 +327,179 @@ impl<'obj> KernelProbes<'obj> {
         &self.skipped
     }
 
+    /// Mechanisms tried before (or instead of) the ones that serve the targets.
+    pub fn refusals(&self) -> &[Refusal] {
+        &self.refusals
+    }
+
     pub fn attached_count(&self) -> usize {
         self.mechanisms.iter().filter(|m| m.is_some()).count()
     }
 }
 
-/// Sizes the ring buffer and fills in the programs' read-only settings.
+fn describe_refusals(refusals: &[Refusal]) -> String {
+    let described: Vec<String> = refusals
+        .iter()
+        .map(|refusal| format!("{}: {}", refusal.mechanism, refusal.reason))
+        .collect();
+    if described.is_empty() {
+        "not attached".into()
+    } else {
+        described.join("; ")
+    }
+}
+
+/// The maps every loaded object shares, so that one reader sees every program's events
+/// and the recursion guard spans all of rstap's programs on a CPU.
+struct SharedMaps {
+    events: MapHandle,
+    probe_depth: MapHandle,
+}
+
+impl SharedMaps {
+    fn create(config: &ProbeConfig) -> Result<Self, String> {
+        let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+            sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+            ..Default::default()
+        };
+        let events = MapHandle::create(
+            MapType::RingBuf,
+            Some("events"),
+            0,
+            0,
+            config.ring_buffer_bytes,
+            &opts,
+        )
+        .map_err(|err| format!("ring buffer of {} bytes: {err}", config.ring_buffer_bytes))?;
+        let key = std::mem::size_of::<u32>() as u32;
+        let probe_depth = MapHandle::create(
+            MapType::PercpuArray,
+            Some("probe_depth"),
+            key,
+            std::mem::size_of::<u32>() as u32,
+            1,
+            &opts,
+        )
+        .map_err(|err| format!("recursion guard: {err}"))?;
+        Ok(SharedMaps {
+            events,
+            probe_depth,
+        })
+    }
+}
+
+/// Points an object's shared maps at rstap's, and fills in its read-only settings.
 fn configure(
     events: &mut OpenMapMut<'_>,
+    probe_depth: &mut OpenMapMut<'_>,
     tgids: Option<(&mut u32, &mut u32)>,
     config: &ProbeConfig,
+    shared: &SharedMaps,
 ) -> Result<(), String> {
     events
-        .set_max_entries(config.ring_buffer_bytes)
-        .map_err(|err| format!("cannot size the ring buffer: {err}"))?;
+        .reuse_fd(shared.events.as_fd())
+        .map_err(|err| format!("cannot share the ring buffer: {err}"))?;
+    probe_depth
+        .reuse_fd(shared.probe_depth.as_fd())
+        .map_err(|err| format!("cannot share the recursion guard: {err}"))?;
     let (target_tgid, rstap_tgid) = tgids.ok_or("the BPF object has no read-only data")?;
     *target_tgid = config.target_tgid.unwrap_or(0);
     *rstap_tgid = config.rstap_tgid;
     Ok(())
 }
 
+/// Hits of `program` the kernel skipped before running it, because a BPF program was
+/// already running on that CPU (kernels count this for fentry since 5.x, for kprobes
+/// since 6.7).
+fn kernel_misses(program: &impl AsFd) -> u64 {
+    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
+    // SAFETY: info is a properly sized, writable bpf_prog_info.
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
+            program.as_fd().as_raw_fd(),
+            &mut info,
+            &mut len,
+        )
+    };
+    if ret == 0 {
+        info.recursion_misses
+    } else {
+        0
+    }
+}
+
+/// File descriptors one target can cost: fentry holds a program and a link per side.
+const FILES_PER_TARGET: u64 = 4;
+/// Descriptors for everything else: the objects, their maps, the output, libbpf's own.
+const FILES_BESIDES_TARGETS: u64 = 256;
+
+/// Makes room for every probe's file descriptors: the usual soft limit of 1,024 is
+/// reached at a few hundred fentry functions. Best effort: if the limit cannot be raised,
+/// the functions beyond it are skipped with the kernel's EMFILE as their reason.
+fn raise_open_file_limit(targets: usize) {
+    let needed = (targets as u64)
+        .saturating_mul(FILES_PER_TARGET)
+        .saturating_add(FILES_BESIDES_TARGETS);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: limit is a valid rlimit to write to.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= needed
+    {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: needed,
+        rlim_max: limit.rlim_max.max(needed),
+    };
+    // SAFETY: raised is a valid rlimit; failure leaves the limit as it was.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+}
+
 fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|release| release.trim().to_string())
         .unwrap_or_else(|_| "unknown release".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_tries_every_mechanism_cheapest_first_and_a_forced_one_alone() {
+        assert_eq!(
+            AttachPolicy::Auto.mechanisms(),
+            [
+                Mechanism::Session,
+                Mechanism::Multi,
+                Mechanism::Fentry,
+                Mechanism::Kprobe
+            ]
+        );
+        for mechanism in Mechanism::PREFERENCE {
+            assert_eq!(AttachPolicy::Only(mechanism).mechanisms(), [mechanism]);
+        }
+    }
+
+    #[test]
+    fn refusals_are_described_in_the_order_tried() {
+        let refusals = [
+            Refusal {
+                mechanism: Mechanism::Session,
+                reason: "no kfunc".into(),
+            },
+            Refusal {
+                mechanism: Mechanism::Multi,
+                reason: "no fprobe".into(),
+            },
+        ];
+        assert_eq!(
+            describe_refusals(&refusals),
+            "kprobe.session: no kfunc; kprobe.multi: no fprobe"
+        );
+        assert_eq!(describe_refusals(&[]), "not attached");
+    }
 }

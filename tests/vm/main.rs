@@ -2,6 +2,7 @@
 //! this binary, and the tests assert on what each scenario left behind. See
 //! `harness.rs` for how, and `vm/` for the scripts it drives.
 
+mod attach;
 mod harness;
 mod smoke;
 mod source;
@@ -14,5 +15,6 @@ fn all_scenarios() -> Vec<Scenario> {
     let mut scenarios = smoke::scenarios();
     scenarios.extend(trace::scenarios());
     scenarios.extend(source::scenarios());
+    scenarios.extend(attach::scenarios());
     scenarios
 }
