@@ -2,6 +2,7 @@
 //! this binary, and the tests assert on what each scenario left behind. See
 //! `harness.rs` for how, and `vm/` for the scripts it drives.
 
+mod hardening;
 mod harness;
 mod smoke;
 mod trace;
@@ -12,5 +13,6 @@ use harness::Scenario;
 fn all_scenarios() -> Vec<Scenario> {
     let mut scenarios = smoke::scenarios();
     scenarios.extend(trace::scenarios());
+    scenarios.extend(hardening::scenarios());
     scenarios
 }
