@@ -10,6 +10,9 @@ cd "$(dirname "$0")"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 seconds="${1:-60}"
+# clang (from the build packages) also compiles libFuzzer itself, which is C++.
+../scripts/install-deps.sh
+export CXX="${CXX:-clang++}"
 target="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="--cfg fuzzing \
  -Cpasses=sancov-module \
