@@ -1,14 +1,20 @@
 //! The process `-c CMD` runs: started held at the door, so that probes are in place
 //! before its first instruction, then released.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("cannot run command {command:?}: {source}")]
     Spawn { command: String, source: io::Error },
+    #[error("cannot run command {command:?}: {program} is not found on PATH")]
+    NotFound { command: String, program: String },
+    #[error("cannot run command {command:?}: {} is not an executable file", program.display())]
+    NotExecutable { command: String, program: PathBuf },
     #[error("no process with PID {0}")]
     NoSuchProcess(u32),
 }
@@ -29,7 +35,9 @@ const SHELL_SYNTAX: &[char] = &[
 
 impl HeldCommand {
     /// Forks `/bin/sh -c CMD`. A plain command is run with `exec`, so that the traced
-    /// process is the command itself rather than a shell around it.
+    /// process is the command itself rather than a shell around it; its program is looked up
+    /// first, so that a typo is reported before any probe is attached rather than by the
+    /// shell once tracing has begun.
     pub fn spawn(command: &str) -> Result<Self, ProcessError> {
         let spawn_error = |source| ProcessError::Spawn {
             command: command.to_string(),
@@ -38,6 +46,8 @@ impl HeldCommand {
         let script = if command.contains(SHELL_SYNTAX) {
             command.to_string()
         } else {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            check_program(command, &path)?;
             format!("exec {command}")
         };
         let argv: Vec<CString> = ["/bin/sh", "-c", script.as_str()]
@@ -70,8 +80,10 @@ impl HeldCommand {
         }
         if pid == 0 {
             let mut byte = 0u8;
-            // SAFETY: see above; this is the child.
+            // SAFETY: see above; this is the child. Its copy of the write end is closed
+            // first, or closing rstap's copy would never end the read.
             unsafe {
+                libc::close(write_end.as_raw_fd());
                 if libc::read(read_end.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) == 1 {
                     libc::execv(argv_ptrs[0], argv_ptrs.as_ptr());
                 }
@@ -138,6 +150,43 @@ impl Drop for HeldCommand {
     }
 }
 
+/// Checks that the program a plain command starts with exists and may be executed: a name
+/// with a `/` as a path, any other name on `path` (as the shell's `exec` would search it).
+fn check_program(command: &str, path: &OsStr) -> Result<(), ProcessError> {
+    let Some(program) = command.split_ascii_whitespace().next() else {
+        return Err(ProcessError::Spawn {
+            command: command.to_string(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"),
+        });
+    };
+    if program.contains('/') {
+        return if is_executable_file(Path::new(program)) {
+            Ok(())
+        } else {
+            Err(ProcessError::NotExecutable {
+                command: command.to_string(),
+                program: PathBuf::from(program),
+            })
+        };
+    }
+    let found = std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .any(|candidate| is_executable_file(&candidate));
+    if found {
+        Ok(())
+    } else {
+        Err(ProcessError::NotFound {
+            command: command.to_string(),
+            program: program.to_string(),
+        })
+    }
+}
+
+fn is_executable_file(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
 /// Checks that `pid` names a live process, for `-x`.
 pub fn check_exists(pid: u32) -> Result<(), ProcessError> {
     if std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -187,10 +236,51 @@ mod tests {
     }
 
     #[test]
-    fn command_that_cannot_run_exits_127() {
-        let mut command = HeldCommand::spawn("/nonexistent/program").unwrap();
+    fn shell_command_that_cannot_run_exits_127() {
+        let mut command = HeldCommand::spawn("/nonexistent/program; exit $?").unwrap();
         command.release().unwrap();
         assert_eq!(wait(&mut command), 127);
+    }
+
+    #[test]
+    fn plain_command_that_cannot_run_is_refused_before_forking() {
+        assert!(matches!(
+            HeldCommand::spawn("/nonexistent/program --flag"),
+            Err(ProcessError::NotExecutable { .. })
+        ));
+        assert!(matches!(
+            HeldCommand::spawn("no-such-program-rstap"),
+            Err(ProcessError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn programs_are_looked_up_like_the_shell_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("tool");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let path = std::env::join_paths(["/nonexistent", dir.path().to_str().unwrap()]).unwrap();
+        assert!(matches!(
+            check_program("tool -x", &path),
+            Err(ProcessError::NotFound { .. })
+        ));
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(check_program("tool -x", &path).is_ok());
+        assert!(check_program(script.to_str().unwrap(), &path).is_ok());
+        // A directory is not a program, even with its x bits set.
+        assert!(check_program(dir.path().to_str().unwrap(), &path).is_err());
+        assert!(check_program("   ", &path).is_err());
+    }
+
+    #[test]
+    fn unreleased_command_never_runs_and_is_reaped() {
+        let marker = std::env::temp_dir().join(format!("rstap-never-{}", std::process::id()));
+        let command = HeldCommand::spawn(&format!("touch {}; true", marker.display())).unwrap();
+        let pid = command.pid();
+        // Dropping without a release must end the child, not wait for it forever.
+        drop(command);
+        assert!(!marker.exists(), "an unreleased command ran");
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
     }
 
     #[test]

@@ -35,6 +35,17 @@ pub fn run(cli: &Cli) -> Result<i32> {
     libbpf_log::install(cli.verbose >= 2);
     let source = load_source(cli)?;
     let script = script::compile(&source)?;
+    if script.probes.is_empty() {
+        bail!(
+            "{}: no probes: a script needs at least one probe",
+            source.name()
+        );
+    }
+    // Before the kernel's symbols: without privileges their addresses read as zeros, and
+    // the user would be told about a symptom instead of the cause.
+    if cli.list.is_none() {
+        crate::privileges::check()?;
+    }
     let symbols = KernelSymbols::read(Path::new(KALLSYMS))?;
     let traceable = TraceableFunctions::read();
     let deny = DenyList::default();
@@ -120,6 +131,16 @@ fn list(plan: &ProbePlan, with_parameters: bool) -> i32 {
     }
 }
 
+/// Whether a write failed because the reader of the output has gone away; other write
+/// errors are errors.
+fn output_closed(result: io::Result<()>) -> Result<bool> {
+    match result {
+        Ok(()) => Ok(false),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(true),
+        Err(err) => Err(err).context("cannot write the script's output"),
+    }
+}
+
 fn report_plan(cli: &Cli, plan: &ProbePlan, traceable_known: bool) {
     if cli.verbose == 0 {
         return;
@@ -164,7 +185,6 @@ impl<'a> Tracer<'a> {
         plan: &'a ProbePlan,
         symbols: &'a KernelSymbols,
     ) -> Result<Self> {
-        crate::privileges::check()?;
         let sink: Box<dyn Write> = match &cli.output {
             Some(path) => Box::new(
                 File::create(path)
@@ -248,6 +268,9 @@ impl<'a> Tracer<'a> {
         }
 
         let mut end = self.run_session_probes(&mut interpreter, &self.plan.begin, "begin", target);
+        if end.is_none() && self.flush_output()? {
+            end = Some(LoopEnd::Stopped);
+        }
         if end.is_none() {
             if let Some(command) = &mut self.command {
                 command.release().context("cannot start the command")?;
@@ -277,11 +300,12 @@ impl<'a> Tracer<'a> {
                 end = failure;
             }
         }
-        match self.output.flush() {
-            Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
-                return Err(err).context("cannot write the script's output")
-            }
-            _ => {}
+        self.flush_output()?;
+        if self.cli.verbose > 0 {
+            eprintln!(
+                "rstap: thread_indent state held for {} threads at exit",
+                interpreter.threads_held()
+            );
         }
         Ok(self.report_end(end, lost, missed))
     }
@@ -356,11 +380,8 @@ impl<'a> Tracer<'a> {
             if let Some(end) = outcome.borrow_mut().take() {
                 return Ok(end);
             }
-            if let Err(err) = output.borrow_mut().flush() {
-                if err.kind() == io::ErrorKind::BrokenPipe {
-                    return Ok(LoopEnd::Stopped);
-                }
-                return Err(err).context("cannot write the script's output");
+            if output_closed(output.borrow_mut().flush())? {
+                return Ok(LoopEnd::Stopped);
             }
             let exited = match &mut self.command {
                 Some(command) => command.try_wait().context("cannot wait for the command")?,
@@ -381,6 +402,11 @@ impl<'a> Tracer<'a> {
                 return Ok(outcome.borrow_mut().take().unwrap_or(LoopEnd::Stopped));
             }
         }
+    }
+
+    /// Writes out what the probes printed; true if the reader has gone away.
+    fn flush_output(&mut self) -> Result<bool> {
+        output_closed(self.output.flush())
     }
 
     /// A script with only begin/end probes runs until stopped, like stap's.
@@ -452,6 +478,9 @@ impl<'a> Tracer<'a> {
     fn report_end(&self, end: LoopEnd, lost: u64, missed: u64) -> i32 {
         let mut status = 0;
         match end {
+            // The reader went away (`rstap ... | head`): it asked for no more, as ^C would.
+            LoopEnd::Failed(RuntimeError::Output(err))
+                if err.kind() == io::ErrorKind::BrokenPipe => {}
             LoopEnd::Failed(err) => {
                 eprintln!("ERROR: {err}");
                 eprintln!("WARNING: Number of errors: 1, skipped probes: 0");

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use thiserror::Error;
 
 use super::build_id::BuildId;
-use super::index_cache::write_atomically;
+use super::index_cache::{prepare_cache_dir, write_atomically, CacheDirError};
 use super::vmlinux::{Vmlinux, VmlinuxError};
 
 #[derive(Debug, Error)]
@@ -27,6 +27,8 @@ pub enum DebuginfodError {
     },
     #[error("debuginfod server {url} served an unusable file: {source}")]
     Unusable { url: String, source: VmlinuxError },
+    #[error(transparent)]
+    CacheDir(#[from] CacheDirError),
     #[error("cannot store the downloaded debug info in {path}: {source}")]
     Store {
         path: PathBuf,
@@ -59,6 +61,7 @@ pub fn fetch(
     cache_dir: &Path,
     show_progress: bool,
 ) -> Result<Vmlinux, Vec<DebuginfodError>> {
+    prepare_cache_dir(cache_dir).map_err(|error| vec![error.into()])?;
     let target = cached_path(cache_dir, build_id);
     if let Ok(vmlinux) = Vmlinux::open(&target) {
         if vmlinux.build_id() == build_id {
@@ -180,6 +183,31 @@ mod tests {
             vec!["https://a.example", "http://127.0.0.1:8002"]
         );
         assert!(parse_urls("   ").is_empty());
+    }
+
+    #[test]
+    fn cache_dir_others_can_write_to_is_refused_before_any_download() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        // The server address is never contacted: nothing listens there.
+        let Err(errors) = fetch(
+            &["http://127.0.0.1:9".to_string()],
+            &BuildId::new(vec![0xab]),
+            dir.path(),
+            false,
+        ) else {
+            panic!("a world-writable cache was used");
+        };
+        assert!(
+            matches!(
+                errors.as_slice(),
+                [DebuginfodError::CacheDir(
+                    CacheDirError::WritableByOthers { .. }
+                )]
+            ),
+            "{errors:?}"
+        );
     }
 
     #[test]

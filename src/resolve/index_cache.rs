@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,35 @@ pub enum IndexError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    CacheDir(#[from] CacheDirError),
+}
+
+/// Why rstap, which runs as root, will not use a cache directory: what it reads from there
+/// decides which kernel functions it attaches to, so nobody else may be able to write there.
+#[derive(Debug, Error)]
+pub enum CacheDirError {
+    #[error("cannot create the cache directory {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the cache path {path} is not a directory")]
+    NotDirectory { path: PathBuf },
+    #[error(
+        "refusing the cache directory {path}: it belongs to uid {owner}, and rstap runs as \
+         uid {user}; remove it, or set XDG_CACHE_HOME to a directory of your own"
+    )]
+    ForeignOwner {
+        path: PathBuf,
+        owner: u32,
+        user: u32,
+    },
+    #[error(
+        "refusing the cache directory {path}: other users can write to it (mode {mode:03o}); \
+         run chmod go-w on it"
+    )]
+    WritableByOthers { path: PathBuf, mode: u32 },
 }
 
 /// `NAME@FILE` of a `kernel.function` probe point, as globs.
@@ -90,6 +119,9 @@ impl FunctionIndex {
     /// Loads the index for `vmlinux` from `cache_dir`, or starts one from its file tables.
     /// Without a cache directory the index lives only in memory.
     pub fn open(vmlinux: &Vmlinux, cache_dir: Option<&Path>) -> Result<FunctionIndex, IndexError> {
+        if let Some(dir) = cache_dir {
+            prepare_cache_dir(dir)?;
+        }
         let build_id = vmlinux.build_id();
         let cache_file = cache_dir.map(|dir| dir.join("index").join(format!("{build_id}.idx")));
         if let Some(data) = cache_file.as_deref().and_then(|f| read_cache(f, build_id)) {
@@ -265,6 +297,49 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Creates the cache directory, private to this user, if it is missing, and refuses one that
+/// another user owns or may write to. Everything below it is created by rstap, private.
+pub fn prepare_cache_dir(dir: &Path) -> Result<(), CacheDirError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| CacheDirError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let meta = fs::metadata(dir).map_err(|source| CacheDirError::Create {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: geteuid has no failure mode.
+    let user = unsafe { libc::geteuid() };
+    check_cache_dir_metadata(dir, &meta, user)
+}
+
+fn check_cache_dir_metadata(
+    dir: &Path,
+    meta: &fs::Metadata,
+    user: u32,
+) -> Result<(), CacheDirError> {
+    let path = dir.to_path_buf();
+    if !meta.is_dir() {
+        return Err(CacheDirError::NotDirectory { path });
+    }
+    if meta.uid() != user {
+        return Err(CacheDirError::ForeignOwner {
+            path,
+            owner: meta.uid(),
+            user,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(CacheDirError::WritableByOthers { path, mode });
+    }
+    Ok(())
+}
+
 /// `$XDG_CACHE_HOME/rstap`, else `~/.cache/rstap`.
 pub fn default_cache_dir() -> Option<PathBuf> {
     let xdg = std::env::var_os("XDG_CACHE_HOME")
@@ -340,6 +415,54 @@ mod tests {
         assert_eq!(mode & 0o077, 0, "{mode:o}");
         let leftovers = fs::read_dir(dir.path().join("sub")).unwrap().count();
         assert_eq!(leftovers, 1);
+    }
+
+    #[test]
+    fn missing_cache_dir_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("a/rstap");
+        prepare_cache_dir(&cache).unwrap();
+        let mode = fs::metadata(&cache).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        // A second run finds it as it left it.
+        prepare_cache_dir(&cache).unwrap();
+    }
+
+    #[test]
+    fn cache_dir_others_can_write_to_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = prepare_cache_dir(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, CacheDirError::WritableByOthers { mode: 0o777, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_cache_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn cache_dir_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = fs::metadata(dir.path()).unwrap();
+        let other = meta.uid() + 1;
+        let err = check_cache_dir_metadata(dir.path(), &meta, other).unwrap_err();
+        assert!(
+            matches!(err, CacheDirError::ForeignOwner { owner, user, .. } if owner == meta.uid() && user == other),
+            "{err}"
+        );
+        assert!(check_cache_dir_metadata(dir.path(), &meta, meta.uid()).is_ok());
+    }
+
+    #[test]
+    fn cache_path_that_is_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rstap");
+        fs::write(&file, b"").unwrap();
+        assert!(prepare_cache_dir(&file).is_err());
     }
 
     #[test]

@@ -50,8 +50,12 @@ pub struct Dispatcher<'a> {
     code: &'a KernelCode,
     clock: WallClock,
     target: i64,
+    /// Whether the kernel's thread ids can be looked up in this process's /proc.
+    tids_visible: bool,
     /// Records that were not rstap events; never expected, but never silently dropped.
     pub undecodable: u64,
+    /// Threads whose `thread_indent` state was released because they had exited.
+    pub released_threads: usize,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -77,7 +81,9 @@ impl<'a> Dispatcher<'a> {
             code,
             clock,
             target,
+            tids_visible: in_initial_pid_namespace(),
             undecodable: 0,
+            released_threads: 0,
         }
     }
 
@@ -104,6 +110,9 @@ impl<'a> Dispatcher<'a> {
                 (address, caller.map_or("", |symbol| symbol.name.as_str()))
             }
         };
+        if self.tids_visible {
+            self.released_threads += self.interpreter.release_exited_threads(thread_exists);
+        }
         for handler in handlers {
             let context = EventContext {
                 event: &event,
@@ -129,6 +138,23 @@ impl<'a> Dispatcher<'a> {
             event.return_address
         }
     }
+}
+
+/// The programs report thread ids of the initial PID namespace; inside another one, /proc
+/// would answer about different threads, and no state can safely be released.
+fn in_initial_pid_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("NSpid:"))
+            .is_some_and(|ids| ids.split_whitespace().count() == 1)
+    })
+}
+
+/// A thread that has exited and been reaped has no /proc entry; any thread, leader or
+/// not, can be looked up as /proc/TID.
+fn thread_exists(tid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{tid}")).exists()
 }
 
 /// What a probe body sees of one event.
@@ -215,5 +241,30 @@ impl ProbeContext for SessionContext {
     }
     fn target(&self) -> i64 {
         self.target
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exited_threads_are_gone_from_proc() {
+        // SAFETY: gettid has no failure mode.
+        let own = i64::from(unsafe { libc::gettid() });
+        assert!(thread_exists(own));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            // SAFETY: as above.
+            sender.send(i64::from(unsafe { libc::gettid() })).unwrap();
+        });
+        let tid = receiver.recv().unwrap();
+        worker.join().unwrap();
+        // A joined thread can take a moment to be reaped by the kernel.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while thread_exists(tid) {
+            assert!(std::time::Instant::now() < deadline, "thread {tid} lingers");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 
 use crate::output::printf::{Arg, Format, MAX_STRING_LEN};
 
+/// Up to this many threads with state, no sweep runs: a sweep asks about every thread.
+const SWEEP_FLOOR: usize = 1024;
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Counter {
     depth: i64,
@@ -40,6 +43,8 @@ pub struct IndentState {
     global: Counter,
     thread_format: Format,
     global_format: Format,
+    /// The number of threads with state at which the next sweep for exited ones runs.
+    sweep_at: usize,
 }
 
 impl Default for IndentState {
@@ -61,6 +66,7 @@ impl IndentState {
             global: Counter::default(),
             thread_format: plain_format("%6d %s(%d):%-*s"),
             global_format: plain_format("%6d :%-*s"),
+            sweep_at: SWEEP_FLOOR,
         }
     }
 
@@ -106,9 +112,24 @@ impl IndentState {
         self.global.step(delta)
     }
 
-    /// Drops an exited thread's state, so a reused tid starts afresh.
-    pub fn forget_thread(&mut self, tid: i64) {
-        self.threads.remove(&tid);
+    /// Drops the state of threads that `alive` says have exited, once the number of threads
+    /// with state has doubled since the last sweep. State then stays within twice the live
+    /// threads (or [`SWEEP_FLOOR`]), and each sweep is paid for by the new threads before
+    /// it. Returns how many threads' state was released.
+    pub fn release_exited_threads(&mut self, mut alive: impl FnMut(i64) -> bool) -> usize {
+        if self.threads.len() < self.sweep_at {
+            return 0;
+        }
+        let before = self.threads.len();
+        self.threads.retain(|&tid, _| alive(tid));
+        self.sweep_at = (2 * self.threads.len()).max(SWEEP_FLOOR);
+        self.threads.shrink_to(self.sweep_at);
+        before - self.threads.len()
+    }
+
+    /// How many threads have state now.
+    pub fn threads_held(&self) -> usize {
+        self.threads.len()
     }
 }
 
@@ -164,11 +185,42 @@ mod tests {
     }
 
     #[test]
-    fn forgotten_thread_starts_again() {
+    fn released_thread_starts_again() {
         let mut s = IndentState::new();
-        line(&mut s, 5, "t", 1, 10);
-        s.forget_thread(5);
+        for tid in 0..SWEEP_FLOOR as i64 {
+            line(&mut s, tid, "t", 1, 10);
+        }
+        assert_eq!(s.release_exited_threads(|tid| tid != 5), 1);
         assert_eq!(line(&mut s, 5, "t", 1, 90), "     0 t(5):");
+        assert_eq!(line(&mut s, 6, "t", 1, 90), "    80 t(6): ");
+    }
+
+    #[test]
+    fn state_of_exited_threads_stays_bounded() {
+        let mut s = IndentState::new();
+        let mut asked = 0;
+        // 100 000 threads, one after another, each leaving its counter at 1.
+        for tid in 0..100_000 {
+            s.thread_indent_depth(tid, 1);
+            s.release_exited_threads(|held| {
+                asked += 1;
+                held == tid
+            });
+            assert!(s.threads_held() <= SWEEP_FLOOR, "{} held", s.threads_held());
+        }
+        // Sweeps are rare: about one question per thread, not one per thread per event.
+        assert!(asked <= 2 * 100_000, "{asked} liveness checks");
+    }
+
+    #[test]
+    fn live_threads_keep_their_state_through_sweeps() {
+        let mut s = IndentState::new();
+        for tid in 0..3 * SWEEP_FLOOR as i64 {
+            s.thread_indent_depth(tid, 1);
+            s.release_exited_threads(|_| true);
+        }
+        assert_eq!(s.threads_held(), 3 * SWEEP_FLOOR);
+        assert_eq!(s.thread_indent_depth(0, 1), 1);
     }
 
     #[test]

@@ -111,8 +111,14 @@ impl Interpreter {
         })
     }
 
-    pub fn forget_thread(&mut self, tid: i64) {
-        self.machine.indent.forget_thread(tid);
+    /// See [`IndentState::release_exited_threads`].
+    pub fn release_exited_threads(&mut self, alive: impl FnMut(i64) -> bool) -> usize {
+        self.machine.indent.release_exited_threads(alive)
+    }
+
+    /// How many threads have `thread_indent` state.
+    pub fn threads_held(&self) -> usize {
+        self.machine.indent.threads_held()
     }
 }
 
@@ -580,7 +586,7 @@ mod tests {
     }
 
     #[test]
-    fn forgetting_a_thread_resets_its_indent() {
+    fn releasing_a_thread_resets_its_indent() {
         let mut interp = interpreter("probe begin { print(thread_indent(1), thread_indent_depth(0), indent(0), indent_depth(0)) }");
         assert_eq!(
             run(&mut interp, 0, &event(4, "a", 0, "", 10)),
@@ -591,7 +597,11 @@ mod tests {
             run(&mut interp, 0, &event(4, "a", 0, "", 30)),
             "    20 a(4): 1     0 :0"
         );
-        interp.forget_thread(4);
+        for tid in 100..2000 {
+            run(&mut interp, 0, &event(tid, "b", 0, "", 40));
+        }
+        assert_eq!(interp.threads_held(), 1901);
+        assert_eq!(interp.release_exited_threads(|tid| tid >= 100), 1);
         assert_eq!(
             run(&mut interp, 0, &event(4, "a", 0, "", 50)),
             "     0 a(4):0     0 :0"

@@ -3,6 +3,7 @@
 //! `harness.rs` for how, and `vm/` for the scripts it drives.
 
 mod attach;
+mod hardening;
 mod harness;
 mod smoke;
 mod source;
@@ -16,5 +17,6 @@ fn all_scenarios() -> Vec<Scenario> {
     scenarios.extend(trace::scenarios());
     scenarios.extend(source::scenarios());
     scenarios.extend(attach::scenarios());
+    scenarios.extend(hardening::scenarios());
     scenarios
 }

@@ -8,15 +8,17 @@ mod sys;
 use std::process::ExitCode;
 use std::thread;
 
-const USAGE: &str = "usage: socket-workload [--rounds N] [--threads T]
+const USAGE: &str = "usage: socket-workload [--rounds N] [--threads T] | --churn N
 
 Runs N rounds (default 1) of loopback TCP, UDP and UNIX socketpair traffic, in one
-thread, or with --threads in each of T threads.";
+thread, or with --threads in each of T threads. With --churn, starts N short-lived
+threads instead, one after another, each opening and closing one UDP socket.";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Options {
     rounds: u32,
     threads: u32,
+    churn: Option<u32>,
 }
 
 fn positive(flag: &str, value: Option<String>) -> Result<u32, String> {
@@ -31,11 +33,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     let mut options = Options {
         rounds: 1,
         threads: 1,
+        churn: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--rounds" => options.rounds = positive("--rounds", args.next())?,
             "--threads" => options.threads = positive("--threads", args.next())?,
+            "--churn" => options.churn = Some(positive("--churn", args.next())?),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -47,7 +51,24 @@ fn run_rounds(rounds: u32) -> sys::SysResult<()> {
     (0..rounds).try_for_each(|_| round::run())
 }
 
+/// Thread after thread, each gone before the next starts: a tracer keeping per-thread state
+/// sees many threads, few of them alive at once.
+fn churn_threads(threads: u32) -> Result<(), String> {
+    for index in 0..threads {
+        let worker = thread::spawn(|| sys::socket(libc::AF_INET, libc::SOCK_DGRAM)?.close());
+        match worker.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("thread {index}: {e}")),
+            Err(_) => return Err(format!("thread {index} panicked")),
+        }
+    }
+    Ok(())
+}
+
 fn run(options: &Options) -> Result<(), String> {
+    if let Some(threads) = options.churn {
+        return churn_threads(threads);
+    }
     if options.threads == 1 {
         return run_rounds(options.rounds).map_err(|e| e.to_string());
     }
@@ -95,7 +116,8 @@ mod tests {
             parse(&[]).unwrap(),
             Options {
                 rounds: 1,
-                threads: 1
+                threads: 1,
+                churn: None
             }
         );
     }
@@ -106,7 +128,8 @@ mod tests {
             parse(&["--rounds", "5", "--threads", "3"]).unwrap(),
             Options {
                 rounds: 5,
-                threads: 3
+                threads: 3,
+                churn: None
             }
         );
     }
@@ -123,6 +146,18 @@ mod tests {
         run(&Options {
             rounds: 2,
             threads: 3,
+            churn: None,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn churn_starts_one_thread_after_another() {
+        assert_eq!(parse(&["--churn", "4"]).unwrap().churn, Some(4));
+        run(&Options {
+            rounds: 1,
+            threads: 1,
+            churn: Some(50),
         })
         .unwrap();
     }
