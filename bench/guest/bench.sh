@@ -24,8 +24,9 @@ workload="socket-workload --rounds $ROUNDS"
 stp=/bench/socket-trace-globs.stp
 
 note() {
-    echo "bench: $*" >&2
-    echo "$*" >>"$RESULTS/notes"
+    read -r uptime _ </proc/uptime
+    echo "bench: [$uptime] $*" >&2
+    echo "[$uptime] $*" >>"$RESULTS/notes"
 }
 
 # Waits up to 10 s for a file that a process which has already exited writes last.
@@ -80,17 +81,31 @@ write_bt() {
         }'
 }
 
-# Lets bpftrace try the function list once, dropping what it names as failing, until it
-# attaches (at most 5 tries).
+# Time to first live probe, every process traced, markers made by tracer-bench.
+first_live() {
+    tracer=$1 run=$2
+    shift 2
+    watch=$work/$tracer.live
+    rm -f "$watch"
+    tracer-bench first-live --watch "$watch" --out "$work/live" --timeout-s 900 -- "$@" \
+        2>"$logs/live-$tracer-$run" >/dev/null &&
+        echo "$tracer $run $(cat "$work/live")" >>"$RESULTS/startup"
+}
+
+# bpftrace takes minutes to start under TCG, so its time to first live probe is measured
+# once, and that run also finds what it can attach: it is retried without the functions
+# its errors name (at most 5 tries).
 bpftrace_usable=no
 if command -v bpftrace >/dev/null; then
     for try in 1 2 3 4 5; do
-        write_bt "" >"$work/probe.bt"
-        if bpftrace -o "$work/probe.out" -c true "$work/probe.bt" 2>"$logs/bpftrace-probe-$try"; then
+        note "bpftrace: time to first live probe, try $try"
+        write_bt "" >"$work/all.bt"
+        if first_live bpftrace 1 bpftrace -o "$work/bpftrace.live" "$work/all.bt"; then
             bpftrace_usable=yes
             break
         fi
-        failing=$(grep -o 'k\(ret\)\{0,1\}func:vmlinux:[A-Za-z0-9_.]*' "$logs/bpftrace-probe-$try" |
+        cp "$logs/live-bpftrace-1" "$logs/bpftrace-try-$try"
+        failing=$(grep -o 'k\(ret\)\{0,1\}func:vmlinux:[A-Za-z0-9_.]*' "$logs/live-bpftrace-1" |
             sed 's/.*://' | sort -u)
         [ -n "$failing" ] || break
         echo "$failing" >>"$RESULTS/bpftrace-dropped"
@@ -131,13 +146,14 @@ run_config() {
                echo 1 >/sys/kernel/tracing/tracing_on && exec "$@"' \
             ftrace $timed >/dev/null 2>"$logs/ftrace-$run"
         echo 0 >/sys/kernel/tracing/tracing_on
-        # trace_pipe never ends: stop reading once the file has stopped growing.
+        # trace_pipe ends by itself once tracing is off and it has been read empty, but
+        # not if nothing was ever traced: stop reading once the file stops growing.
         size=-1
         while [ "$(wc -c <"$out")" != "$size" ]; do
             size=$(wc -c <"$out")
             sleep 0.5
         done
-        kill "$reader"
+        kill "$reader" 2>/dev/null
         wait "$reader" 2>/dev/null
         lost=$(ftrace-graph.sh lost)
         ftrace-graph.sh reset
@@ -147,7 +163,7 @@ run_config() {
                       END { print n + 0 }' "$out")
         ;;
     bpftrace)
-        bpftrace -o "$out" -c "$timed" "$work/filtered.bt" 2>"$logs/bpftrace-$run"
+        timeout 900 bpftrace -o "$out" -c "$timed" "$work/filtered.bt" 2>"$logs/bpftrace-$run"
         events=$(grep -c ' -> kfunc:\| <- kretfunc:' "$out")
         lost=$(lost_events "$out" "$logs/bpftrace-$run")
         ;;
@@ -177,26 +193,11 @@ while [ $run -le "$REPEAT" ]; do
     run=$((run + 1))
 done
 
-# Time to first live probe, every process traced, markers made by tracer-bench.
-first_live() {
-    tracer=$1 run=$2
-    shift 2
-    watch=$work/$tracer.live
-    rm -f "$watch"
-    tracer-bench first-live --watch "$watch" --out "$work/live" --timeout-s 300 -- "$@" \
-        2>"$logs/live-$tracer-$run" >/dev/null &&
-        echo "$tracer $run $(cat "$work/live")" >>"$RESULTS/startup"
-}
-
-write_bt "" >"$work/all.bt"
 run=1
 while [ $run -le "$REPEAT" ]; do
     note "round $run: time to first live probe"
     first_live rstap "$run" rstap -o "$work/rstap.live" "$stp"
     first_live ftrace "$run" sh -c "exec ftrace-graph.sh live $functions >$work/ftrace.live"
     ftrace-graph.sh reset
-    if [ $bpftrace_usable = yes ]; then
-        first_live bpftrace "$run" bpftrace -o "$work/bpftrace.live" "$work/all.bt"
-    fi
     run=$((run + 1))
 done
