@@ -234,9 +234,11 @@ fn check_output(script_text: &str, events: &[Event]) {
     assert!(lines[0].ends_with(first.function), "{}", lines[0]);
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// The median and the best of the passes: on a shared machine the best shows what the code
+/// can do, the median what a user would see.
+fn median_and_best(mut rates: Vec<f64>) -> (f64, f64) {
+    rates.sort_by(f64::total_cmp);
+    (rates[rates.len() / 2], rates[rates.len() - 1])
 }
 
 fn main() {
@@ -268,17 +270,18 @@ fn main() {
             bytes = produced;
             rates.push(events.len() as f64 / elapsed.as_secs_f64());
         }
-        let rate = median(rates);
+        let (rate, best) = median_and_best(rates);
         below_target |= rate < TARGET_EVENTS_PER_SECOND;
         println!(
-            "{name:24} {:>6.2} M events/s per core (median), {:.1} MB of output, {:.0} bytes/event",
+            "{name:24} {:>6.2} M events/s per core (median; best {:.2} M), {:.1} MB of output, {:.0} bytes/event",
             rate / 1e6,
+            best / 1e6,
             bytes as f64 / 1e6,
             bytes as f64 / events.len() as f64
         );
     }
     println!(
-        "target: {:.1} M events/s per core: {}",
+        "target: {:.1} M events/s per core (median): {}",
         TARGET_EVENTS_PER_SECOND / 1e6,
         if below_target { "NOT met" } else { "met" }
     );
