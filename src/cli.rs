@@ -81,7 +81,7 @@ pub struct Cli {
     pub vmlinux: Option<PathBuf>,
 
     /// Ring buffer size in KiB (a power of two, at least 4).
-    #[arg(long, value_name = "KIB", default_value_t = 16 * 1024)]
+    #[arg(long, value_name = "KIB", default_value_t = 8 * 1024)]
     pub bufsize: u32,
 }
 

@@ -30,7 +30,6 @@ const MAX_REGISTER_ARGUMENTS: usize = 6;
 
 struct FentryProbes<'obj> {
     skel: FentrySkel<'obj>,
-    btf: Btf<'static>,
     /// Each attached copy: its program and the link that holds it on the function.
     /// Dropping them detaches.
     attachments: Vec<(OwnedFd, OwnedFd)>,
@@ -45,13 +44,17 @@ pub(super) fn place<'obj>(
     targets: &[ProbeTarget],
     which: &[usize],
 ) -> Result<Placement<'obj>, String> {
+    // Held only while attaching: the parsed kernel BTF is several megabytes.
+    let btf = Btf::from_vmlinux().map_err(|err| {
+        format!("the kernel has no BTF type information (/sys/kernel/btf/vmlinux: {err})")
+    })?;
     let candidates: Vec<&ProbeTarget> = which.iter().map(|&index| &targets[index]).collect();
-    let mut probes = FentryProbes::load(storage, config, shared, &candidates)?;
+    let mut probes = FentryProbes::load(storage, config, shared, &btf, &candidates)?;
     let refused = which
         .iter()
         .filter_map(|&index| {
             probes
-                .attach(&targets[index])
+                .attach(&btf, &targets[index])
                 .err()
                 .map(|reason| (index, reason))
         })
@@ -96,14 +99,12 @@ impl<'obj> FentryProbes<'obj> {
         storage: &'obj mut MaybeUninit<OpenObject>,
         config: &ProbeConfig,
         shared: &SharedMaps,
+        btf: &Btf<'_>,
         targets: &[&ProbeTarget],
     ) -> Result<Self, String> {
-        let btf = Btf::from_vmlinux().map_err(|err| {
-            format!("the kernel has no BTF type information (/sys/kernel/btf/vmlinux: {err})")
-        })?;
         let template_target = targets
             .iter()
-            .find(|target| target.name_is_unique && can_serve_as_template(&btf, &target.name))
+            .find(|target| target.name_is_unique && can_serve_as_template(btf, &target.name))
             .ok_or("no matched function has BTF type information fentry can use")?
             .name
             .clone();
@@ -128,19 +129,17 @@ impl<'obj> FentryProbes<'obj> {
         let skel = open.load().map_err(|err| describe_load_error(&err))?;
         Ok(FentryProbes {
             skel,
-            btf,
             attachments: Vec::new(),
         })
     }
 
     /// Attaches copies of the entry and return templates to `target`, as it asks; on
     /// failure nothing of it stays attached and the error says why the kernel refused.
-    fn attach(&mut self, target: &ProbeTarget) -> Result<(), String> {
+    fn attach(&mut self, btf: &Btf<'_>, target: &ProbeTarget) -> Result<(), String> {
         if !target.name_is_unique {
             return Err("fentry finds functions by name, and this name is not unique".into());
         }
-        let btf_id = self
-            .btf
+        let btf_id = btf
             .type_by_name::<Func<'_>>(&target.name)
             .map(|func| u32::from(func.type_id()))
             .ok_or("no BTF type information for this function")?;

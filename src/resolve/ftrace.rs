@@ -2,7 +2,7 @@
 //! kernel lists them in `available_filter_functions`. fentry and kprobes on a function's
 //! first instruction both need it.
 
-use std::collections::HashSet;
+use std::ops::Range;
 use std::path::Path;
 
 /// Where tracefs may be mounted, newest convention first.
@@ -11,10 +11,12 @@ const AVAILABLE_FILTER_FUNCTIONS: &[&str] = &[
     "/sys/kernel/debug/tracing/available_filter_functions",
 ];
 
-/// Kernel functions ftrace can patch.
+/// Kernel functions ftrace can patch: the kernel's list as read, and the position of each
+/// name in it, sorted by name (tens of thousands of names; one string for all of them).
 #[derive(Debug, Default)]
 pub struct TraceableFunctions {
-    names: HashSet<String>,
+    text: String,
+    sorted: Vec<Range<u32>>,
 }
 
 impl TraceableFunctions {
@@ -24,22 +26,35 @@ impl TraceableFunctions {
         AVAILABLE_FILTER_FUNCTIONS
             .iter()
             .find_map(|path| std::fs::read_to_string(Path::new(path)).ok())
-            .map(|text| Self::parse(&text))
+            .map(Self::parse)
     }
 
     /// Parses `NAME` or `NAME [MODULE]` lines; module functions are left out.
-    pub fn parse(text: &str) -> Self {
-        let names = text
-            .lines()
-            .filter(|line| !line.contains('['))
-            .filter_map(|line| line.split_ascii_whitespace().next())
-            .map(str::to_string)
-            .collect();
-        TraceableFunctions { names }
+    pub fn parse(text: String) -> Self {
+        let mut sorted = Vec::new();
+        let mut start = 0;
+        for line in text.split_inclusive('\n') {
+            let name = line.split_ascii_whitespace().next().unwrap_or_default();
+            if !line.contains('[') && !name.is_empty() {
+                let begin = start + (line.len() - line.trim_start().len());
+                sorted.push(begin as u32..(begin + name.len()) as u32);
+            }
+            start += line.len();
+        }
+        sorted.sort_unstable_by(|a, b| {
+            text[a.start as usize..a.end as usize].cmp(&text[b.start as usize..b.end as usize])
+        });
+        TraceableFunctions { text, sorted }
+    }
+
+    fn name(&self, range: &Range<u32>) -> &str {
+        &self.text[range.start as usize..range.end as usize]
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.names.contains(name)
+        self.sorted
+            .binary_search_by(|range| self.name(range).cmp(name))
+            .is_ok()
     }
 }
 
@@ -49,8 +64,9 @@ mod tests {
 
     #[test]
     fn keeps_kernel_functions_only() {
-        let functions =
-            TraceableFunctions::parse("sock_poll\n__sys_connect\nvirtnet_poll [virtio_net]\n");
+        let functions = TraceableFunctions::parse(
+            "sock_poll\n__sys_connect\nvirtnet_poll [virtio_net]\n".to_string(),
+        );
         assert!(functions.contains("sock_poll"));
         assert!(functions.contains("__sys_connect"));
         assert!(!functions.contains("virtnet_poll"));

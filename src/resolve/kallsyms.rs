@@ -1,6 +1,7 @@
 //! The running kernel's function symbols, from /proc/kallsyms: which functions exist and
 //! where, and which function an address lies in.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,97 +25,157 @@ pub enum SymbolError {
 }
 
 /// A function symbol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionSymbol {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionSymbol<'a> {
     pub address: u64,
-    pub name: String,
+    pub name: &'a str,
     /// The module the function belongs to; `None` for the kernel image itself.
-    pub module: Option<String>,
+    pub module: Option<&'a str>,
+}
+
+/// One symbol, its strings kept in [`KernelSymbols::names`]: a kernel has hundreds of
+/// thousands of symbols, and a `String` each would double rstap's memory.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    address: u64,
+    name_start: u32,
+    name_len: u32,
+    /// Index into `modules` plus one; 0 for the kernel image.
+    module: u32,
 }
 
 /// Every function symbol of the kernel and its loaded modules, ordered by address.
 #[derive(Debug, Default)]
 pub struct KernelSymbols {
-    functions: Vec<FunctionSymbol>,
+    entries: Vec<Entry>,
+    names: String,
+    modules: Vec<String>,
 }
 
 impl KernelSymbols {
     pub fn read(path: &Path) -> Result<Self, SymbolError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SymbolError::Read {
+        let read_error = |source| SymbolError::Read {
             path: path.display().to_string(),
             source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        Self::parse_lines(BufReader::new(file), &path.display().to_string())
     }
 
     /// Parses kallsyms text: `ADDRESS TYPE NAME [MODULE]` per line.
     pub fn parse(text: &str, path: &str) -> Result<Self, SymbolError> {
-        let mut functions = Vec::new();
+        Self::parse_lines(text.as_bytes(), path)
+    }
+
+    fn parse_lines(mut reader: impl BufRead, path: &str) -> Result<Self, SymbolError> {
+        let mut symbols = KernelSymbols::default();
+        let mut any_line = false;
         let mut any_address = false;
-        for (index, line) in text.lines().enumerate() {
+        let mut line = String::new();
+        let mut number = 0;
+        loop {
+            line.clear();
+            let read = reader
+                .read_line(&mut line)
+                .map_err(|source| SymbolError::Read {
+                    path: path.to_string(),
+                    source,
+                })?;
+            if read == 0 {
+                break;
+            }
+            number += 1;
+            any_line = true;
+            let malformed = || SymbolError::Malformed {
+                path: path.to_string(),
+                line: number,
+                text: line.trim_end().to_string(),
+            };
             let mut fields = line.split_ascii_whitespace();
             let (Some(address), Some(kind), Some(name)) =
                 (fields.next(), fields.next(), fields.next())
             else {
-                return Err(SymbolError::Malformed {
-                    path: path.to_string(),
-                    line: index + 1,
-                    text: line.to_string(),
-                });
+                return Err(malformed());
             };
-            let address = u64::from_str_radix(address, 16).map_err(|_| SymbolError::Malformed {
-                path: path.to_string(),
-                line: index + 1,
-                text: line.to_string(),
-            })?;
+            let address = u64::from_str_radix(address, 16).map_err(|_| malformed())?;
             any_address |= address != 0;
-            if !matches!(kind, "t" | "T" | "w" | "W") {
-                continue;
+            if matches!(kind, "t" | "T" | "w" | "W") {
+                let module = fields
+                    .next()
+                    .map(|module| module.trim_start_matches('[').trim_end_matches(']'));
+                symbols.push(address, name, module);
             }
-            let module = fields.next().map(|module| {
-                module
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string()
-            });
-            functions.push(FunctionSymbol {
-                address,
-                name: name.to_string(),
-                module,
-            });
         }
-        if !any_address && !text.is_empty() {
+        if any_line && !any_address {
             return Err(SymbolError::AddressesHidden {
                 path: path.to_string(),
             });
         }
-        functions.sort_by_key(|function| function.address);
-        Ok(KernelSymbols { functions })
+        symbols.entries.sort_by_key(|entry| entry.address);
+        symbols.names.shrink_to_fit();
+        symbols.entries.shrink_to_fit();
+        Ok(symbols)
+    }
+
+    fn push(&mut self, address: u64, name: &str, module: Option<&str>) {
+        let module = match module {
+            None => 0,
+            Some(module) => match self.modules.iter().position(|known| known == module) {
+                Some(index) => index + 1,
+                None => {
+                    self.modules.push(module.to_string());
+                    self.modules.len()
+                }
+            },
+        };
+        self.entries.push(Entry {
+            address,
+            name_start: self.names.len() as u32,
+            name_len: name.len() as u32,
+            module: module as u32,
+        });
+        self.names.push_str(name);
+    }
+
+    fn symbol(&self, entry: &Entry) -> FunctionSymbol<'_> {
+        let start = entry.name_start as usize;
+        FunctionSymbol {
+            address: entry.address,
+            name: &self.names[start..start + entry.name_len as usize],
+            module: entry
+                .module
+                .checked_sub(1)
+                .map(|index| self.modules[index as usize].as_str()),
+        }
     }
 
     /// Functions of the kernel image (not of modules), in address order.
-    pub fn kernel_functions(&self) -> impl Iterator<Item = &FunctionSymbol> {
-        self.functions
+    pub fn kernel_functions(&self) -> impl Iterator<Item = FunctionSymbol<'_>> {
+        self.entries
             .iter()
-            .filter(|function| function.module.is_none())
+            .filter(|entry| entry.module == 0)
+            .map(|entry| self.symbol(entry))
     }
 
     /// The function `address` lies in: the nearest function symbol at or below it.
-    pub fn function_containing(&self, address: u64) -> Option<&FunctionSymbol> {
+    pub fn function_containing(&self, address: u64) -> Option<FunctionSymbol<'_>> {
         let after = self
-            .functions
-            .partition_point(|function| function.address <= address);
-        after.checked_sub(1).map(|index| &self.functions[index])
+            .entries
+            .partition_point(|entry| entry.address <= address);
+        after
+            .checked_sub(1)
+            .map(|index| self.symbol(&self.entries[index]))
     }
 
     /// The kernel image's function that starts exactly at `address`.
-    pub fn kernel_function_at(&self, address: u64) -> Option<&FunctionSymbol> {
+    pub fn kernel_function_at(&self, address: u64) -> Option<FunctionSymbol<'_>> {
         let first = self
-            .functions
-            .partition_point(|function| function.address < address);
-        self.functions[first..]
+            .entries
+            .partition_point(|entry| entry.address < address);
+        self.entries[first..]
             .iter()
-            .take_while(|function| function.address == address)
+            .take_while(|entry| entry.address == address)
+            .map(|entry| self.symbol(entry))
             .find(|function| function.module.is_none() && !function.name.starts_with("__pfx_"))
     }
 
@@ -146,7 +207,12 @@ ffffffff81431600 W weak_function
 
     #[test]
     fn keeps_text_symbols_in_address_order() {
-        let names: Vec<_> = symbols().functions.iter().map(|f| f.name.clone()).collect();
+        let symbols = symbols();
+        let names: Vec<_> = symbols
+            .entries
+            .iter()
+            .map(|e| symbols.symbol(e).name)
+            .collect();
         assert_eq!(
             names,
             [
@@ -165,7 +231,7 @@ ffffffff81431600 W weak_function
         let symbols = symbols();
         assert!(symbols.kernel_functions().all(|f| f.name != "helper_fn"));
         let helper = symbols.function_containing(0xffffffffc0001010).unwrap();
-        assert_eq!(helper.module.as_deref(), Some("virtio_net"));
+        assert_eq!(helper.module, Some("virtio_net"));
     }
 
     #[test]

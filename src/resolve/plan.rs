@@ -74,8 +74,8 @@ pub struct KernelFunctions<'a> {
 
 impl KernelFunctions<'_> {
     /// Why rstap will not probe `function`, if it will not.
-    fn exclusion(&self, function: &FunctionSymbol) -> Option<String> {
-        let name = function.name.as_str();
+    fn exclusion(&self, function: &FunctionSymbol<'_>) -> Option<String> {
+        let name = function.name;
         if name.starts_with("__pfx_") || name.starts_with("__cfi_") {
             return Some("padding before a function, not a function".into());
         }
@@ -97,7 +97,7 @@ impl KernelFunctions<'_> {
 
 /// A function one probe point matched, before exclusions.
 struct Candidate<'s> {
-    symbol: &'s FunctionSymbol,
+    symbol: FunctionSymbol<'s>,
     /// The function's name as the probe point resolves it.
     function: String,
     /// `NAME@FILE:LINE` for source-file points, `NAME` for name points.
@@ -108,7 +108,6 @@ struct Candidate<'s> {
 /// Builds the plan as probe points are resolved one by one.
 struct Planner<'k> {
     kernel: &'k KernelFunctions<'k>,
-    name_counts: HashMap<&'k str, usize>,
     by_address: BTreeMap<u64, PlannedFunction>,
     skipped: BTreeMap<String, String>,
 }
@@ -116,18 +115,19 @@ struct Planner<'k> {
 impl<'k> Planner<'k> {
     fn add(&mut self, probe: usize, variant: FunctionVariant, candidate: Candidate<'_>) {
         let symbol = candidate.symbol;
-        if let Some(reason) = self.kernel.exclusion(symbol) {
-            self.skipped.entry(symbol.name.clone()).or_insert(reason);
+        if let Some(reason) = self.kernel.exclusion(&symbol) {
+            self.skipped
+                .entry(symbol.name.to_string())
+                .or_insert(reason);
             return;
         }
-        let name_counts = &self.name_counts;
         let planned = self
             .by_address
             .entry(symbol.address)
             .or_insert_with(|| PlannedFunction {
-                name: symbol.name.clone(),
+                name: symbol.name.to_string(),
                 address: symbol.address,
-                name_is_unique: name_counts.get(symbol.name.as_str()) == Some(&1),
+                name_is_unique: true,
                 parameters: Vec::new(),
                 on_entry: Vec::new(),
                 on_return: Vec::new(),
@@ -173,7 +173,6 @@ pub fn plan(
     let mut plan = ProbePlan::default();
     let mut planner = Planner {
         kernel,
-        name_counts: count_names(kernel.symbols),
         by_address: BTreeMap::new(),
         skipped: BTreeMap::new(),
     };
@@ -218,6 +217,7 @@ pub fn plan(
         }
     }
     (plan.functions, plan.skipped) = planner.finish();
+    mark_shared_names(&mut plan.functions, kernel.symbols);
     Ok(plan)
 }
 
@@ -235,13 +235,13 @@ fn plan_by_name(
     let mut matched = false;
     for symbol in symbols
         .kernel_functions()
-        .filter(|symbol| glob.matches(&symbol.name))
+        .filter(|symbol| glob.matches(symbol.name))
     {
         matched = true;
         let candidate = Candidate {
             symbol,
-            function: symbol.name.clone(),
-            resolved_name: symbol.name.clone(),
+            function: symbol.name.to_string(),
+            resolved_name: symbol.name.to_string(),
             parameters: &[],
         };
         planner.add(probe, variant, candidate);
@@ -317,12 +317,26 @@ fn resolved_point(function: &str, variant: FunctionVariant) -> String {
     format!("kernel.function(\"{function}\"){suffix}")
 }
 
-fn count_names(symbols: &KernelSymbols) -> HashMap<&str, usize> {
-    let mut counts = HashMap::new();
-    for function in symbols.kernel_functions() {
-        *counts.entry(function.name.as_str()).or_insert(0) += 1;
+/// Marks the functions whose name another kernel function shares. Counts only the
+/// planned names: a map of every kernel symbol would dominate rstap's memory.
+fn mark_shared_names(functions: &mut [PlannedFunction], symbols: &KernelSymbols) {
+    let mut counts: HashMap<&str, usize> = functions
+        .iter()
+        .map(|function| (function.name.as_str(), 0))
+        .collect();
+    for symbol in symbols.kernel_functions() {
+        if let Some(count) = counts.get_mut(symbol.name) {
+            *count += 1;
+        }
     }
-    counts
+    let shared: HashSet<String> = counts
+        .into_iter()
+        .filter(|&(_, count)| count > 1)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    for function in functions {
+        function.name_is_unique = !shared.contains(&function.name);
+    }
 }
 
 fn no_match_error(
@@ -337,12 +351,7 @@ fn no_match_error(
         .collect();
     let mut scored: Vec<(usize, &str)> = symbols
         .kernel_functions()
-        .map(|function| {
-            (
-                strsim::levenshtein(&wanted, &function.name),
-                function.name.as_str(),
-            )
-        })
+        .map(|function| (strsim::levenshtein(&wanted, function.name), function.name))
         .filter(|&(distance, _)| distance <= wanted.len().max(6) / 3)
         .collect();
     scored.sort_unstable();

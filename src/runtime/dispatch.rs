@@ -107,7 +107,7 @@ impl<'a> Dispatcher<'a> {
             EventKind::Return => {
                 let address = self.caller_address(&event);
                 let caller = self.symbols.function_containing(address);
-                (address, caller.map_or("", |symbol| symbol.name.as_str()))
+                (address, caller.map_or("", |symbol| symbol.name))
             }
         };
         if self.tids_visible {
