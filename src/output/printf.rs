@@ -391,6 +391,24 @@ fn write_char(out: &mut Vec<u8>, byte: u8, width: Option<usize>, flags: Flags) {
 /// The runtime's `number()`: sign or `0x`/`0` prefix, zero or space padding to `width`, and
 /// at least `precision` digits (zero still prints one digit when precision is 0).
 #[allow(clippy::too_many_arguments)]
+/// Writes `num`'s digits right-aligned into `digits`; returns how many there are.
+fn digits_in_base<const BASE: u64>(mut num: u64, upper: bool, digits: &mut [u8; 64]) -> usize {
+    let mut count = 0;
+    loop {
+        let d = (num % BASE) as u8;
+        digits[63 - count] = match d {
+            0..=9 => b'0' + d,
+            _ if upper => b'A' + d - 10,
+            _ => b'a' + d - 10,
+        };
+        count += 1;
+        num /= BASE;
+        if num == 0 {
+            return count;
+        }
+    }
+}
+
 fn write_number(
     out: &mut Vec<u8>,
     mut num: u64,
@@ -425,20 +443,12 @@ fn write_number(
     };
     size -= prefix.len() as i64;
     let mut digits = [0u8; 64];
-    let mut count = 0;
-    loop {
-        let d = (num % u64::from(base)) as u8;
-        digits[63 - count] = match d {
-            0..=9 => b'0' + d,
-            _ if upper => b'A' + d - 10,
-            _ => b'a' + d - 10,
-        };
-        count += 1;
-        num /= u64::from(base);
-        if num == 0 {
-            break;
-        }
-    }
+    // A constant base lets the compiler turn each division into a multiplication.
+    let count = match base {
+        8 => digits_in_base::<8>(num, upper, &mut digits),
+        16 => digits_in_base::<16>(num, upper, &mut digits),
+        _ => digits_in_base::<10>(num, upper, &mut digits),
+    };
     let precision = precision.unwrap_or(0).max(count);
     size -= precision as i64;
     let fill = size.max(0) as usize;

@@ -2,7 +2,7 @@
 //! `indent.stp` tapset keeps it: a nesting counter and a base timestamp per thread (and one
 //! more pair for the thread-less `indent()`).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::output::printf::{Arg, Format, MAX_STRING_LEN};
 
@@ -39,7 +39,8 @@ impl Counter {
 
 #[derive(Debug)]
 pub struct IndentState {
-    threads: HashMap<i64, Counter>,
+    /// Keyed by tid: a hash meant for small integers, as this lookup runs for every event.
+    threads: FxHashMap<i64, Counter>,
     global: Counter,
     thread_format: Format,
     global_format: Format,
@@ -62,7 +63,7 @@ fn plain_format(text: &str) -> Format {
 impl IndentState {
     pub fn new() -> Self {
         IndentState {
-            threads: HashMap::new(),
+            threads: FxHashMap::default(),
             global: Counter::default(),
             thread_format: plain_format("%6d %s(%d):%-*s"),
             global_format: plain_format("%6d :%-*s"),
