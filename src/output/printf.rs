@@ -388,8 +388,6 @@ fn write_char(out: &mut Vec<u8>, byte: u8, width: Option<usize>, flags: Flags) {
     }
 }
 
-/// The runtime's `number()`: sign or `0x`/`0` prefix, zero or space padding to `width`, and
-/// at least `precision` digits (zero still prints one digit when precision is 0).
 /// Writes `num`'s digits right-aligned into `digits`; returns how many there are.
 fn digits_in_base<const BASE: u64>(mut num: u64, upper: bool, digits: &mut [u8; 64]) -> usize {
     let mut count = 0;
@@ -408,6 +406,8 @@ fn digits_in_base<const BASE: u64>(mut num: u64, upper: bool, digits: &mut [u8; 
     }
 }
 
+/// The runtime's `number()`: sign or `0x`/`0` prefix, zero or space padding to `width`, and
+/// at least `precision` digits (zero still prints one digit when precision is 0).
 #[allow(clippy::too_many_arguments)]
 fn write_number(
     out: &mut Vec<u8>,
