@@ -44,12 +44,10 @@ const volatile __u32 target_tgid = 0;
 /* rstap's own process: tracing it would feed back into the trace. */
 const volatile __u32 rstap_tgid = 0;
 
-/* Events dropped because the ring buffer was full; reported at exit. */
-__u64 lost_events = 0;
-/* Events dropped because rstap's programs were nested too deeply on this CPU. */
-__u64 recursion_drops = 0;
-
-/* Both maps are created by user space and shared by every object rstap loads. */
+/*
+ * The ring buffer and cpu_state are created by user space and shared by every object
+ * rstap loads.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
@@ -63,23 +61,36 @@ struct {
  */
 #define MAX_CONTEXT_NESTING 4
 
+/*
+ * Per CPU, so no update shares a cache line with another CPU's. The depth needs no atomic:
+ * a nested program restores it before the interrupted one resumes. The counts are added
+ * atomically all the same, so that a nested program's addition is never overwritten.
+ * Mirrored by `CpuState` in src/kernel/mod.rs, which sums the counts at exit.
+ */
+struct cpu_state {
+	__u32 depth;
+	__u32 unused;
+	__u64 lost_events;	/* the ring buffer was full */
+	__u64 recursion_drops;	/* turned away for nesting too deeply */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} probe_depth SEC(".maps");
+	__type(value, struct cpu_state);
+} cpu_state SEC(".maps");
 
-static __always_inline int write_event(enum event_kind kind, __u64 function_address,
-				      __u64 return_address, __u64 outer_return_address,
-				      __u64 return_value)
+static __always_inline int write_event(struct cpu_state *state, enum event_kind kind,
+				       __u64 function_address, __u64 return_address,
+				       __u64 outer_return_address, __u64 return_value)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct event *e;
 
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		__sync_fetch_and_add(&lost_events, 1);
+		__sync_fetch_and_add(&state->lost_events, 1);
 		return 0;
 	}
 	e->timestamp_ns = bpf_ktime_get_ns();
@@ -102,24 +113,21 @@ static __always_inline int emit_event(enum event_kind kind, __u64 function_addre
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u32 zero = 0;
-	__u32 *depth;
+	struct cpu_state *state;
 
 	if (tgid == rstap_tgid || (target_tgid && tgid != target_tgid))
 		return 0;
-	depth = bpf_map_lookup_elem(&probe_depth, &zero);
-	if (!depth)
+	state = bpf_map_lookup_elem(&cpu_state, &zero);
+	if (!state)
 		return 0;
-	if (*depth >= MAX_CONTEXT_NESTING) {
-		__sync_fetch_and_add(&recursion_drops, 1);
+	if (state->depth >= MAX_CONTEXT_NESTING) {
+		__sync_fetch_and_add(&state->recursion_drops, 1);
 		return 0;
 	}
-	/*
-	 * Per CPU, so no atomics: an interrupt between the load and the store of either
-	 * update leaves the depth as it found it.
-	 */
-	*depth += 1;
-	write_event(kind, function_address, return_address, outer_return_address, return_value);
-	*depth -= 1;
+	state->depth += 1;
+	write_event(state, kind, function_address, return_address, outer_return_address,
+		    return_value);
+	state->depth -= 1;
 	return 0;
 }
 

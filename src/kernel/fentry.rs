@@ -66,29 +66,12 @@ pub(super) fn place<'obj>(
 }
 
 impl Placed for FentryProbes<'_> {
-    fn lost_events(&self) -> u64 {
-        self.skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |bss| bss.lost_events)
-    }
-
-    /// The guard's count, and the trampolines': each copy is skipped by the kernel when
-    /// it would run inside itself.
-    fn recursion_drops(&self) -> u64 {
-        let guard = self
-            .skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |bss| bss.recursion_drops);
-        let copies: u64 = self
-            .attachments
+    /// Each copy is skipped by the kernel when it would run inside itself.
+    fn kernel_misses(&self) -> u64 {
+        self.attachments
             .iter()
             .map(|(program, _)| super::kernel_misses(program))
-            .sum();
-        guard + copies
+            .sum()
     }
 }
 
@@ -113,7 +96,7 @@ impl<'obj> FentryProbes<'obj> {
             .map_err(|err| format!("cannot open the fentry programs: {err}"))?;
         super::configure(
             &mut open.maps.events,
-            &mut open.maps.probe_depth,
+            &mut open.maps.cpu_state,
             open.maps
                 .rodata_data
                 .as_deref_mut()

@@ -32,23 +32,8 @@ struct KprobeMultiProbes<'obj> {
 }
 
 impl Placed for KprobeMultiProbes<'_> {
-    fn lost_events(&self) -> u64 {
-        self.skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |bss| bss.lost_events)
-    }
-
-    fn recursion_drops(&self) -> u64 {
-        let guard = self
-            .skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |bss| bss.recursion_drops);
-        guard
-            + super::kernel_misses(&self.skel.progs.on_entry)
+    fn kernel_misses(&self) -> u64 {
+        super::kernel_misses(&self.skel.progs.on_entry)
             + super::kernel_misses(&self.skel.progs.on_return)
     }
 }
@@ -67,7 +52,7 @@ pub(super) fn place<'obj>(
         .map_err(|err| format!("cannot open the kprobe.multi programs: {err}"))?;
     super::configure(
         &mut open.maps.events,
-        &mut open.maps.probe_depth,
+        &mut open.maps.cpu_state,
         open.maps
             .rodata_data
             .as_deref_mut()

@@ -27,22 +27,8 @@ struct KprobeSessionProbes<'obj> {
 }
 
 impl Placed for KprobeSessionProbes<'_> {
-    fn lost_events(&self) -> u64 {
-        self.skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |bss| bss.lost_events)
-    }
-
-    fn recursion_drops(&self) -> u64 {
-        let guard = self
-            .skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |bss| bss.recursion_drops);
-        guard + super::kernel_misses(&self.skel.progs.on_call)
+    fn kernel_misses(&self) -> u64 {
+        super::kernel_misses(&self.skel.progs.on_call)
     }
 }
 
@@ -66,7 +52,7 @@ pub(super) fn place<'obj>(
         .map_err(|err| format!("cannot open the kprobe.session program: {err}"))?;
     super::configure(
         &mut open.maps.events,
-        &mut open.maps.probe_depth,
+        &mut open.maps.cpu_state,
         open.maps
             .rodata_data
             .as_deref_mut()

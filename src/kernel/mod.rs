@@ -17,7 +17,7 @@ pub mod libbpf_log;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 
-use libbpf_rs::{MapCore, MapHandle, MapType, OpenMapMut, OpenObject};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenMapMut, OpenObject};
 
 pub use event::{Event, EventKind};
 
@@ -167,11 +167,9 @@ pub struct Refusal {
 
 /// One mechanism's loaded programs and links, as the strategy chain holds them.
 trait Placed {
-    /// Events its programs could not report because the ring buffer was full.
-    fn lost_events(&self) -> u64;
-    /// Hits its programs did not report because a program was already running on that
-    /// CPU: turned away by rstap's guard, or by the kernel before the program ran.
-    fn recursion_drops(&self) -> u64;
+    /// Hits the kernel skipped before running its programs, because a BPF program was
+    /// already running on that CPU.
+    fn kernel_misses(&self) -> u64;
 }
 
 /// What a mechanism made of the targets it was given.
@@ -307,16 +305,18 @@ impl<'obj> KernelProbes<'obj> {
 
     /// Events the programs could not report because the ring buffer was full.
     pub fn lost_events(&self) -> u64 {
-        self.placed.iter().map(|placed| placed.lost_events()).sum()
+        self.shared.cpu_totals().lost_events
     }
 
-    /// Probe hits not reported because a BPF program was already running on that CPU
-    /// (an interrupt arrived inside a probe).
+    /// Probe hits not reported because a BPF program was already running on that CPU:
+    /// turned away by rstap's guard, or by the kernel before the program ran.
     pub fn recursion_misses(&self) -> u64 {
-        self.placed
+        let kernel: u64 = self
+            .placed
             .iter()
-            .map(|placed| placed.recursion_drops())
-            .sum()
+            .map(|placed| placed.kernel_misses())
+            .sum();
+        self.shared.cpu_totals().recursion_drops + kernel
     }
 
     pub fn mechanism(&self, target: usize) -> Option<Mechanism> {
@@ -353,7 +353,36 @@ fn describe_refusals(refusals: &[Refusal]) -> String {
 /// and the recursion guard spans all of rstap's programs on a CPU.
 struct SharedMaps {
     events: MapHandle,
-    probe_depth: MapHandle,
+    cpu_state: MapHandle,
+}
+
+/// Mirrors `struct cpu_state` in event.bpf.h.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuState {
+    depth: u32,
+    unused: u32,
+    lost_events: u64,
+    recursion_drops: u64,
+}
+
+const CPU_STATE_BYTES: usize = std::mem::size_of::<CpuState>();
+const _: () = assert!(CPU_STATE_BYTES == 24);
+
+impl CpuState {
+    fn decode(bytes: &[u8]) -> CpuState {
+        let field = |offset: usize| {
+            bytes
+                .get(offset..offset + 8)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map_or(0, u64::from_ne_bytes)
+        };
+        CpuState {
+            lost_events: field(8),
+            recursion_drops: field(16),
+            ..CpuState::default()
+        }
+    }
 }
 
 impl SharedMaps {
@@ -372,26 +401,41 @@ impl SharedMaps {
         )
         .map_err(|err| format!("ring buffer of {} bytes: {err}", config.ring_buffer_bytes))?;
         let key = std::mem::size_of::<u32>() as u32;
-        let probe_depth = MapHandle::create(
+        let cpu_state = MapHandle::create(
             MapType::PercpuArray,
-            Some("probe_depth"),
+            Some("cpu_state"),
             key,
-            std::mem::size_of::<u32>() as u32,
+            CPU_STATE_BYTES as u32,
             1,
             &opts,
         )
-        .map_err(|err| format!("recursion guard: {err}"))?;
-        Ok(SharedMaps {
-            events,
-            probe_depth,
-        })
+        .map_err(|err| format!("per-CPU state: {err}"))?;
+        Ok(SharedMaps { events, cpu_state })
+    }
+
+    /// The per-CPU counts, summed over the CPUs.
+    fn cpu_totals(&self) -> CpuState {
+        let per_cpu = self
+            .cpu_state
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        per_cpu.iter().map(|bytes| CpuState::decode(bytes)).fold(
+            CpuState::default(),
+            |total, cpu| CpuState {
+                lost_events: total.lost_events + cpu.lost_events,
+                recursion_drops: total.recursion_drops + cpu.recursion_drops,
+                ..total
+            },
+        )
     }
 }
 
 /// Points an object's shared maps at rstap's, and fills in its read-only settings.
 fn configure(
     events: &mut OpenMapMut<'_>,
-    probe_depth: &mut OpenMapMut<'_>,
+    cpu_state: &mut OpenMapMut<'_>,
     tgids: Option<(&mut u32, &mut u32)>,
     config: &ProbeConfig,
     shared: &SharedMaps,
@@ -399,9 +443,9 @@ fn configure(
     events
         .reuse_fd(shared.events.as_fd())
         .map_err(|err| format!("cannot share the ring buffer: {err}"))?;
-    probe_depth
-        .reuse_fd(shared.probe_depth.as_fd())
-        .map_err(|err| format!("cannot share the recursion guard: {err}"))?;
+    cpu_state
+        .reuse_fd(shared.cpu_state.as_fd())
+        .map_err(|err| format!("cannot share the per-CPU state: {err}"))?;
     let (target_tgid, rstap_tgid) = tgids.ok_or("the BPF object has no read-only data")?;
     *target_tgid = config.target_tgid.unwrap_or(0);
     *rstap_tgid = config.rstap_tgid;
@@ -467,6 +511,19 @@ fn kernel_release() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_state_counts_decode_from_the_kernels_layout() {
+        let mut bytes = Vec::new();
+        bytes.extend(3u32.to_ne_bytes());
+        bytes.extend(0u32.to_ne_bytes());
+        bytes.extend(17u64.to_ne_bytes());
+        bytes.extend(5u64.to_ne_bytes());
+        let state = CpuState::decode(&bytes);
+        assert_eq!((state.lost_events, state.recursion_drops), (17, 5));
+        let short = CpuState::decode(&bytes[..12]);
+        assert_eq!((short.lost_events, short.recursion_drops), (0, 0));
+    }
 
     #[test]
     fn auto_tries_every_mechanism_cheapest_first_and_a_forced_one_alone() {
