@@ -114,6 +114,7 @@ impl ScriptError {
             line.chars().count() + 1
         };
         let carets = end_column.saturating_sub(start.column).max(1);
+        let (line, column, carets) = excerpt(line, start.column, carets);
         let gutter = start.line.to_string();
         let pad = " ".repeat(gutter.len());
         let rendered = format!(
@@ -121,7 +122,7 @@ impl ScriptError {
             file = source.name(),
             l = start.line,
             c = start.column,
-            indent = caret_indent(line, start.column),
+            indent = caret_indent(&line, column),
             marks = "^".repeat(carets),
         );
         ScriptError { message, rendered }
@@ -131,6 +132,33 @@ impl ScriptError {
     pub fn message(&self) -> &str {
         &self.message
     }
+}
+
+/// How much of a long source line an error quotes: a window around the error.
+const EXCERPT_CHARS: usize = 160;
+const ELLIPSIS: &str = "...";
+
+/// The part of `line` an error quotes, with the error's column and caret count in it: the
+/// whole line when short, else a window of it around `column`, its cut ends marked.
+fn excerpt(line: &str, column: usize, carets: usize) -> (String, usize, usize) {
+    let length = line.chars().count();
+    if length <= EXCERPT_CHARS {
+        return (line.to_string(), column, carets);
+    }
+    let first = column.saturating_sub(1 + EXCERPT_CHARS / 2);
+    let last = (first + EXCERPT_CHARS).min(length);
+    let mut text: String = line.chars().skip(first).take(last - first).collect();
+    let mut column = column - first;
+    if first > 0 {
+        text.insert_str(0, ELLIPSIS);
+        column += ELLIPSIS.len();
+    }
+    // The underline stops where the quoted part of the line does.
+    let carets = carets.min(text.chars().count() + 1 - column).max(1);
+    if last < length {
+        text.push_str(ELLIPSIS);
+    }
+    (text, column, carets)
 }
 
 /// Spaces up to `column`, keeping tabs so the caret lines up in a terminal.
@@ -164,6 +192,23 @@ mod tests {
             "s.stp:2:3: error: unknown function 'foo'\n  |\n2 |   foo(1)\n  |   ^^^"
         );
         assert_eq!(err.message(), "unknown function 'foo'");
+    }
+
+    #[test]
+    fn a_long_line_is_quoted_around_the_error_only() {
+        let text = format!("probe begin {{ {}foo(1) }}", "x = 1; ".repeat(10_000));
+        let src = SourceFile::new("s.stp", text.clone());
+        let start = text.find("foo").unwrap();
+        let err = ScriptError::at(&src, Span::new(start, start + 3), "unknown function 'foo'");
+        let rendered = err.to_string();
+        assert!(rendered.len() < 600, "{} bytes", rendered.len());
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert!(lines[0].starts_with(&format!("s.stp:1:{}: error:", start + 1)));
+        let quoted = lines[2].trim_start_matches("1 | ");
+        let caret = lines[3].find('^').unwrap() - "  | ".len();
+        assert!(quoted.starts_with("..."), "{quoted}");
+        assert_eq!(&quoted[caret..caret + 3], "foo", "{rendered}");
+        assert!(lines[3].ends_with("^^^"));
     }
 
     #[test]
