@@ -85,6 +85,13 @@ pub struct Cli {
     pub bufsize: u32,
 }
 
+impl Cli {
+    /// The probe point `-l` or `-L` asks to list, if either was given.
+    pub fn listed_point(&self) -> Option<&str> {
+        self.list.as_deref().or(self.list_with_variables.as_deref())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AttachArg {
     /// The cheapest mechanism the kernel takes (session, multi, fentry, kprobe, in that

@@ -43,7 +43,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
     }
     // Before the kernel's symbols: without privileges their addresses read as zeros, and
     // the user would be told about a symptom instead of the cause.
-    if cli.list.is_none() {
+    if cli.listed_point().is_none() {
         crate::privileges::check()?;
     }
     let symbols = KernelSymbols::read(Path::new(KALLSYMS))?;
@@ -63,14 +63,14 @@ pub fn run(cli: &Cli) -> Result<i32> {
         PlanError::Source(err) => anyhow::Error::new(err),
     })?;
     report_plan(cli, &plan, traceable.is_some());
-    if cli.list.is_some() || cli.list_with_variables.is_some() {
+    if cli.listed_point().is_some() {
         return Ok(list(&plan, cli.list_with_variables.is_some()));
     }
     Tracer::new(cli, &script, &plan, &symbols)?.run()
 }
 
 fn load_source(cli: &Cli) -> Result<SourceFile> {
-    if let Some(point) = cli.list.as_ref().or(cli.list_with_variables.as_ref()) {
+    if let Some(point) = cli.listed_point() {
         return Ok(SourceFile::new(
             "<probe point>",
             format!("probe {point} {{}}"),
