@@ -368,6 +368,9 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
         GUEST_MEMORY_MB
     };
     let results = work.join("results");
+    let first_console = work.join("console.log.first");
+    // Left by an earlier run of the tests, it would be taken for this boot's.
+    let _ = fs::remove_file(&first_console);
     let started = Instant::now();
     run(Command::new(script("boot.sh"))
         .arg(&kernel_dir)
@@ -377,6 +380,12 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
         .arg(timeout.to_string())
         .arg(memory_mb.to_string()))
     .map_err(Failure::Broken)?;
+    if first_console.exists() {
+        eprintln!(
+            "{kernel}: the first boot's kernel crashed on a stale int3 and the guest was booted again; see {}",
+            first_console.display()
+        );
+    }
     let wall = started.elapsed();
 
     let boot_seconds = read_number(&results.join("boot-seconds")).map_err(Failure::Broken)?;
