@@ -91,19 +91,13 @@ impl<'obj> FentryProbes<'obj> {
             .ok_or("no matched function has BTF type information fentry can use")?
             .name
             .clone();
-        let mut open = FentrySkelBuilder::default()
-            .open(storage)
-            .map_err(|err| format!("cannot open the fentry programs: {err}"))?;
-        super::configure(
-            &mut open.maps.events,
-            &mut open.maps.cpu_state,
-            open.maps
-                .rodata_data
-                .as_deref_mut()
-                .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
+        let mut open = open_configured!(
+            FentrySkelBuilder,
+            storage,
             config,
             shared,
-        )?;
+            "fentry programs"
+        );
         for program in [&mut open.progs.on_entry, &mut open.progs.on_return] {
             program
                 .set_attach_target(0, Some(template_target.clone()))

@@ -67,19 +67,13 @@ impl<'obj> KprobeProbes<'obj> {
         if !Path::new(KPROBE_PMU).exists() {
             return Err("the kernel has no kprobe support (CONFIG_KPROBES is off)".into());
         }
-        let mut open = KprobeSkelBuilder::default()
-            .open(storage)
-            .map_err(|err| format!("cannot open the kprobe programs: {err}"))?;
-        super::configure(
-            &mut open.maps.events,
-            &mut open.maps.cpu_state,
-            open.maps
-                .rodata_data
-                .as_deref_mut()
-                .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
+        let open = open_configured!(
+            KprobeSkelBuilder,
+            storage,
             config,
             shared,
-        )?;
+            "kprobe programs"
+        );
         let skel = open
             .load()
             .map_err(|err| format!("the kernel refuses kprobe programs ({err})"))?;

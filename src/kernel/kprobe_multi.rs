@@ -47,19 +47,13 @@ pub(super) fn place<'obj>(
     targets: &[ProbeTarget],
     which: &[usize],
 ) -> Result<Placement<'obj>, String> {
-    let mut open = KprobeMultiSkelBuilder::default()
-        .open(storage)
-        .map_err(|err| format!("cannot open the kprobe.multi programs: {err}"))?;
-    super::configure(
-        &mut open.maps.events,
-        &mut open.maps.cpu_state,
-        open.maps
-            .rodata_data
-            .as_deref_mut()
-            .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
+    let open = open_configured!(
+        KprobeMultiSkelBuilder,
+        storage,
         config,
         shared,
-    )?;
+        "kprobe.multi programs"
+    );
     let skel = open
         .load()
         .map_err(|err| format!("the kernel refuses kprobe.multi programs ({err})"))?;

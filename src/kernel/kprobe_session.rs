@@ -47,19 +47,13 @@ pub(super) fn place<'obj>(
     targets: &[ProbeTarget],
     which: &[usize],
 ) -> Result<Placement<'obj>, String> {
-    let mut open = KprobeSessionSkelBuilder::default()
-        .open(storage)
-        .map_err(|err| format!("cannot open the kprobe.session program: {err}"))?;
-    super::configure(
-        &mut open.maps.events,
-        &mut open.maps.cpu_state,
-        open.maps
-            .rodata_data
-            .as_deref_mut()
-            .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
+    let mut open = open_configured!(
+        KprobeSessionSkelBuilder,
+        storage,
         config,
         shared,
-    )?;
+        "kprobe.session program"
+    );
     let entries = u32::try_from(which.len().max(1))
         .map_err(|_| format!("{} functions are too many for one map", which.len()))?;
     open.maps

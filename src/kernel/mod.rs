@@ -6,6 +6,28 @@
 //! version: kprobe.session, then kprobe.multi, then fentry/fexit copies, then single
 //! kprobes, each later one offered only what the earlier ones refused.
 
+/// Opens a skeleton into `storage` and points it at rstap's shared maps and settings
+/// (see [`configure`]). Every mechanism's skeleton has the same maps and read-only data,
+/// but each is its own generated type, so this is a macro rather than a function.
+macro_rules! open_configured {
+    ($builder:ty, $storage:expr, $config:expr, $shared:expr, $what:literal) => {{
+        let mut open = <$builder>::default()
+            .open($storage)
+            .map_err(|err| format!(concat!("cannot open the ", $what, ": {}"), err))?;
+        super::configure(
+            &mut open.maps.events,
+            &mut open.maps.cpu_state,
+            open.maps
+                .rodata_data
+                .as_deref_mut()
+                .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
+            $config,
+            $shared,
+        )?;
+        open
+    }};
+}
+
 mod batch;
 pub mod event;
 mod fentry;
