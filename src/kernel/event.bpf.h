@@ -43,6 +43,14 @@ _Static_assert(sizeof(struct event) == 72, "struct event must match RawEvent");
 const volatile __u32 target_tgid = 0;
 /* rstap's own process: tracing it would feed back into the trace. */
 const volatile __u32 rstap_tgid = 0;
+/*
+ * Bytes pending in the ring buffer from which a record wakes the reader. Waking it costs
+ * the traced CPU an interrupt (irq_work) and a cross-CPU wakeup, per record when the reader
+ * keeps up, and an interrupt inside this program is one in which the kernel skips every
+ * other kprobe-type program on the CPU. Below this the records wait for the reader's next
+ * timed poll. Set by user space to a share of the buffer.
+ */
+const volatile __u64 wakeup_bytes = 0;
 
 /*
  * The ring buffer and cpu_state are created by user space and shared by every object
@@ -103,7 +111,8 @@ static __always_inline int write_event(struct cpu_state *state, enum event_kind 
 	e->cpu = bpf_get_smp_processor_id();
 	e->kind = kind;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return 0;
 }
 

@@ -30,9 +30,9 @@ const MAX_REGISTER_ARGUMENTS: usize = 6;
 
 struct FentryProbes<'obj> {
     skel: FentrySkel<'obj>,
-    /// Each attached copy: its program and the link that holds it on the function.
-    /// Dropping them detaches.
-    attachments: Vec<(OwnedFd, OwnedFd)>,
+    /// Each attached copy: its target's index, its program and the link that holds it on
+    /// the function. Dropping them detaches.
+    attachments: Vec<(usize, OwnedFd, OwnedFd)>,
 }
 
 /// Loads the templates and attaches copies to the targets `which` names, one by one.
@@ -54,7 +54,7 @@ pub(super) fn place<'obj>(
         .iter()
         .filter_map(|&index| {
             probes
-                .attach(&btf, &targets[index])
+                .attach(&btf, index, &targets[index])
                 .err()
                 .map(|reason| (index, reason))
         })
@@ -70,8 +70,21 @@ impl Placed for FentryProbes<'_> {
     fn kernel_misses(&self) -> u64 {
         self.attachments
             .iter()
-            .map(|(program, _)| super::kernel_misses(program))
+            .map(|(_, program, _)| super::kernel_misses(program))
             .sum()
+    }
+
+    /// Entry and return copies of one function add up to its count.
+    fn kernel_misses_by_target(&self) -> Vec<(usize, u64)> {
+        let mut misses: Vec<(usize, u64)> = Vec::new();
+        for (target, program, _) in &self.attachments {
+            let count = super::kernel_misses(program);
+            match misses.last_mut() {
+                Some((last, total)) if last == target => *total += count,
+                _ => misses.push((*target, count)),
+            }
+        }
+        misses
     }
 }
 
@@ -110,9 +123,10 @@ impl<'obj> FentryProbes<'obj> {
         })
     }
 
-    /// Attaches copies of the entry and return templates to `target`, as it asks; on
-    /// failure nothing of it stays attached and the error says why the kernel refused.
-    fn attach(&mut self, btf: &Btf<'_>, target: &ProbeTarget) -> Result<(), String> {
+    /// Attaches copies of the entry and return templates to `target` (the target at
+    /// `index`), as it asks; on failure nothing of it stays attached and the error says why
+    /// the kernel refused.
+    fn attach(&mut self, btf: &Btf<'_>, index: usize, target: &ProbeTarget) -> Result<(), String> {
         if !target.name_is_unique {
             return Err("fentry finds functions by name, and this name is not unique".into());
         }
@@ -132,7 +146,7 @@ impl<'obj> FentryProbes<'obj> {
                 libbpf_sys::bpf_link_create(program.as_raw_fd(), 0, attach_type, std::ptr::null())
             };
             let link = owned_fd(link).map_err(|err| format!("fentry attach failed: {err}"))?;
-            attached.push((program, link));
+            attached.push((index, program, link));
         }
         self.attachments.extend(attached);
         Ok(())

@@ -24,11 +24,30 @@ struct KprobeSessionProbes<'obj> {
     skel: KprobeSessionSkel<'obj>,
     /// Held for their effect: dropping a link detaches its functions.
     _links: Vec<Link>,
+    /// Probe hits one skipped run of the program costs: see [`hits_per_skipped_run`].
+    hits_per_skipped_run: u64,
 }
 
 impl Placed for KprobeSessionProbes<'_> {
     fn kernel_misses(&self) -> u64 {
-        super::kernel_misses(&self.skel.progs.on_call)
+        super::kernel_misses(&self.skel.progs.on_call) * self.hits_per_skipped_run
+    }
+}
+
+/// The kernel counts a skipped run of the session program once, but when it skips the
+/// entry run it never schedules the return run either: a call whose sides are both probed
+/// loses two hits. (A skipped return run alone would need the return, but not the entry,
+/// to happen while another program runs on the CPU, which interrupts, running to their end
+/// inside that program, cannot do.) Where the functions differ in sides, one hit per
+/// skipped run is the count that never overstates.
+fn hits_per_skipped_run(targets: &[ProbeTarget], which: &[usize]) -> u64 {
+    if which
+        .iter()
+        .all(|&index| targets[index].sides().count() == 2)
+    {
+        2
+    } else {
+        1
     }
 }
 
@@ -89,6 +108,7 @@ pub(super) fn place<'obj>(
         probes: Box::new(KprobeSessionProbes {
             skel,
             _links: batched.links,
+            hits_per_skipped_run: hits_per_skipped_run(targets, which),
         }),
         refused: batched.refused,
     })
@@ -98,17 +118,30 @@ pub(super) fn place<'obj>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn sides_become_the_programs_bits() {
-        let target = |entry, ret| ProbeTarget {
+    fn target(entry: bool, ret: bool) -> ProbeTarget {
+        ProbeTarget {
             name: "f".into(),
             address: 0xffff_ffff_8100_0000,
             name_is_unique: true,
+            ftrace_patchable: true,
             entry,
             ret,
-        };
+        }
+    }
+
+    #[test]
+    fn sides_become_the_programs_bits() {
         assert_eq!(wanted_sides(&target(true, false)), WANT_ENTRY);
         assert_eq!(wanted_sides(&target(false, true)), WANT_RETURN);
         assert_eq!(wanted_sides(&target(true, true)), WANT_ENTRY | WANT_RETURN);
+    }
+
+    #[test]
+    fn a_skipped_call_costs_both_sides_where_every_function_has_both() {
+        let both = [target(true, true), target(true, true)];
+        assert_eq!(hits_per_skipped_run(&both, &[0, 1]), 2);
+        let mixed = [target(true, true), target(false, true)];
+        assert_eq!(hits_per_skipped_run(&mixed, &[0, 1]), 1);
+        assert_eq!(hits_per_skipped_run(&mixed, &[0]), 2);
     }
 }

@@ -20,7 +20,11 @@ macro_rules! open_configured {
             open.maps
                 .rodata_data
                 .as_deref_mut()
-                .map(|rodata| (&mut rodata.target_tgid, &mut rodata.rstap_tgid)),
+                .map(|rodata| super::Settings {
+                    target_tgid: &mut rodata.target_tgid,
+                    rstap_tgid: &mut rodata.rstap_tgid,
+                    wakeup_bytes: &mut rodata.wakeup_bytes,
+                }),
             $config,
             $shared,
         )?;
@@ -50,6 +54,8 @@ pub struct ProbeTarget {
     pub address: u64,
     /// Whether no other kernel function has this name: fentry finds functions by name.
     pub name_is_unique: bool,
+    /// Whether ftrace can patch it; kprobes alone can place it otherwise.
+    pub ftrace_patchable: bool,
     pub entry: bool,
     pub ret: bool,
 }
@@ -100,6 +106,12 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// Whether it places its programs through ftrace: every mechanism but single kprobes,
+    /// which can also break into a function ftrace cannot patch.
+    fn needs_ftrace(self) -> bool {
+        self != Mechanism::Kprobe
+    }
+
     /// Cheapest to attach first: one link for thousands of functions, then two, then
     /// one program and link per function and side.
     pub const PREFERENCE: [Mechanism; 4] = [
@@ -192,6 +204,12 @@ trait Placed {
     /// Hits the kernel skipped before running its programs, because a BPF program was
     /// already running on that CPU.
     fn kernel_misses(&self) -> u64;
+
+    /// The same per target, for mechanisms whose programs each serve one function; empty
+    /// where one program serves many and the kernel keeps one count for all of them.
+    fn kernel_misses_by_target(&self) -> Vec<(usize, u64)> {
+        Vec::new()
+    }
 }
 
 /// What a mechanism made of the targets it was given.
@@ -239,11 +257,15 @@ impl<'obj> KernelProbes<'obj> {
         let mut placed = Vec::new();
         let mut refusals = Vec::new();
         for &mechanism in policy.mechanisms() {
+            if mechanisms.iter().all(Option::is_some) {
+                break;
+            }
             let pending: Vec<usize> = (0..targets.len())
                 .filter(|&index| mechanisms[index].is_none())
+                .filter(|&index| targets[index].ftrace_patchable || !mechanism.needs_ftrace())
                 .collect();
             if pending.is_empty() {
-                break;
+                continue;
             }
             let storage_of = |slot: &mut Option<&'obj mut MaybeUninit<OpenObject>>| {
                 slot.take()
@@ -299,7 +321,13 @@ impl<'obj> KernelProbes<'obj> {
             .filter(|(_, (mechanism, _))| mechanism.is_none())
             .map(|(target, (_, reason))| Skipped {
                 target,
-                reason: reason.unwrap_or_else(|| describe_refusals(&refusals)),
+                reason: reason.unwrap_or_else(|| {
+                    if targets[target].ftrace_patchable {
+                        describe_refusals(&refusals)
+                    } else {
+                        NOT_FTRACE_PATCHABLE.to_string()
+                    }
+                }),
             })
             .collect();
         if skipped.len() == targets.len() {
@@ -341,6 +369,24 @@ impl<'obj> KernelProbes<'obj> {
         self.shared.cpu_totals().recursion_drops + kernel
     }
 
+    /// The targets the kernel skipped hits of, with how many, where it counts them per
+    /// function (fentry); in target order.
+    pub fn misses_by_target(&self) -> Vec<(usize, u64)> {
+        let mut misses: Vec<(usize, u64)> = self
+            .placed
+            .iter()
+            .flat_map(|placed| placed.kernel_misses_by_target())
+            .filter(|&(_, count)| count > 0)
+            .collect();
+        misses.sort_unstable();
+        misses
+    }
+
+    /// Hits rstap's own nesting guard turned away (see event.bpf.h).
+    pub fn nesting_drops(&self) -> u64 {
+        self.shared.cpu_totals().recursion_drops
+    }
+
     pub fn mechanism(&self, target: usize) -> Option<Mechanism> {
         self.mechanisms.get(target).copied().flatten()
     }
@@ -358,6 +404,10 @@ impl<'obj> KernelProbes<'obj> {
         self.mechanisms.iter().filter(|m| m.is_some()).count()
     }
 }
+
+/// Why a function no kprobe was offered for stayed unprobed.
+const NOT_FTRACE_PATCHABLE: &str = "ftrace cannot patch it (not in available_filter_functions), \
+     and only kprobes, which --attach did not allow, can place it";
 
 fn describe_refusals(refusals: &[Refusal]) -> String {
     let described: Vec<String> = refusals
@@ -454,11 +504,22 @@ impl SharedMaps {
     }
 }
 
+/// The read-only settings every program has (see event.bpf.h), in one object's data.
+struct Settings<'a> {
+    target_tgid: &'a mut u32,
+    rstap_tgid: &'a mut u32,
+    wakeup_bytes: &'a mut u64,
+}
+
+/// Records pending in the ring buffer past this share of it wake the reader at once; below
+/// it they wait for its next timed poll (see event.bpf.h).
+const WAKEUP_SHARE: u32 = 4;
+
 /// Points an object's shared maps at rstap's, and fills in its read-only settings.
 fn configure(
     events: &mut OpenMapMut<'_>,
     cpu_state: &mut OpenMapMut<'_>,
-    tgids: Option<(&mut u32, &mut u32)>,
+    settings: Option<Settings<'_>>,
     config: &ProbeConfig,
     shared: &SharedMaps,
 ) -> Result<(), String> {
@@ -468,9 +529,10 @@ fn configure(
     cpu_state
         .reuse_fd(shared.cpu_state.as_fd())
         .map_err(|err| format!("cannot share the per-CPU state: {err}"))?;
-    let (target_tgid, rstap_tgid) = tgids.ok_or("the BPF object has no read-only data")?;
-    *target_tgid = config.target_tgid.unwrap_or(0);
-    *rstap_tgid = config.rstap_tgid;
+    let settings = settings.ok_or("the BPF object has no read-only data")?;
+    *settings.target_tgid = config.target_tgid.unwrap_or(0);
+    *settings.rstap_tgid = config.rstap_tgid;
+    *settings.wakeup_bytes = u64::from(config.ring_buffer_bytes / WAKEUP_SHARE);
     Ok(())
 }
 

@@ -33,6 +33,10 @@ pub struct PlannedFunction {
     pub name: String,
     pub address: u64,
     pub name_is_unique: bool,
+    /// Whether ftrace can patch it (it is in available_filter_functions, or that list
+    /// could not be read): only then can the ftrace-based mechanisms place it, and kprobes
+    /// serve it otherwise.
+    pub ftrace_patchable: bool,
     /// Known when the function was found through debug info.
     pub parameters: Vec<Parameter>,
     pub on_entry: Vec<Handler>,
@@ -85,13 +89,13 @@ impl KernelFunctions<'_> {
         if let Some(reason) = self.deny.reason(name) {
             return Some(format!("on rstap's deny list: {reason}"));
         }
-        if self
-            .traceable
-            .is_some_and(|traceable| !traceable.contains(name))
-        {
-            return Some("ftrace cannot patch it (not in available_filter_functions)".into());
-        }
         None
+    }
+
+    /// Whether ftrace can patch `name`, as far as rstap can tell.
+    fn ftrace_patchable(&self, name: &str) -> bool {
+        self.traceable
+            .is_none_or(|traceable| traceable.contains(name))
     }
 }
 
@@ -128,6 +132,7 @@ impl<'k> Planner<'k> {
                 name: symbol.name.to_string(),
                 address: symbol.address,
                 name_is_unique: true,
+                ftrace_patchable: self.kernel.ftrace_patchable(symbol.name),
                 parameters: Vec::new(),
                 on_entry: Vec::new(),
                 on_return: Vec::new(),

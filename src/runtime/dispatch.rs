@@ -113,9 +113,36 @@ impl<'a> Dispatcher<'a> {
         if self.tids_visible {
             self.released_threads += self.interpreter.release_exited_threads(thread_exists);
         }
+        // Calls are followed only where both sides are probed: a script probing returns
+        // alone means its counters to run unmatched, as SystemTap's would.
+        let tid = i64::from(event.tid);
+        let followed = !function.on_entry.is_empty() && !function.on_return.is_empty();
+        let found = match event.kind {
+            _ if !followed => None,
+            EventKind::Entry => {
+                self.interpreter.entering(tid, index);
+                None
+            }
+            EventKind::Return => Some(self.interpreter.returning(tid, index)),
+        };
+        let flow = self.run_handlers(&event, handlers, address, probefunc, out)?;
+        if let Some(found) = found {
+            self.interpreter.returned(tid, found);
+        }
+        Ok(flow)
+    }
+
+    fn run_handlers(
+        &mut self,
+        event: &Event,
+        handlers: &[Handler],
+        address: u64,
+        probefunc: &str,
+        out: &mut dyn Write,
+    ) -> Result<Flow, RuntimeError> {
         for handler in handlers {
             let context = EventContext {
-                event: &event,
+                event,
                 handler,
                 address,
                 probefunc,

@@ -1,6 +1,12 @@
 //! State behind `thread_indent()`, `indent()` and their `_depth` forms, as SystemTap's
 //! `indent.stp` tapset keeps it: a nesting counter and a base timestamp per thread (and one
 //! more pair for the thread-less `indent()`).
+//!
+//! Beside each thread's counter lies the stack of its calls still open, of functions probed
+//! on both sides. The kernel can skip a probe hit (see `recursion_misses` in the kernel
+//! module); without the stack, one missed return would leave the counter one too deep for
+//! every later line of the thread. With it, a return finds its call and puts the counter
+//! back where that call left it.
 
 use rustc_hash::FxHashMap;
 
@@ -8,6 +14,11 @@ use crate::output::printf::{Arg, Format, MAX_STRING_LEN};
 
 /// Up to this many threads with state, no sweep runs: a sweep asks about every thread.
 const SWEEP_FLOOR: usize = 1024;
+
+/// More open calls than a kernel stack can nest (16 KiB, at least 16 bytes a frame): past
+/// this the oldest are dropped, since they can only be calls that never return (do_exit)
+/// or whose returns were all missed.
+const MAX_OPEN_CALLS: usize = 1024;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counter {
@@ -37,10 +48,35 @@ impl Counter {
     }
 }
 
+/// A call whose entry was seen and whose return was not yet.
+#[derive(Debug, Clone, Copy)]
+struct OpenCall {
+    /// The function, as the caller numbers them.
+    function: usize,
+    /// The thread's counter before the call's entry probes ran.
+    depth_before: i64,
+}
+
+#[derive(Debug, Default)]
+struct ThreadState {
+    counter: Counter,
+    open_calls: Vec<OpenCall>,
+}
+
+/// What [`IndentState::returning`] found: whether the returning call's entry was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "pass it to IndentState::returned once the return probes ran"]
+pub enum ReturnOf {
+    /// The entry was seen: the return probes undo what its entry probes did.
+    SeenCall,
+    /// The entry was missed: the counter goes back to this once the return probes ran.
+    UnseenCall { depth_before: i64 },
+}
+
 #[derive(Debug)]
 pub struct IndentState {
     /// Keyed by tid: a hash meant for small integers, as this lookup runs for every event.
-    threads: FxHashMap<i64, Counter>,
+    threads: FxHashMap<i64, ThreadState>,
     global: Counter,
     thread_format: Format,
     global_format: Format,
@@ -85,6 +121,7 @@ impl IndentState {
             .threads
             .entry(tid)
             .or_default()
+            .counter
             .step_timed(delta, now_us);
         let args = [
             Arg::Int(elapsed),
@@ -105,7 +142,49 @@ impl IndentState {
 
     /// `thread_indent_depth(delta)`: the width alone; the base time is left alone.
     pub fn thread_indent_depth(&mut self, tid: i64, delta: i64) -> i64 {
-        self.threads.entry(tid).or_default().step(delta)
+        self.threads.entry(tid).or_default().counter.step(delta)
+    }
+
+    /// Notes that `function` was entered on `tid`, before its entry probes run.
+    pub fn entering(&mut self, tid: i64, function: usize) {
+        let thread = self.threads.entry(tid).or_default();
+        if thread.open_calls.len() >= MAX_OPEN_CALLS {
+            thread.open_calls.drain(..MAX_OPEN_CALLS / 2);
+        }
+        thread.open_calls.push(OpenCall {
+            function,
+            depth_before: thread.counter.depth,
+        });
+    }
+
+    /// Notes that `function` returns on `tid`, before its return probes run. Calls it made
+    /// whose returns were missed are closed, and the counter is put back to where the
+    /// first of them found it, as if their return probes had run.
+    pub fn returning(&mut self, tid: i64, function: usize) -> ReturnOf {
+        let thread = self.threads.entry(tid).or_default();
+        let Some(open) = thread
+            .open_calls
+            .iter()
+            .rposition(|call| call.function == function)
+        else {
+            return ReturnOf::UnseenCall {
+                depth_before: thread.counter.depth,
+            };
+        };
+        if let Some(first_missed) = thread.open_calls.get(open + 1) {
+            thread.counter.depth = first_missed.depth_before;
+        }
+        thread.open_calls.truncate(open);
+        ReturnOf::SeenCall
+    }
+
+    /// Completes [`IndentState::returning`] once the return probes ran: a return whose
+    /// entry was missed leaves the counter as it found it, so that the missing entry's
+    /// step is not undone twice.
+    pub fn returned(&mut self, tid: i64, found: ReturnOf) {
+        if let ReturnOf::UnseenCall { depth_before } = found {
+            self.threads.entry(tid).or_default().counter.depth = depth_before;
+        }
     }
 
     /// `indent_depth(delta)`.
@@ -222,6 +301,69 @@ mod tests {
         }
         assert_eq!(s.threads_held(), 3 * SWEEP_FLOOR);
         assert_eq!(s.thread_indent_depth(0, 1), 1);
+    }
+
+    /// A call to `function` and its `thread_indent(1)` line.
+    fn call(state: &mut IndentState, function: usize, now: i64) -> String {
+        state.entering(1, function);
+        line(state, 1, "t", 1, now)
+    }
+
+    /// A return from `function` and its `thread_indent(-1)` line.
+    fn ret(state: &mut IndentState, function: usize, now: i64) -> String {
+        let found = state.returning(1, function);
+        let text = line(state, 1, "t", -1, now);
+        state.returned(1, found);
+        text
+    }
+
+    #[test]
+    fn a_missed_return_is_closed_by_its_callers() {
+        let mut s = IndentState::new();
+        assert_eq!(call(&mut s, 10, 0), "     0 t(1):");
+        assert_eq!(call(&mut s, 20, 1), "     1 t(1): ");
+        assert_eq!(call(&mut s, 30, 2), "     2 t(1):  ");
+        // 30's and 20's returns are missed: 10's return lines up with its call anyway.
+        assert_eq!(ret(&mut s, 10, 5), "     5 t(1):");
+        assert_eq!(s.thread_indent_depth(1, 0), 0);
+        // and the next call starts a new base time at depth 0.
+        assert_eq!(call(&mut s, 10, 9), "     0 t(1):");
+    }
+
+    #[test]
+    fn a_return_whose_call_was_missed_leaves_the_counter_alone() {
+        let mut s = IndentState::new();
+        assert_eq!(call(&mut s, 10, 0), "     0 t(1):");
+        // 20's entry was missed: its return prints, and 10 still lines up.
+        assert_eq!(ret(&mut s, 20, 1), "     1 t(1):");
+        assert_eq!(call(&mut s, 30, 2), "     2 t(1): ");
+        assert_eq!(ret(&mut s, 30, 3), "     3 t(1): ");
+        assert_eq!(ret(&mut s, 10, 4), "     4 t(1):");
+    }
+
+    #[test]
+    fn recursive_calls_return_innermost_first() {
+        let mut s = IndentState::new();
+        call(&mut s, 10, 0);
+        call(&mut s, 10, 1);
+        call(&mut s, 10, 2);
+        assert_eq!(ret(&mut s, 10, 3), "     3 t(1):  ");
+        assert_eq!(ret(&mut s, 10, 4), "     4 t(1): ");
+        assert_eq!(ret(&mut s, 10, 5), "     5 t(1):");
+    }
+
+    #[test]
+    fn calls_that_never_return_are_bounded() {
+        let mut s = IndentState::new();
+        for now in 0..10 * MAX_OPEN_CALLS as i64 {
+            s.entering(1, 7);
+            line(&mut s, 1, "t", 1, now);
+        }
+        let held = s
+            .threads
+            .get(&1)
+            .map_or(0, |thread| thread.open_calls.len());
+        assert!(held <= MAX_OPEN_CALLS, "{held} open calls held");
     }
 
     #[test]

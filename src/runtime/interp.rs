@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use super::context::ProbeContext;
-use super::indent::IndentState;
+use super::indent::{IndentState, ReturnOf};
 use crate::output::printf::{Arg, MAX_STRING_LEN, PRINT_LIMIT};
 use crate::script::{
     ArithOp, CmpOp, IntExpr, PrintCall, Slot, Stmt, StrExpr, Value, MAX_PRINT_ARGS,
@@ -114,6 +114,21 @@ impl Interpreter {
     /// See [`IndentState::release_exited_threads`].
     pub fn release_exited_threads(&mut self, alive: impl FnMut(i64) -> bool) -> usize {
         self.machine.indent.release_exited_threads(alive)
+    }
+
+    /// See [`IndentState::entering`].
+    pub fn entering(&mut self, tid: i64, function: usize) {
+        self.machine.indent.entering(tid, function);
+    }
+
+    /// See [`IndentState::returning`].
+    pub fn returning(&mut self, tid: i64, function: usize) -> ReturnOf {
+        self.machine.indent.returning(tid, function)
+    }
+
+    /// See [`IndentState::returned`].
+    pub fn returned(&mut self, tid: i64, found: ReturnOf) {
+        self.machine.indent.returned(tid, found);
     }
 
     /// How many threads have `thread_indent` state.

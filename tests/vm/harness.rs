@@ -160,7 +160,17 @@ impl ScenarioResult {
         );
     }
 
-    fn describe(&self) -> String {
+    /// What rstap's `WARNING: N events lost` said, or 0 without one.
+    pub fn lost_events(&self) -> u64 {
+        warning_count(&self.stderr, "events lost")
+    }
+
+    /// What rstap's `WARNING: N probe hits missed` said, or 0 without one.
+    pub fn missed_hits(&self) -> u64 {
+        warning_count(&self.stderr, "probe hits missed")
+    }
+
+    pub fn describe(&self) -> String {
         format!(
             "status {}{}\n--- stdout ---\n{}--- stderr ---\n{}",
             self.status,
@@ -169,6 +179,21 @@ impl ScenarioResult {
             self.stderr
         )
     }
+}
+
+/// The N of the warning `WARNING: N PHRASE`, or 0 without one.
+fn warning_count(stderr: &str, phrase: &str) -> u64 {
+    stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("WARNING: "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, rest)| rest.starts_with(phrase))
+        .map(|(count, _)| {
+            count
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("WARNING: {count} {phrase}"))
+        })
+        .sum()
 }
 
 /// One boot of one kernel, with the results of every scenario.
@@ -484,3 +509,17 @@ macro_rules! kernel_tests {
     };
 }
 pub(crate) use kernel_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_counted_by_phrase() {
+        let stderr =
+            "WARNING: 12 events lost: the ring buffer was full\nWARNING: 3 probe hits missed\n";
+        assert_eq!(warning_count(stderr, "events lost"), 12);
+        assert_eq!(warning_count(stderr, "probe hits missed"), 3);
+        assert_eq!(warning_count("", "events lost"), 0);
+    }
+}

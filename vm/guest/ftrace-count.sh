@@ -11,17 +11,29 @@
 # in such a softirq or in ksoftirqd varies from run to run; --task-only counts only calls
 # made in the task's own context, which repeat exactly for a deterministic CMD.
 #
-# usage: ftrace-count.sh [--task-only] FUNCS_FILE -- CMD [ARGS...]
+# --after-exec NAME counts only the calls of processes that have exec'd a program named
+# NAME, from that exec on, their threads' included: when CMD is a tracer that starts NAME
+# once its probes are in place, the calls it could have seen. (Before the exec, the
+# forked child can take a timer's softirq while the tracer is still attaching.)
+#
+# usage: ftrace-count.sh [--task-only] [--after-exec NAME] FUNCS_FILE -- CMD [ARGS...]
 set -eu
 
-task_only=0
-if [ "${1:-}" = --task-only ]; then
-    task_only=1
-    shift
-fi
-if [ $# -lt 3 ] || [ "$2" != -- ]; then
-    echo "usage: $0 [--task-only] FUNCS_FILE -- CMD [ARGS...]" >&2
+usage() {
+    echo "usage: $0 [--task-only] [--after-exec NAME] FUNCS_FILE -- CMD [ARGS...]" >&2
     exit 2
+}
+task_only=0
+after_exec=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --task-only) task_only=1 && shift ;;
+    --after-exec) [ $# -ge 2 ] || usage; after_exec=$2 && shift 2 ;;
+    *) break ;;
+    esac
+done
+if [ $# -lt 3 ] || [ "$2" != -- ]; then
+    usage
 fi
 funcs_file=$1
 shift 2
@@ -33,6 +45,8 @@ reset() {
     echo nop >"$tracing/current_tracer"
     : >"$tracing/set_ftrace_filter"
     : >"$tracing/set_ftrace_pid"
+    echo 0 >"$tracing/events/sched/sched_process_exec/enable"
+    echo 0 >"$tracing/options/record-tgid"
 }
 reset
 
@@ -61,6 +75,11 @@ cmp -s "$work/traced" "$work/filter" || {
 }
 
 echo 1 >"$tracing/options/function-fork"
+if [ -n "$after_exec" ]; then
+    # Each line then names its thread group, and execs are in the trace between the calls.
+    echo 1 >"$tracing/options/record-tgid"
+    echo 1 >"$tracing/events/sched/sched_process_exec/enable"
+fi
 echo 8192 >"$tracing/buffer_size_kb"
 echo 1 >"$tracing/tracing_on"
 
@@ -73,10 +92,26 @@ echo 0 >"$tracing/tracing_on"
 
 overruns=$(cat "$tracing"/per_cpu/cpu*/stats | awk '/^overrun:/ { n += $2 } END { print n + 0 }')
 
-# A trace line is "COMM-PID [CPU] FLAGS TIMESTAMP: FUNCTION <-CALLER"; the third flag is
-# h, s, H, z or Z in hard or soft interrupt or NMI context, "." in the task's own.
-awk -v task_only=$task_only '
+# A trace line is "COMM-PID [CPU] FLAGS TIMESTAMP: FUNCTION <-CALLER", with "(TGID)"
+# after COMM-PID under record-tgid; the third flag is h, s, H, z or Z in hard or soft
+# interrupt or NMI context, "." in the task's own. An exec is
+# "COMM-PID (TGID) [CPU] FLAGS TIMESTAMP: sched_process_exec: filename=PATH pid=..."
+awk -v task_only=$task_only -v after_exec="$after_exec" '
+    function tgid(    group) {
+        if (!match($0, /\( *[0-9]+\)/)) return ""
+        group = substr($0, RSTART + 1, RLENGTH - 2)
+        sub(/^ */, "", group)
+        return group
+    }
+    after_exec != "" && /sched_process_exec: filename=/ {
+        for (i = 1; i <= NF && $i !~ /^filename=/; i++) {}
+        program = substr($i, length("filename=") + 1)
+        sub(/.*\//, "", program)
+        if (program == after_exec) started[tgid()] = 1
+        next
+    }
     /^#/ || NF < 2 || $NF !~ /^<-/ { next }
+    after_exec != "" && !(tgid() in started) { next }
     task_only {
         for (i = 1; i < NF && $i !~ /^\[[0-9]+\]$/; i++) {}
         if (substr($(i + 1), 3, 1) != ".") next
