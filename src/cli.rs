@@ -83,9 +83,23 @@ pub struct Cli {
     /// Ring buffer size in KiB (a power of two, at least 4).
     #[arg(long, value_name = "KIB", default_value_t = 8 * 1024)]
     pub bufsize: u32,
+
+    /// Stop after pass PASS, as stap does: 1 parses the script, 2 also checks it and
+    /// resolves its probe points against the running kernel; rstap has no translate or
+    /// compile pass, so 3 and 4 stop where 2 does, and 5 (the default) runs it.
+    #[arg(short = 'p', value_name = "PASS", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub last_pass: Option<u8>,
 }
 
 impl Cli {
+    /// The pass `-p` asks to stop after: 1 (parse) or 2 (elaborate), since passes 3 and 4
+    /// have nothing to do in rstap; `None` to run the script.
+    pub fn stop_after(&self) -> Option<u8> {
+        self.last_pass
+            .filter(|&last| last < 5)
+            .map(|last| last.min(2))
+    }
+
     /// The probe point `-l` or `-L` asks to list, if either was given.
     pub fn listed_point(&self) -> Option<&str> {
         self.list.as_deref().or(self.list_with_variables.as_deref())
@@ -151,6 +165,27 @@ mod tests {
         assert_eq!(policy("fentry"), AttachPolicy::Only(Mechanism::Fentry));
         assert_eq!(policy("kprobe"), AttachPolicy::Only(Mechanism::Kprobe));
         assert!(Cli::try_parse_from(["rstap", "x.stp", "--attach", "uprobe"]).is_err());
+    }
+
+    #[test]
+    fn passes_stop_where_stap_would() {
+        let stop = |pass: &str| {
+            Cli::try_parse_from(["rstap", "x.stp", "-p", pass])
+                .unwrap()
+                .stop_after()
+        };
+        assert_eq!(stop("1"), Some(1));
+        assert_eq!(stop("2"), Some(2));
+        assert_eq!(stop("4"), Some(2));
+        assert_eq!(stop("5"), None);
+        assert_eq!(
+            Cli::try_parse_from(["rstap", "x.stp"])
+                .unwrap()
+                .stop_after(),
+            None
+        );
+        assert!(Cli::try_parse_from(["rstap", "x.stp", "-p", "6"]).is_err());
+        assert!(Cli::try_parse_from(["rstap", "x.stp", "-p", "0"]).is_err());
     }
 
     #[test]

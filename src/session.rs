@@ -34,6 +34,10 @@ const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
 pub fn run(cli: &Cli) -> Result<i32> {
     libbpf_log::install(cli.verbose >= 2);
     let source = load_source(cli)?;
+    if cli.stop_after() == Some(1) {
+        script::parse(&source)?;
+        return Ok(0);
+    }
     let script = script::compile(&source)?;
     if script.probes.is_empty() {
         bail!(
@@ -43,7 +47,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
     }
     // Before the kernel's symbols: without privileges their addresses read as zeros, and
     // the user would be told about a symptom instead of the cause.
-    if cli.listed_point().is_none() {
+    if cli.listed_point().is_none() && cli.stop_after().is_none() {
         crate::privileges::check()?;
     }
     let symbols = KernelSymbols::read(Path::new(KALLSYMS))?;
@@ -65,6 +69,9 @@ pub fn run(cli: &Cli) -> Result<i32> {
     report_plan(cli, &plan, traceable.is_some());
     if cli.listed_point().is_some() {
         return Ok(list(&plan, cli.list_with_variables.is_some()));
+    }
+    if cli.stop_after().is_some() {
+        return Ok(0);
     }
     Tracer::new(cli, &script, &plan, &symbols)?.run()
 }

@@ -105,6 +105,107 @@ const OPERATORS: &[(&str, Op)] = &[
     (":", Op::Colon),
 ];
 
+/// Operators of the SystemTap language rstap does not take yet, longest first, with what
+/// they are. Matched before [`OPERATORS`], so that `<<<` is not taken for `<<` and `<`.
+const UNSUPPORTED_OPERATORS: &[(&str, &str)] = &[
+    ("<<<", "not supported yet: statistics (`<<<`)"),
+    ("<<=", "not supported yet: the compound assignment `<<=`"),
+    (">>=", "not supported yet: the compound assignment `>>=`"),
+    (
+        "%{",
+        "rstap does not support embedded C (`%{ ... %}`): it runs no C in the kernel",
+    ),
+    (
+        "%(",
+        "not supported yet: preprocessor conditionals (`%( ... %? ... %)`)",
+    ),
+    (
+        "%?",
+        "not supported yet: preprocessor conditionals (`%( ... %? ... %)`)",
+    ),
+    (
+        "%:",
+        "not supported yet: preprocessor conditionals (`%( ... %? ... %)`)",
+    ),
+    (
+        "%)",
+        "not supported yet: preprocessor conditionals (`%( ... %? ... %)`)",
+    ),
+    ("++", "not supported yet: the increment operator `++`"),
+    ("--", "not supported yet: the decrement operator `--`"),
+    (
+        "->",
+        "not supported yet: member access (`->`) of target variables",
+    ),
+    (
+        "=~",
+        "not supported yet: regular expression matching (`=~`)",
+    ),
+    (
+        "!~",
+        "not supported yet: regular expression matching (`!~`)",
+    ),
+    ("*=", "not supported yet: the compound assignment `*=`"),
+    ("/=", "not supported yet: the compound assignment `/=`"),
+    ("%=", "not supported yet: the compound assignment `%=`"),
+    ("&=", "not supported yet: the compound assignment `&=`"),
+    ("|=", "not supported yet: the compound assignment `|=`"),
+    ("^=", "not supported yet: the compound assignment `^=`"),
+    ("[", "not supported yet: associative arrays (`name[key]`)"),
+    ("]", "not supported yet: associative arrays (`name[key]`)"),
+];
+
+/// The `@` operators of statistics, which take an aggregate.
+const STATISTICS: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "variance",
+    "hist_log",
+    "hist_linear",
+];
+
+/// A construct of the SystemTap language rstap does not take, at the start of `rest`: its
+/// length in bytes and the refusal that names it.
+fn unsupported_construct(rest: &str) -> Option<(usize, String)> {
+    if let Some((text, refusal)) = UNSUPPORTED_OPERATORS
+        .iter()
+        .find(|(text, _)| rest.starts_with(text))
+    {
+        return Some((text.len(), refusal.to_string()));
+    }
+    let sigil = rest.chars().next().filter(|c| matches!(c, '$' | '@'))?;
+    let after = &rest[1..];
+    let word_length = after
+        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '$')
+        .unwrap_or(after.len());
+    let word = &after[..word_length];
+    let length = 1 + word_length.max(usize::from(after.starts_with('#')));
+    let refusal = match (sigil, word) {
+        (_, "") if after.starts_with('#') => {
+            format!("not supported yet: the script argument count `{sigil}#`")
+        }
+        (_, word) if word.bytes().all(|b| b.is_ascii_digit()) && !word.is_empty() => {
+            format!("not supported yet: script arguments (`{sigil}{word}`)")
+        }
+        ('$', word) if word.starts_with('$') => {
+            format!("not supported yet: `${word}` (target variables)")
+        }
+        ('$', word) if !word.is_empty() => {
+            format!("not supported yet: target variables (`${word}`)")
+        }
+        ('@', word) if STATISTICS.contains(&word) => {
+            format!("not supported yet: statistics (`@{word}`)")
+        }
+        ('@', "define") => "not supported yet: preprocessor macros (`@define`)".to_string(),
+        ('@', word) if !word.is_empty() => format!("not supported yet: `@{word}`"),
+        _ => return None,
+    };
+    Some((length, refusal))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub kind: TokenKind,
@@ -320,6 +421,9 @@ impl Lexer<'_> {
 
     fn operator(&mut self) -> Result<TokenKind, ScriptError> {
         let rest = &self.source.text()[self.pos..];
+        if let Some((length, refusal)) = unsupported_construct(rest) {
+            return Err(self.error(Span::new(self.pos, self.pos + length), refusal));
+        }
         match OPERATORS.iter().find(|(text, _)| rest.starts_with(text)) {
             Some((text, op)) => {
                 self.pos += text.len();
@@ -451,5 +555,35 @@ mod tests {
     #[test]
     fn stray_character_is_an_error() {
         assert!(lex_error("a @ b").starts_with("t.stp:1:3: error: unexpected character '@'"));
+    }
+
+    #[test]
+    fn constructs_not_supported_yet_are_named_where_they_stand() {
+        for (text, column, refusal) in [
+            ("x <<< 1", 3, "statistics (`<<<`)"),
+            ("a[k] = 1", 2, "associative arrays"),
+            ("x++", 2, "the increment operator `++`"),
+            ("$fd", 1, "target variables (`$fd`)"),
+            ("$$parms", 1, "`$$parms` (target variables)"),
+            ("$1", 1, "script arguments (`$1`)"),
+            ("@2", 1, "script arguments (`@2`)"),
+            ("$#", 1, "the script argument count `$#`"),
+            ("@count(s)", 1, "statistics (`@count`)"),
+            ("@entry($x)", 1, "`@entry`"),
+            ("@define x %( 1 %)", 1, "preprocessor macros (`@define`)"),
+            ("%( $# > 1 %? 1 %: 2 %)", 1, "preprocessor conditionals"),
+            ("p->f", 2, "member access (`->`)"),
+            ("s =~ \"a\"", 3, "regular expression matching (`=~`)"),
+            ("x *= 2", 3, "the compound assignment `*=`"),
+        ] {
+            let error = lex_error(text);
+            assert!(
+                error.starts_with(&format!(
+                    "t.stp:1:{column}: error: not supported yet: {refusal}"
+                )),
+                "{text}: {error}"
+            );
+        }
+        assert!(lex_error("%{ int x; %}").contains("rstap does not support embedded C"));
     }
 }

@@ -79,6 +79,11 @@ impl CheckedScript {
 }
 
 /// Parses and checks a whole script.
+/// Parses the text only: stap's pass 1.
+pub fn parse(source: &SourceFile) -> Result<(), ScriptError> {
+    parser::parse(source).map(drop)
+}
+
 pub fn compile(source: &SourceFile) -> Result<CheckedScript, ScriptError> {
     let script = parser::parse(source)?;
     check::check(source, &script)

@@ -18,6 +18,30 @@ const KEYWORDS: &[&str] = &[
     "break", "continue", "delete", "try", "catch", "private",
 ];
 
+/// Keywords of statements and declarations rstap does not take yet, and what they are.
+const NOT_YET_KEYWORDS: &[(&str, &str)] = &[
+    ("for", "`for` loops"),
+    ("foreach", "`foreach` loops"),
+    ("while", "`while` loops"),
+    ("break", "`break`"),
+    ("continue", "`continue`"),
+    ("return", "`return` (functions)"),
+    ("delete", "`delete`"),
+    ("try", "`try`/`catch`"),
+    ("catch", "`try`/`catch`"),
+    ("in", "`in` (array membership)"),
+    ("function", "functions (`function NAME(...)`)"),
+    ("private", "`private` declarations"),
+];
+
+/// The refusal for a keyword rstap does not take yet.
+fn not_yet(keyword: &str) -> Option<String> {
+    NOT_YET_KEYWORDS
+        .iter()
+        .find(|(word, _)| *word == keyword)
+        .map(|(_, what)| format!("not supported yet: {what}"))
+}
+
 pub fn parse(source: &SourceFile) -> Result<Script, ScriptError> {
     let tokens = tokenize(source)?;
     Parser {
@@ -88,6 +112,14 @@ impl Parser<'_> {
         ScriptError::at(self.source, span, message)
     }
 
+    /// The refusal for the next token, if it is a keyword rstap does not take yet.
+    fn peek_not_yet_keyword(&self) -> Option<String> {
+        match &self.peek().kind {
+            TokenKind::Ident(word) => not_yet(word),
+            _ => None,
+        }
+    }
+
     fn unexpected(&self, wanted: &str) -> ScriptError {
         let token = self.peek();
         let found = match &token.kind {
@@ -147,6 +179,8 @@ impl Parser<'_> {
             } else if self.peek_keyword("global") {
                 self.advance();
                 self.globals(&mut script.globals)?;
+            } else if let Some(refusal) = self.peek_not_yet_keyword() {
+                return Err(self.error(self.peek().span, refusal));
             } else {
                 return Err(self.unexpected("'probe' or 'global'"));
             }
@@ -193,6 +227,18 @@ impl Parser<'_> {
         while self.eat_op(Op::Comma) {
             points.push(self.probe_point()?);
         }
+        if self.peek_keyword("if") {
+            return Err(self.error(
+                self.peek().span,
+                "not supported yet: conditional probes (`probe POINT if (CONDITION)`)",
+            ));
+        }
+        if self.peek_op(Op::Assign) || self.peek_op(Op::AddAssign) {
+            return Err(self.error(
+                self.peek().span,
+                "not supported yet: probe aliases (`probe NAME = POINT { ... }`)",
+            ));
+        }
         let body = self.block()?;
         Ok(Probe { points, body })
     }
@@ -200,11 +246,36 @@ impl Parser<'_> {
     fn probe_point(&mut self) -> Result<PointSyntax, ScriptError> {
         let mut components = Vec::new();
         loop {
+            let at = self.peek().span;
+            if self.peek_op(Op::Star) {
+                return Err(self.error(
+                    at,
+                    "not supported yet: wildcard probe point components (`NAME.*`)",
+                ));
+            }
+            if self.peek_op(Op::LBrace) {
+                return Err(self.error(at, "not supported yet: probe point groups (`NAME.{A, B}`)"));
+            }
             let (name, name_span) = self.expect_ident("a probe point")?;
             let mut span = name_span;
             let argument = if self.eat_op(Op::LParen) {
                 let token = self.advance();
                 let TokenKind::Str(lit) = token.kind else {
+                    if let TokenKind::Number(_) = token.kind {
+                        let start = components
+                            .first()
+                            .map_or(name_span, |c: &PointComponent| c.span);
+                        let mut point: Vec<&str> =
+                            components.iter().map(|c| c.name.as_str()).collect();
+                        point.push(&name);
+                        return Err(self.error(
+                            start.to(token.span),
+                            format!(
+                                "not supported yet: the probe point `{}(NUMBER)`",
+                                point.join(".")
+                            ),
+                        ));
+                    }
                     return Err(self.error(token.span, "expected a string in quotes"));
                 };
                 span = span.to(self.expect_op(Op::RParen)?);
@@ -220,6 +291,12 @@ impl Parser<'_> {
             if !self.eat_op(Op::Dot) {
                 break;
             }
+        }
+        if self.peek_op(Op::Question) || self.peek_op(Op::Bang) {
+            return Err(self.error(
+                self.peek().span,
+                "not supported yet: optional probe points (`POINT?`, `POINT!`)",
+            ));
         }
         let span = components[0].span.to(components[components.len() - 1].span);
         Ok(PointSyntax { components, span })
@@ -257,6 +334,9 @@ impl Parser<'_> {
         }
         if self.peek_keyword("if") {
             return self.if_statement();
+        }
+        if let Some(refusal) = self.peek_not_yet_keyword() {
+            return Err(self.error(start, refusal));
         }
         if let TokenKind::Ident(word) = &self.peek().kind {
             if KEYWORDS.contains(&word.as_str()) {
@@ -582,9 +662,53 @@ mod tests {
         let err = parse_text("probe begin { for (;;) {} }")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("'for' is not supported"), "{err}");
+        assert!(
+            err.starts_with("t.stp:1:15: error: not supported yet: `for` loops"),
+            "{err}"
+        );
         let err = parse_text("print(1)").unwrap_err().to_string();
         assert!(err.contains("expected 'probe' or 'global'"), "{err}");
+    }
+
+    #[test]
+    fn constructs_not_supported_yet_are_named() {
+        for (text, refusal) in [
+            (
+                "function f() { }",
+                "t.stp:1:1: error: not supported yet: functions",
+            ),
+            (
+                "probe begin { foreach (k in a) {} }",
+                "t.stp:1:15: error: not supported yet: `foreach` loops",
+            ),
+            (
+                "probe begin { delete x }",
+                "t.stp:1:15: error: not supported yet: `delete`",
+            ),
+            (
+                "probe timer.s(1) { }",
+                "t.stp:1:7: error: not supported yet: the probe point `timer.s(NUMBER)`",
+            ),
+            (
+                "probe syscall.* { }",
+                "t.stp:1:15: error: not supported yet: wildcard probe point components",
+            ),
+            (
+                "probe kernel.{function(\"a\")} { }",
+                "t.stp:1:14: error: not supported yet: probe point groups",
+            ),
+            (
+                "probe begin? { }",
+                "t.stp:1:12: error: not supported yet: optional probe points",
+            ),
+            (
+                "probe a = begin { }",
+                "t.stp:1:9: error: not supported yet: probe aliases",
+            ),
+        ] {
+            let err = parse_text(text).unwrap_err().to_string();
+            assert!(err.starts_with(refusal), "{text}: {err}");
+        }
     }
 
     #[test]
@@ -603,7 +727,8 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("nesting is deeper"));
-        let unary = format!("probe begin {{ x = {}1 }}", "-".repeat(5000));
+        // Spaced, since `--` is the decrement operator.
+        let unary = format!("probe begin {{ x = {}1 }}", "- ".repeat(5000));
         assert!(parse_text(&unary)
             .unwrap_err()
             .to_string()
