@@ -17,10 +17,11 @@ use crate::kernel::{libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramS
 use crate::process::{self, HeldCommand};
 use crate::resolve::code::KernelCode;
 use crate::resolve::denylist::DenyList;
-use crate::resolve::ftrace::TraceableFunctions;
+use crate::resolve::index_cache::default_cache_dir;
 use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{self, KernelFunctions, PlanError, ProbePlan};
 use crate::resolve::source::{DebugInfoOptions, KernelSources};
+use crate::resolve::symbol_cache;
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
 use crate::script::{self, CheckedScript, SourceFile};
@@ -50,13 +51,24 @@ pub fn run(cli: &Cli) -> Result<i32> {
     if cli.listed_point().is_none() && cli.stop_after().is_none() {
         crate::privileges::check()?;
     }
-    let symbols = KernelSymbols::read(Path::new(KALLSYMS))?;
-    let traceable = TraceableFunctions::read();
+    let tables = symbol_cache::load(Path::new(KALLSYMS), default_cache_dir().as_deref())?;
+    if cli.verbose > 0 {
+        eprintln!(
+            "rstap: kernel symbols {}",
+            if tables.cached {
+                "from the cache for this kernel build"
+            } else {
+                "read from the kernel"
+            }
+        );
+    }
+    let (symbols, traceable) = (tables.symbols, tables.traceable);
     let deny = DenyList::default();
     let kernel = KernelFunctions {
         symbols: &symbols,
         traceable: traceable.as_ref(),
         deny: &deny,
+        init_text: symbols.init_text(),
     };
     let debug_info = DebugInfoOptions {
         vmlinux: cli.vmlinux.clone(),
@@ -251,7 +263,6 @@ impl<'a> Tracer<'a> {
                 name: function.name.clone(),
                 address: function.address,
                 name_is_unique: function.name_is_unique,
-                ftrace_patchable: function.ftrace_patchable,
                 entry: !function.on_entry.is_empty(),
                 ret: !function.on_return.is_empty(),
             })

@@ -123,7 +123,6 @@ mod tests {
             name: "f".into(),
             address: 0xffff_ffff_8100_0000,
             name_is_unique: true,
-            ftrace_patchable: true,
             entry,
             ret,
         }

@@ -54,8 +54,6 @@ pub struct ProbeTarget {
     pub address: u64,
     /// Whether no other kernel function has this name: fentry finds functions by name.
     pub name_is_unique: bool,
-    /// Whether ftrace can patch it; kprobes alone can place it otherwise.
-    pub ftrace_patchable: bool,
     pub entry: bool,
     pub ret: bool,
 }
@@ -106,12 +104,6 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
-    /// Whether it places its programs through ftrace: every mechanism but single kprobes,
-    /// which can also break into a function ftrace cannot patch.
-    fn needs_ftrace(self) -> bool {
-        self != Mechanism::Kprobe
-    }
-
     /// Cheapest to attach first: one link for thousands of functions, then two, then
     /// one program and link per function and side.
     pub const PREFERENCE: [Mechanism; 4] = [
@@ -257,15 +249,11 @@ impl<'obj> KernelProbes<'obj> {
         let mut placed = Vec::new();
         let mut refusals = Vec::new();
         for &mechanism in policy.mechanisms() {
-            if mechanisms.iter().all(Option::is_some) {
-                break;
-            }
             let pending: Vec<usize> = (0..targets.len())
                 .filter(|&index| mechanisms[index].is_none())
-                .filter(|&index| targets[index].ftrace_patchable || !mechanism.needs_ftrace())
                 .collect();
             if pending.is_empty() {
-                continue;
+                break;
             }
             let storage_of = |slot: &mut Option<&'obj mut MaybeUninit<OpenObject>>| {
                 slot.take()
@@ -321,13 +309,7 @@ impl<'obj> KernelProbes<'obj> {
             .filter(|(_, (mechanism, _))| mechanism.is_none())
             .map(|(target, (_, reason))| Skipped {
                 target,
-                reason: reason.unwrap_or_else(|| {
-                    if targets[target].ftrace_patchable {
-                        describe_refusals(&refusals)
-                    } else {
-                        NOT_FTRACE_PATCHABLE.to_string()
-                    }
-                }),
+                reason: reason.unwrap_or_else(|| describe_refusals(&refusals)),
             })
             .collect();
         if skipped.len() == targets.len() {
@@ -404,10 +386,6 @@ impl<'obj> KernelProbes<'obj> {
         self.mechanisms.iter().filter(|m| m.is_some()).count()
     }
 }
-
-/// Why a function no kprobe was offered for stayed unprobed.
-const NOT_FTRACE_PATCHABLE: &str = "ftrace cannot patch it (not in available_filter_functions), \
-     and only kprobes, which --attach did not allow, can place it";
 
 fn describe_refusals(refusals: &[Refusal]) -> String {
     let described: Vec<String> = refusals

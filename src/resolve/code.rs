@@ -27,21 +27,32 @@ impl KernelCode {
             .address_of("_stext")
             .zip(symbols.address_of("_etext"))
             .map(|(start, end)| start..end);
-        let modules = proc_modules.lines().filter_map(|line| {
-            // NAME SIZE REFCOUNT DEPENDENCIES STATE ADDRESS
-            let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-            let size: u64 = fields.get(1)?.parse().ok()?;
-            let start = u64::from_str_radix(fields.get(5)?.trim_start_matches("0x"), 16).ok()?;
-            (start != 0).then(|| start..start + size)
-        });
         KernelCode {
-            ranges: image.into_iter().chain(modules).collect(),
+            ranges: image
+                .into_iter()
+                .chain(module_ranges(proc_modules))
+                .collect(),
         }
     }
 
     pub fn contains(&self, address: u64) -> bool {
         self.ranges.iter().any(|range| range.contains(&address))
     }
+}
+
+/// Where each module listed in /proc/modules text lies; modules whose address is hidden
+/// (0) are left out.
+pub fn module_ranges(proc_modules: &str) -> Vec<Range<u64>> {
+    proc_modules
+        .lines()
+        .filter_map(|line| {
+            // NAME SIZE REFCOUNT DEPENDENCIES STATE ADDRESS
+            let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+            let size: u64 = fields.get(1)?.parse().ok()?;
+            let start = u64::from_str_radix(fields.get(5)?.trim_start_matches("0x"), 16).ok()?;
+            (start != 0).then(|| start..start + size)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 use std::ops::Range;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 /// Where tracefs may be mounted, newest convention first.
 const AVAILABLE_FILTER_FUNCTIONS: &[&str] = &[
     "/sys/kernel/tracing/available_filter_functions",
@@ -13,7 +15,7 @@ const AVAILABLE_FILTER_FUNCTIONS: &[&str] = &[
 
 /// Kernel functions ftrace can patch: the kernel's list as read, and the position of each
 /// name in it, sorted by name (tens of thousands of names; one string for all of them).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceableFunctions {
     text: String,
     sorted: Vec<Range<u32>>,
@@ -47,6 +49,18 @@ impl TraceableFunctions {
         TraceableFunctions { text, sorted }
     }
 
+    /// Whether every name lies within the text, on character boundaries: what a list read
+    /// back from a cache must show before it is used.
+    pub fn is_consistent(&self) -> bool {
+        self.sorted.iter().all(|range| {
+            range.start <= range.end
+                && self
+                    .text
+                    .get(range.start as usize..range.end as usize)
+                    .is_some()
+        })
+    }
+
     fn name(&self, range: &Range<u32>) -> &str {
         &self.text[range.start as usize..range.end as usize]
     }
@@ -71,5 +85,11 @@ mod tests {
         assert!(functions.contains("__sys_connect"));
         assert!(!functions.contains("virtnet_poll"));
         assert!(!functions.contains("sock_i_uid"));
+        assert!(functions.is_consistent());
+        let broken = TraceableFunctions {
+            text: "abc".into(),
+            sorted: [1..9, 0..1].into(),
+        };
+        assert!(!broken.is_consistent());
     }
 }

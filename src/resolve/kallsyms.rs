@@ -1,8 +1,12 @@
 //! The running kernel's function symbols, from /proc/kallsyms: which functions exist and
 //! where, and which function an address lies in.
 
+use std::cell::OnceCell;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolError {
@@ -50,6 +54,26 @@ pub struct KernelSymbols {
     entries: Vec<Entry>,
     names: String,
     modules: Vec<String>,
+    /// When `entries` hold the kernel image's functions alone (from the cache, see
+    /// symbol_cache.rs): where the modules lie, and their symbols, read from kallsyms the
+    /// first time an address in a module is looked up.
+    modules_later: Option<Box<LazyModules>>,
+}
+
+#[derive(Debug)]
+struct LazyModules {
+    kallsyms: PathBuf,
+    ranges: Vec<Range<u64>>,
+    symbols: OnceCell<KernelSymbols>,
+}
+
+/// The kernel image's function symbols as offsets from one of them, for the cache: the
+/// image moves as a whole from boot to boot (KASLR).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSymbols {
+    /// Each function's offset from the anchor, its name's start and length in `names`.
+    pub functions: Vec<(i64, u32, u32)>,
+    pub names: String,
 }
 
 impl KernelSymbols {
@@ -149,6 +173,58 @@ impl KernelSymbols {
         }
     }
 
+    /// The kernel image's functions as offsets from `anchor`, for the cache.
+    pub fn image_symbols(&self, anchor: u64) -> ImageSymbols {
+        let mut image = ImageSymbols {
+            functions: Vec::new(),
+            names: String::new(),
+        };
+        for function in self.kernel_functions() {
+            image.functions.push((
+                function.address.wrapping_sub(anchor) as i64,
+                image.names.len() as u32,
+                function.name.len() as u32,
+            ));
+            image.names.push_str(function.name);
+        }
+        image
+    }
+
+    /// The kernel image's functions from the cache, placed at `anchor`; the symbols of the
+    /// modules in `module_ranges` are read from `kallsyms` when first needed. `None` if the
+    /// cached names do not fit their string.
+    pub fn from_image(
+        image: ImageSymbols,
+        anchor: u64,
+        kallsyms: &Path,
+        module_ranges: Vec<Range<u64>>,
+    ) -> Option<Self> {
+        let mut entries = Vec::with_capacity(image.functions.len());
+        for (offset, name_start, name_len) in image.functions {
+            let end = name_start.checked_add(name_len)? as usize;
+            image.names.get(name_start as usize..end)?;
+            entries.push(Entry {
+                address: anchor.wrapping_add(offset as u64),
+                name_start,
+                name_len,
+                module: 0,
+            });
+        }
+        entries.sort_by_key(|entry| entry.address);
+        Some(KernelSymbols {
+            entries,
+            names: image.names,
+            modules: Vec::new(),
+            modules_later: (!module_ranges.is_empty()).then(|| {
+                Box::new(LazyModules {
+                    kallsyms: kallsyms.to_path_buf(),
+                    ranges: module_ranges,
+                    symbols: OnceCell::new(),
+                })
+            }),
+        })
+    }
+
     /// Functions of the kernel image (not of modules), in address order.
     pub fn kernel_functions(&self) -> impl Iterator<Item = FunctionSymbol<'_>> {
         self.entries
@@ -159,6 +235,16 @@ impl KernelSymbols {
 
     /// The function `address` lies in: the nearest function symbol at or below it.
     pub fn function_containing(&self, address: u64) -> Option<FunctionSymbol<'_>> {
+        if let Some(modules) = &self.modules_later {
+            if modules.ranges.iter().any(|range| range.contains(&address)) {
+                // Unreadable now, the symbols were readable at start: name nothing rather
+                // than stop the trace.
+                return modules
+                    .symbols
+                    .get_or_init(|| Self::read(&modules.kallsyms).unwrap_or_default())
+                    .function_containing(address);
+            }
+        }
         let after = self
             .entries
             .partition_point(|entry| entry.address <= address);
@@ -177,6 +263,13 @@ impl KernelSymbols {
             .take_while(|entry| entry.address == address)
             .map(|entry| self.symbol(entry))
             .find(|function| function.module.is_none() && !function.name.starts_with("__pfx_"))
+    }
+
+    /// The kernel image's init text (`_sinittext` to `_einittext`), if kallsyms shows it.
+    pub fn init_text(&self) -> Option<Range<u64>> {
+        let start = self.address_of("_sinittext")?;
+        let end = self.address_of("_einittext")?;
+        Some(start..end)
     }
 
     /// The kernel image's address of `name`, for symbols such as `_text`.
@@ -279,6 +372,31 @@ ffffffff81431600 W weak_function
     fn address_of_finds_kernel_symbols() {
         assert_eq!(symbols().address_of("_text"), Some(0xffffffff81000000));
         assert_eq!(symbols().address_of("helper_fn"), None);
+    }
+
+    #[test]
+    fn image_symbols_move_with_their_anchor_and_modules_are_read_when_needed() {
+        let original = symbols();
+        let image = original.image_symbols(0xffffffff81000000);
+        assert_eq!(image.functions.len(), 5, "{image:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let kallsyms = dir.path().join("kallsyms");
+        std::fs::write(&kallsyms, SAMPLE).unwrap();
+        // The same image 16 MiB higher, and the module where it was.
+        let module = 0xffffffffc0000000..0xffffffffc0002000;
+        let moved =
+            KernelSymbols::from_image(image, 0xffffffff82000000, &kallsyms, Vec::from([module]))
+                .unwrap();
+        assert_eq!(moved.address_of("sock_poll"), Some(0xffffffff82431450));
+        assert_eq!(
+            moved.kernel_function_at(0xffffffff82431500).unwrap().name,
+            "__sys_connect"
+        );
+        let helper = moved.function_containing(0xffffffffc0001010).unwrap();
+        assert_eq!(
+            (helper.name, helper.module),
+            ("helper_fn", Some("virtio_net"))
+        );
     }
 
     #[test]

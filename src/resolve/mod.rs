@@ -14,4 +14,5 @@ pub mod index_cache;
 pub mod kallsyms;
 pub mod plan;
 pub mod source;
+pub mod symbol_cache;
 pub mod vmlinux;

@@ -2,6 +2,7 @@
 //! handlers each function's entry and return run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 
 use super::denylist::DenyList;
 use super::dwarf::{Parameter, SourceFunction};
@@ -33,10 +34,6 @@ pub struct PlannedFunction {
     pub name: String,
     pub address: u64,
     pub name_is_unique: bool,
-    /// Whether ftrace can patch it (it is in available_filter_functions, or that list
-    /// could not be read): only then can the ftrace-based mechanisms place it, and kprobes
-    /// serve it otherwise.
-    pub ftrace_patchable: bool,
     /// Known when the function was found through debug info.
     pub parameters: Vec<Parameter>,
     pub on_entry: Vec<Handler>,
@@ -74,6 +71,9 @@ pub struct KernelFunctions<'a> {
     /// ftrace's list of patchable functions, when it could be read.
     pub traceable: Option<&'a TraceableFunctions>,
     pub deny: &'a DenyList,
+    /// The kernel image's init text, freed once the kernel has booted: its functions are
+    /// still in kallsyms, but no longer in memory.
+    pub init_text: Option<Range<u64>>,
 }
 
 impl KernelFunctions<'_> {
@@ -89,13 +89,27 @@ impl KernelFunctions<'_> {
         if let Some(reason) = self.deny.reason(name) {
             return Some(format!("on rstap's deny list: {reason}"));
         }
+        if self
+            .init_text
+            .as_ref()
+            .is_some_and(|init| init.contains(&function.address))
+        {
+            return Some("init code, which the kernel freed after booting".into());
+        }
+        if self
+            .traceable
+            .is_some_and(|traceable| !traceable.contains(name))
+        {
+            // BPF kprobes go through trace_kprobe, which refuses every function without
+            // an ftrace location unless the kernel has CONFIG_KPROBE_EVENTS_ON_NOTRACE
+            // (Debian's do not); SystemTap's own kprobes have no such limit.
+            return Some(
+                "ftrace cannot patch it (not in available_filter_functions), and BPF kprobes \
+                 are refused such functions"
+                    .into(),
+            );
+        }
         None
-    }
-
-    /// Whether ftrace can patch `name`, as far as rstap can tell.
-    fn ftrace_patchable(&self, name: &str) -> bool {
-        self.traceable
-            .is_none_or(|traceable| traceable.contains(name))
     }
 }
 
@@ -132,7 +146,6 @@ impl<'k> Planner<'k> {
                 name: symbol.name.to_string(),
                 address: symbol.address,
                 name_is_unique: true,
-                ftrace_patchable: self.kernel.ftrace_patchable(symbol.name),
                 parameters: Vec::new(),
                 on_entry: Vec::new(),
                 on_return: Vec::new(),

@@ -74,6 +74,16 @@ pub fn scenarios() -> Vec<Scenario> {
         trace_scenario("trace-fentry", SEED_BODIES, "fentry"),
         trace_scenario("trace-kprobe", SEED_BODIES, "kprobe"),
         trace_scenario("trace-addr", SEED_ADDR_BODIES, "auto"),
+        // A cache of its own, so that the first run is sure to read the kernel's lists.
+        Scenario::new(
+            "trace-cached-symbols",
+            "export XDG_CACHE_HOME=$OUT/cache\n\
+             rstap -v -l 'kernel.function(\"sock_*\")' >list-first 2>first\n\
+             rstap -v -l 'kernel.function(\"sock_*\")' >list-second 2>second\n\
+             rstap -v -o trace -c 'socket-workload --rounds 1' \
+                 -e 'probe kernel.function(\"__sys_connect\").return { println(probefunc()) }' \
+                 2>traced",
+        ),
         Scenario::new(
             "example-summary",
             format!(
@@ -379,7 +389,37 @@ fn the_summary_example_runs(kernel: Kernel) {
     }
 }
 
+/// The second run takes the kernel's symbols and ftrace's list from the cache the first
+/// wrote, lists the same points, and a trace with them names the right callers: the
+/// cached image lands where KASLR put it.
+fn cached_symbols_serve_as_the_kernels_own(kernel: Kernel) {
+    let Some(vm) = guest(kernel) else { return };
+    let result = vm.scenario("trace-cached-symbols");
+    result.assert_success();
+    assert!(
+        result
+            .file("first")
+            .contains("rstap: kernel symbols read from the kernel"),
+        "{}",
+        result.file("first")
+    );
+    for run in ["second", "traced"] {
+        assert!(
+            result
+                .file(run)
+                .contains("rstap: kernel symbols from the cache for this kernel build"),
+            "{run}: {}",
+            result.file(run)
+        );
+    }
+    let listed = result.file("list-first");
+    assert!(listed.lines().count() > 50, "{listed}");
+    assert_eq!(listed, result.file("list-second"));
+    assert_eq!(result.file("trace"), "__x64_sys_connect\n");
+}
+
 kernel_tests!(
+    cached_symbols_serve_as_the_kernels_own,
     the_summary_example_runs,
     auto_matches_the_oracle,
     session_matches_the_oracle,
