@@ -103,14 +103,23 @@ fn load_source(cli: &Cli) -> Result<SourceFile> {
     };
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read script {}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|err| {
-        anyhow::anyhow!(
-            "script {} is not UTF-8 text (invalid byte at offset {})",
-            path.display(),
-            err.utf8_error().valid_up_to()
-        )
-    })?;
-    Ok(SourceFile::new(path.display().to_string(), text))
+    let name = path.display().to_string();
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(SourceFile::new(name, text)),
+        Err(err) => {
+            // Shown with the bad byte replaced, which leaves everything before it as it is.
+            let at = err.utf8_error().valid_up_to();
+            let byte = err.as_bytes()[at];
+            let shown = SourceFile::new(name, String::from_utf8_lossy(err.as_bytes()));
+            let span = script::Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8());
+            Err(script::ScriptError::at(
+                &shown,
+                span,
+                format!("byte {byte:#04x} is not UTF-8: a script must be UTF-8 text"),
+            )
+            .into())
+        }
+    }
 }
 
 /// Prints the resolved probe points, sorted and once each, with their parameters if
