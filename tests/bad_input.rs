@@ -165,7 +165,8 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     };
     for script in [
         format!("probe begin {{ x = {} }}", nested("(", "1", ")")),
-        format!("probe begin {{ x = {} }}", nested("-", "1", "")),
+        // Spaced: `--` is the decrement operator.
+        format!("probe begin {{ x = {} }}", nested("- ", "1", "")),
         format!("probe begin {{ x = {} }}", nested("!", "1", "")),
         format!("probe begin {}", nested("{", "", "}")),
         format!("probe begin {{ {} }}", nested("if (1) ", "next", "")),
