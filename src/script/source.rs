@@ -107,14 +107,18 @@ impl ScriptError {
         let message = message.into();
         let start = source.line_col(span.start);
         let line = source.line_text(start.line);
+        // The quoted line leaves out the carriage returns that end it: a span on them is
+        // shown just past the line's end.
+        let past_end = line.chars().count() + 1;
+        let column = start.column.min(past_end);
         // A span running past its first line is underlined to that line's end.
         let end_column = if source.line_col(span.end).line == start.line {
-            source.line_col(span.end).column
+            source.line_col(span.end).column.min(past_end)
         } else {
-            line.chars().count() + 1
+            past_end
         };
-        let carets = end_column.saturating_sub(start.column).max(1);
-        let (line, column, carets) = excerpt(line, start.column, carets);
+        let carets = end_column.saturating_sub(column).max(1);
+        let (line, column, carets) = excerpt(line, column, carets);
         let gutter = start.line.to_string();
         let pad = " ".repeat(gutter.len());
         let rendered = format!(
@@ -172,6 +176,22 @@ fn caret_indent(line: &str, column: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_among_trailing_carriage_returns_is_shown_past_the_line() {
+        let long = format!("probe begin {{ printf(\"{}\", #x\r\r\r", "a".repeat(200));
+        let source = SourceFile::new("t.stp", long.clone());
+        let error = ScriptError::at(&source, Span::new(long.len(), long.len()), "at the end");
+        assert!(error.to_string().ends_with("...^") || error.to_string().ends_with('^'));
+        let short = "x = #\r\r";
+        let source = SourceFile::new("t.stp", short);
+        let error = ScriptError::at(&source, Span::new(short.len(), short.len()), "here");
+        assert_eq!(
+            error.to_string(),
+            "t.stp:1:8: error: here\n  |\n1 | x = #\n  |      ^",
+            "the column counts the carriage returns, the caret stops past the quoted line"
+        );
+    }
 
     #[test]
     fn line_and_column_are_one_based_and_count_characters() {
