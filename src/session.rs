@@ -314,7 +314,7 @@ impl<'a> Tracer<'a> {
             .as_ref()
             .filter(|_| missed > 0 && self.cli.verbose > 0)
         {
-            self.report_misses(probes, &targets);
+            self.report_misses(probes, &targets, missed);
         }
         let had_probes = probes.is_some();
         let detach_started = Instant::now();
@@ -512,8 +512,8 @@ impl<'a> Tracer<'a> {
         }
     }
 
-    /// With -v: where the missed hits were, as far as the kernel tells.
-    fn report_misses(&self, probes: &KernelProbes<'_>, targets: &[ProbeTarget]) {
+    /// With -v: where the `missed` hits were, as far as the kernel tells.
+    fn report_misses(&self, probes: &KernelProbes<'_>, targets: &[ProbeTarget], missed: u64) {
         let by_target = probes.misses_by_target();
         let nesting = probes.nesting_drops();
         if nesting > 0 {
@@ -526,7 +526,7 @@ impl<'a> Tracer<'a> {
             eprintln!("rstap: missed {count} hits of {}", targets[*target].name);
         }
         let counted = nesting + by_target.iter().map(|(_, count)| count).sum::<u64>();
-        let unattributed = probes.recursion_misses().saturating_sub(counted);
+        let unattributed = missed.saturating_sub(counted);
         if unattributed > 0 {
             eprintln!(
                 "rstap: missed {unattributed} hits of functions served by one shared program \
