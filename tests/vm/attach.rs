@@ -41,9 +41,9 @@ fn forced_scenario() -> Scenario {
 }
 
 /// Every call into the socket and IP layers the workload makes, counted by function, under
-/// the ftrace oracle. The oracle counts only calls of the workload's process once it runs
-/// the workload (before its exec the held child can take a timer's softirq while rstap is
-/// still attaching), and the softirqs that run on top of it, as rstap reports them.
+/// the ftrace oracle. The oracle counts only calls of the workload's process from its first
+/// exec on (before it, the held child can take a timer's softirq while rstap is still
+/// attaching), and the softirqs that run on top of it, as rstap reports them.
 fn wide_scenario() -> Scenario {
     let prefixes: Vec<&str> = WIDE_PATTERNS
         .iter()

@@ -11,10 +11,11 @@
 # in such a softirq or in ksoftirqd varies from run to run; --task-only counts only calls
 # made in the task's own context, which repeat exactly for a deterministic CMD.
 #
-# --after-exec NAME counts only the calls of processes that have exec'd a program named
-# NAME, from that exec on, their threads' included: when CMD is a tracer that starts NAME
-# once its probes are in place, the calls it could have seen. (Before the exec, the
-# forked child can take a timer's softirq while the tracer is still attaching.)
+# --after-exec NAME counts only the calls of processes that exec a program named NAME, from
+# their first exec on (a shell that then becomes NAME counts from the shell's exec), their
+# threads' included: when CMD is a tracer that forks a child, attaches, and only then lets
+# it exec, the calls the tracer could have seen. (Before its first exec, the child can take
+# a timer's softirq while the tracer is still attaching.)
 #
 # usage: ftrace-count.sh [--task-only] [--after-exec NAME] FUNCS_FILE -- CMD [ARGS...]
 set -eu
@@ -96,6 +97,12 @@ overruns=$(cat "$tracing"/per_cpu/cpu*/stats | awk '/^overrun:/ { n += $2 } END 
 # after COMM-PID under record-tgid; the third flag is h, s, H, z or Z in hard or soft
 # interrupt or NMI context, "." in the task's own. An exec is
 # "COMM-PID (TGID) [CPU] FLAGS TIMESTAMP: sched_process_exec: filename=PATH pid=..."
+# With --after-exec, a first pass over the trace finds the processes that exec NAME.
+cp "$tracing/trace" "$work/events"
+passes="$work/events"
+[ -z "$after_exec" ] || passes="$work/events $work/events"
+# $passes is one or two file names: split on purpose.
+# shellcheck disable=SC2086
 awk -v task_only=$task_only -v after_exec="$after_exec" '
     function tgid(    group) {
         if (!match($0, /\( *[0-9]+\)/)) return ""
@@ -103,11 +110,18 @@ awk -v task_only=$task_only -v after_exec="$after_exec" '
         sub(/^ */, "", group)
         return group
     }
-    after_exec != "" && /sched_process_exec: filename=/ {
+    function exec_program(    i, program) {
         for (i = 1; i <= NF && $i !~ /^filename=/; i++) {}
         program = substr($i, length("filename=") + 1)
         sub(/.*\//, "", program)
-        if (program == after_exec) started[tgid()] = 1
+        return program
+    }
+    after_exec != "" && FNR == NR {
+        if (/sched_process_exec: filename=/ && exec_program() == after_exec) runs[tgid()] = 1
+        next
+    }
+    after_exec != "" && /sched_process_exec: filename=/ {
+        if (tgid() in runs) started[tgid()] = 1
         next
     }
     /^#/ || NF < 2 || $NF !~ /^<-/ { next }
@@ -117,7 +131,7 @@ awk -v task_only=$task_only -v after_exec="$after_exec" '
         if (substr($(i + 1), 3, 1) != ".") next
     }
     { print $(NF - 1) }
-' "$tracing/trace" |
+' $passes |
     sort | uniq -c | awk '{ print $2, $1 }' >"$work/counts"
 reset
 
