@@ -12,10 +12,11 @@
 # made in the task's own context, which repeat exactly for a deterministic CMD.
 #
 # --after-exec NAME counts only the calls of processes that exec a program named NAME, from
-# their first exec on (a shell that then becomes NAME counts from the shell's exec), their
-# threads' included: when CMD is a tracer that forks a child, attaches, and only then lets
-# it exec, the calls the tracer could have seen. (Before its first exec, the child can take
-# a timer's softirq while the tracer is still attaching.)
+# the start of their first execve on (a shell that then becomes NAME counts from the shell's
+# execve), their threads' included: when CMD is a tracer that forks a child, attaches, and
+# only then lets it exec, the calls the tracer could have seen. (Before that, the child can
+# take a timer's softirq while the tracer is still attaching; during the execve it can take
+# one that the tracer sees.)
 #
 # usage: ftrace-count.sh [--task-only] [--after-exec NAME] FUNCS_FILE -- CMD [ARGS...]
 set -eu
@@ -47,6 +48,7 @@ reset() {
     : >"$tracing/set_ftrace_filter"
     : >"$tracing/set_ftrace_pid"
     echo 0 >"$tracing/events/sched/sched_process_exec/enable"
+    echo 0 >"$tracing/events/syscalls/sys_enter_execve/enable" 2>/dev/null || true
     echo 0 >"$tracing/options/record-tgid"
 }
 reset
@@ -80,6 +82,8 @@ if [ -n "$after_exec" ]; then
     # Each line then names its thread group, and execs are in the trace between the calls.
     echo 1 >"$tracing/options/record-tgid"
     echo 1 >"$tracing/events/sched/sched_process_exec/enable"
+    # Without syscall events, counting starts at the exec's end instead of its start.
+    echo 1 >"$tracing/events/syscalls/sys_enter_execve/enable" 2>/dev/null || true
 fi
 echo 8192 >"$tracing/buffer_size_kb"
 echo 1 >"$tracing/tracing_on"
@@ -96,7 +100,8 @@ overruns=$(cat "$tracing"/per_cpu/cpu*/stats | awk '/^overrun:/ { n += $2 } END 
 # A trace line is "COMM-PID [CPU] FLAGS TIMESTAMP: FUNCTION <-CALLER", with "(TGID)"
 # after COMM-PID under record-tgid; the third flag is h, s, H, z or Z in hard or soft
 # interrupt or NMI context, "." in the task's own. An exec is
-# "COMM-PID (TGID) [CPU] FLAGS TIMESTAMP: sched_process_exec: filename=PATH pid=..."
+# "COMM-PID (TGID) [CPU] FLAGS TIMESTAMP: sched_process_exec: filename=PATH pid=...",
+# the start of an execve "...: sys_execve(filename: ...)".
 # With --after-exec, a first pass over the trace finds the processes that exec NAME.
 cp "$tracing/trace" "$work/events"
 passes="$work/events"
@@ -120,7 +125,7 @@ awk -v task_only=$task_only -v after_exec="$after_exec" '
         if (/sched_process_exec: filename=/ && exec_program() == after_exec) runs[tgid()] = 1
         next
     }
-    after_exec != "" && /sched_process_exec: filename=/ {
+    after_exec != "" && (/sched_process_exec: filename=/ || /: sys_execve\(/) {
         if (tgid() in runs) started[tgid()] = 1
         next
     }
