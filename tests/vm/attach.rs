@@ -43,7 +43,8 @@ fn forced_scenario() -> Scenario {
 /// Every call into the socket and IP layers the workload makes, counted by function, under
 /// the ftrace oracle. The oracle counts only calls of the workload's process from its first
 /// exec on (before it, the held child can take a timer's softirq while rstap is still
-/// attaching), and the softirqs that run on top of it, as rstap reports them.
+/// attaching), and the softirqs that run on top of it. rstap prints those of the command's
+/// process: timers run the TCP and IP layers in whichever task is current, idle included.
 fn wide_scenario() -> Scenario {
     let prefixes: Vec<&str> = WIDE_PATTERNS
         .iter()
@@ -56,7 +57,8 @@ fn wide_scenario() -> Scenario {
                | cut -d' ' -f1 | sort -u >functions\n\
              ftrace-count.sh --after-exec socket-workload functions -- \
                  rstap -v -o trace -c 'socket-workload --rounds 1' \
-                 -e 'probe {points} {{ printf(\"%s\\n\", ppfunc()) }}' >oracle",
+                 -e 'probe {points} {{ if (pid() == target()) printf(\"%s\\n\", ppfunc()) }}' \
+                 >oracle",
             prefixes = prefixes.join("|"),
             points = probe_points(WIDE_PATTERNS, "call"),
         ),
