@@ -334,6 +334,12 @@ impl<'a> Tracer<'a> {
                 end = failure;
             }
         }
+        // After the end probes, unless one failed: SystemTap's display of unread globals.
+        if !matches!(end, LoopEnd::Failed(_)) {
+            if let Err(err) = interpreter.show_unread_globals(&mut self.output) {
+                end = LoopEnd::Failed(err);
+            }
+        }
         self.flush_output()?;
         if self.cli.verbose > 0 {
             eprintln!(

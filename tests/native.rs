@@ -3,8 +3,13 @@
 //! kernel that cannot trace functions (such as the project's build machines), also the
 //! error that says so.
 
+#[path = "support/root.rs"]
+mod root;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use root::is_root;
 
 fn rstap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rstap"))
@@ -19,11 +24,6 @@ fn stderr(output: &Output) -> String {
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]

@@ -194,15 +194,16 @@ pub fn plan(
         by_address: BTreeMap::new(),
         skipped: BTreeMap::new(),
     };
+    let (mut begin, mut end) = (Vec::new(), Vec::new());
     for (probe, checked) in script.probes.iter().enumerate() {
         for point in &checked.points {
             let (function, file, variant) = match &point.kind {
-                ProbePointKind::Begin => {
-                    plan.begin.push(probe);
+                ProbePointKind::Begin { priority } => {
+                    begin.push((*priority, probe));
                     continue;
                 }
-                ProbePointKind::End => {
-                    plan.end.push(probe);
+                ProbePointKind::End { priority } => {
+                    end.push((*priority, probe));
                     continue;
                 }
                 ProbePointKind::KernelFunction {
@@ -233,6 +234,11 @@ pub fn plan(
                 )?,
             }
         }
+    }
+    // Stable: probes of one priority run in the order the script gives them.
+    for (list, mut points) in [(&mut plan.begin, begin), (&mut plan.end, end)] {
+        points.sort_by_key(|&(priority, _)| priority);
+        *list = points.into_iter().map(|(_, probe)| probe).collect();
     }
     (plan.functions, plan.skipped) = planner.finish();
     mark_shared_names(&mut plan.functions, kernel.symbols);

@@ -2,17 +2,27 @@
 //! event's [`ProbeContext`], writing output to the caller's writer.
 //!
 //! Variables live in slots numbered at check time; string temporaries come from a pool of
-//! buffers that is reused from event to event, so a steady stream of events allocates nothing.
+//! buffers that is reused from event to event, so a steady stream of events allocates
+//! nothing unless the script uses arrays, whose keys are built per access.
 
 use std::io::Write;
 
+use super::array::{Array, Element, Full, Key, KeyPart};
 use super::context::ProbeContext;
 use super::indent::{IndentState, ReturnOf};
+use super::stats::Stats;
 use crate::output::printf::{Arg, MAX_STRING_LEN, PRINT_LIMIT};
 use crate::script::{
-    ArithOp, CmpOp, IntExpr, PrintCall, Slot, Stmt, StrExpr, Value, MAX_PRINT_ARGS,
+    ArithOp, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr, Place, PrintCall, Shown,
+    Slot, StatOp, Stmt, StrExpr, Ty, Value, MAX_PRINT_ARGS,
 };
 use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceFile, Span, StrContext};
+
+/// How many loop iterations one probe run may make: SystemTap's MAXACTION_INTERRUPTIBLE
+/// (10 times MAXACTION's 1000), its budget for a probe that may loop. SystemTap charges
+/// every statement against it; rstap charges loop iterations, so that a straight-line body
+/// always runs and a runaway loop still ends in SystemTap's error.
+const MAX_ITERATIONS: u32 = 10_000;
 
 /// What the caller should do after a probe body ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +34,16 @@ pub enum Flow {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// Displayed as SystemTap words it, after its `ERROR: ` prefix.
-    #[error("division by zero near operator '{operator}' at {location}")]
-    DivisionByZero {
-        operator: &'static str,
-        location: String,
-    },
+    // Displayed as SystemTap words them, after its `ERROR: ` prefix, each naming the token
+    // it happened at (see `SourceFile::near`).
+    #[error("division by 0 near {near}")]
+    DivisionByZero { near: String },
+    #[error("Array overflow, check {limit} near {near}")]
+    ArrayFull { limit: String, near: String },
+    #[error("MAXACTION exceeded near {near}")]
+    ActionLimit { near: String },
+    #[error("empty aggregate near {near}")]
+    EmptyAggregate { near: String },
     #[error("writing script output: {0}")]
     Output(#[from] std::io::Error),
     #[error("no probe number {0} in this script")]
@@ -38,6 +52,8 @@ pub enum RuntimeError {
 
 pub struct Interpreter {
     probes: Vec<CheckedProbe>,
+    shown_at_exit: Vec<Shown>,
+    array_names: Vec<String>,
     machine: Machine,
 }
 
@@ -46,9 +62,13 @@ struct Machine {
     source: SourceFile,
     int_globals: Vec<i64>,
     str_globals: Vec<Vec<u8>>,
+    stats_globals: Vec<Stats>,
+    arrays: Vec<Array>,
     int_locals: Vec<i64>,
     str_locals: Vec<Vec<u8>>,
     indent: IndentState,
+    /// Loop iterations the running probe may still make (SystemTap's MAXACTION budget).
+    iterations_left: u32,
     pool: Vec<Vec<u8>>,
     exit_requested: bool,
 }
@@ -56,6 +76,8 @@ struct Machine {
 /// Why a body stopped early.
 enum Stop {
     Next,
+    Break,
+    Continue,
     Error(RuntimeError),
 }
 
@@ -69,13 +91,23 @@ impl Interpreter {
     pub fn new(script: &CheckedScript) -> Self {
         Interpreter {
             probes: script.probes.clone(),
+            shown_at_exit: script.globals.shown_at_exit.clone(),
+            array_names: script
+                .globals
+                .arrays
+                .iter()
+                .map(|a| a.name.clone())
+                .collect(),
             machine: Machine {
                 source: script.source.clone(),
                 int_globals: script.globals.ints.clone(),
                 str_globals: script.globals.strs.clone(),
+                stats_globals: script.globals.stats.iter().map(|l| Stats::new(l)).collect(),
+                arrays: script.globals.arrays.iter().map(Array::new).collect(),
                 int_locals: Vec::new(),
                 str_locals: Vec::new(),
                 indent: IndentState::new(),
+                iterations_left: MAX_ITERATIONS,
                 pool: Vec::new(),
                 exit_requested: false,
             },
@@ -94,6 +126,7 @@ impl Interpreter {
             .get(probe_index)
             .ok_or(RuntimeError::NoSuchProbe(probe_index))?;
         let m = &mut self.machine;
+        m.iterations_left = MAX_ITERATIONS;
         // Locals start as 0 and "" on every hit.
         m.int_locals.clear();
         m.int_locals.resize(probe.int_locals, 0);
@@ -101,7 +134,8 @@ impl Interpreter {
         m.str_locals.iter_mut().for_each(Vec::clear);
         m.str_locals.resize_with(probe.str_locals, Vec::new);
         match m.block(&probe.body, ctx, out) {
-            Ok(()) | Err(Stop::Next) => {}
+            // Lowering allows `break` and `continue` only inside loops, which catch them.
+            Ok(()) | Err(Stop::Next | Stop::Break | Stop::Continue) => {}
             Err(Stop::Error(e)) => return Err(e),
         }
         Ok(if m.exit_requested {
@@ -109,6 +143,61 @@ impl Interpreter {
         } else {
             Flow::Continue
         })
+    }
+
+    /// Prints the globals the script wrote but never read, as SystemTap does after the end
+    /// probes: `x=5`, `s="text"`, `a["key",2]=7` (largest value first), `x @count=...`.
+    pub fn show_unread_globals(&self, out: &mut dyn Write) -> Result<(), RuntimeError> {
+        let m = &self.machine;
+        for shown in &self.shown_at_exit {
+            match shown {
+                Shown::Scalar { name, ty, index } => match ty {
+                    Ty::Long => writeln!(out, "{name}={}", m.int_globals[*index])?,
+                    Ty::Str => {
+                        write!(out, "{name}=\"")?;
+                        out.write_all(&m.str_globals[*index])?;
+                        writeln!(out, "\"")?;
+                    }
+                    Ty::Stats => {
+                        write!(out, "{name}")?;
+                        write_summary(&m.stats_globals[*index], out)?;
+                    }
+                },
+                Shown::Array(array) => {
+                    let name = &self.array_names[*array];
+                    let mut elements: Vec<_> = m.arrays[*array].iter().collect();
+                    // Stable: equal values keep their insertion order, as in SystemTap.
+                    elements.sort_by(|a, b| compare_elements(b.1, a.1, StatOp::Count));
+                    for (key, element) in elements {
+                        write!(out, "{name}[")?;
+                        for (i, part) in key.iter().enumerate() {
+                            if i > 0 {
+                                out.write_all(b",")?;
+                            }
+                            match part {
+                                KeyPart::Int(n) => write!(out, "{n}")?,
+                                KeyPart::Str(s) => {
+                                    out.write_all(b"\"")?;
+                                    out.write_all(s.as_ref())?;
+                                    out.write_all(b"\"")?;
+                                }
+                            }
+                        }
+                        out.write_all(b"]")?;
+                        match element {
+                            Element::Int(n) => writeln!(out, "={n}")?,
+                            Element::Str(s) => {
+                                out.write_all(b"=\"")?;
+                                out.write_all(s.as_slice())?;
+                                out.write_all(b"\"\n")?;
+                            }
+                            Element::Stats(stats) => write_summary(stats, out)?,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// See [`IndentState::release_exited_threads`].
@@ -154,6 +243,56 @@ fn append_limited(dst: &mut Vec<u8>, extra: &[u8]) {
     dst.extend_from_slice(&extra[..extra.len().min(room)]);
 }
 
+/// `a op b` with SystemTap's wrap-around; `None` for a division by zero.
+fn arith(op: ArithOp, a: i64, b: i64) -> Option<i64> {
+    Some(match op {
+        ArithOp::Add => a.wrapping_add(b),
+        ArithOp::Sub => a.wrapping_sub(b),
+        ArithOp::Mul => a.wrapping_mul(b),
+        ArithOp::Div | ArithOp::Mod if b == 0 => return None,
+        ArithOp::Div => a.wrapping_div(b),
+        ArithOp::Mod => a.wrapping_rem(b),
+        // Shift counts are taken modulo 64, as x86 does for the C code SystemTap emits.
+        ArithOp::Shl => a.wrapping_shl(b as u32),
+        ArithOp::Shr => a.wrapping_shr(b as u32),
+        ArithOp::And => a & b,
+        ArithOp::Or => a | b,
+        ArithOp::Xor => a ^ b,
+    })
+}
+
+/// An aggregate as the exit display shows it, after its name.
+fn write_summary(stats: &Stats, out: &mut dyn Write) -> std::io::Result<()> {
+    match (stats.min(), stats.max(), stats.avg()) {
+        (Some(min), Some(max), Some(avg)) => writeln!(
+            out,
+            " @count={} @min={min} @max={max} @sum={} @avg={avg}",
+            stats.count(),
+            stats.sum()
+        ),
+        _ => writeln!(out, " @count=0x0"),
+    }
+}
+
+/// foreach's order of values: numbers and strings as themselves, aggregates by `figure`.
+fn compare_elements(a: &Element, b: &Element, figure: StatOp) -> std::cmp::Ordering {
+    match (a, b) {
+        (Element::Int(a), Element::Int(b)) => a.cmp(b),
+        (Element::Str(a), Element::Str(b)) => a.cmp(b),
+        (Element::Stats(a), Element::Stats(b)) => {
+            let value = |stats: &Stats| match figure {
+                StatOp::Sum => Some(stats.sum()),
+                StatOp::Min => stats.min(),
+                StatOp::Max => stats.max(),
+                StatOp::Avg => stats.avg(),
+                StatOp::Count | StatOp::Variance => Some(stats.count()),
+            };
+            value(a).cmp(&value(b))
+        }
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
 impl Machine {
     fn block(
         &mut self,
@@ -172,6 +311,7 @@ impl Machine {
                     self.pool.push(scratch);
                     result?;
                 }
+                Stmt::Eval(Value::Hist(_)) => {}
                 Stmt::Print(call) => {
                     let mut line = self.take_buffer();
                     let result = self.format(call, ctx, &mut line, PRINT_LIMIT);
@@ -182,6 +322,8 @@ impl Machine {
                 }
                 Stmt::Exit => self.exit_requested = true,
                 Stmt::Next => return Err(Stop::Next),
+                Stmt::Break => return Err(Stop::Break),
+                Stmt::Continue => return Err(Stop::Continue),
                 Stmt::If(condition, then, otherwise) => {
                     if self.int(condition, ctx)? != 0 {
                         self.block(then, ctx, out)?;
@@ -189,9 +331,260 @@ impl Machine {
                         self.block(otherwise, ctx, out)?;
                     }
                 }
+                Stmt::Loop {
+                    condition,
+                    body,
+                    step,
+                    body_span,
+                } => loop {
+                    self.iteration(*body_span)?;
+                    if let Some(condition) = condition {
+                        if self.int(condition, ctx)? == 0 {
+                            break;
+                        }
+                    }
+                    match self.block(body, ctx, out) {
+                        Ok(()) | Err(Stop::Continue) => {}
+                        Err(Stop::Break) => break,
+                        Err(other) => return Err(other),
+                    }
+                    self.block(step, ctx, out)?;
+                },
+                Stmt::Foreach(foreach) => self.foreach(foreach, ctx, out)?,
+                Stmt::Delete(deletion) => self.delete(deletion, ctx)?,
+                Stmt::Aggregate(place, value) => {
+                    let value = self.int(value, ctx)?;
+                    self.stats_entry(place, ctx)?.add(value);
+                }
             }
         }
         Ok(())
+    }
+
+    fn foreach(
+        &mut self,
+        foreach: &ForeachLoop,
+        ctx: &dyn ProbeContext,
+        out: &mut dyn Write,
+    ) -> Result<(), Stop> {
+        let limit = match &foreach.limit {
+            Some(limit) => usize::try_from(self.int(limit, ctx)?).unwrap_or(0),
+            None => usize::MAX,
+        };
+        // The body cannot change the array (lowering refuses it), so a snapshot of the
+        // elements in their order is what the loop walks.
+        let array = &self.arrays[foreach.array];
+        let mut elements: Vec<(&Key, &Element)> = array.iter().collect();
+        if let Some(order) = foreach.sort {
+            elements.sort_by(|a, b| {
+                let ordering = match order.key {
+                    Some(i) => a.0[i].cmp(&b.0[i]),
+                    None => compare_elements(a.1, b.1, order.figure),
+                };
+                if order.descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                }
+            });
+        }
+        let snapshot: Vec<(Key, Option<Element>)> = elements
+            .into_iter()
+            .take(limit)
+            .map(|(key, element)| {
+                let value = foreach.value.map(|_| element.clone());
+                (key.clone(), value)
+            })
+            .collect();
+        for (key, value) in snapshot {
+            self.iteration(foreach.body_span)?;
+            for ((ty, slot), part) in foreach.keys.iter().zip(key) {
+                match (ty, part) {
+                    (Ty::Str, KeyPart::Str(s)) => self.set_str(*slot, &s),
+                    (_, KeyPart::Int(n)) => *self.int_slot(*slot) = n,
+                    (_, KeyPart::Str(_)) => {}
+                }
+            }
+            if let (Some((_, slot)), Some(element)) = (foreach.value, value) {
+                match element {
+                    Element::Int(n) => *self.int_slot(slot) = n,
+                    Element::Str(s) => self.set_str(slot, &s),
+                    Element::Stats(_) => {}
+                }
+            }
+            match self.block(&foreach.body, ctx, out) {
+                Ok(()) | Err(Stop::Continue) => {}
+                Err(Stop::Break) => break,
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, deletion: &Deletion, ctx: &dyn ProbeContext) -> Result<(), Stop> {
+        match deletion {
+            Deletion::Element(element) => {
+                let key = self.key(element, ctx)?;
+                self.arrays[element.array].remove(&key);
+            }
+            Deletion::Array(array) => self.arrays[*array].clear(),
+            Deletion::Var(Ty::Long, slot) => *self.int_slot(*slot) = 0,
+            Deletion::Var(Ty::Str, slot) => self.set_str(*slot, b""),
+            Deletion::Var(Ty::Stats, Slot::Global(i) | Slot::Local(i)) => {
+                self.stats_globals[*i] = Stats::new(&[]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Charges one loop iteration against the probe's budget.
+    fn iteration(&mut self, body: Span) -> Result<(), RuntimeError> {
+        match self.iterations_left.checked_sub(1) {
+            Some(left) => {
+                self.iterations_left = left;
+                Ok(())
+            }
+            None => Err(RuntimeError::ActionLimit {
+                near: self.source.near(body),
+            }),
+        }
+    }
+
+    fn int_slot(&mut self, slot: Slot) -> &mut i64 {
+        match slot {
+            Slot::Local(i) => &mut self.int_locals[i],
+            Slot::Global(i) => &mut self.int_globals[i],
+        }
+    }
+
+    fn str_slot(&mut self, slot: Slot) -> &mut Vec<u8> {
+        match slot {
+            Slot::Local(i) => &mut self.str_locals[i],
+            Slot::Global(i) => &mut self.str_globals[i],
+        }
+    }
+
+    fn set_str(&mut self, slot: Slot, value: &[u8]) {
+        let target = self.str_slot(slot);
+        target.clear();
+        target.extend_from_slice(value);
+    }
+
+    /// Evaluates an element's keys.
+    fn key(&mut self, element: &ElementRef, ctx: &dyn ProbeContext) -> Result<Key, RuntimeError> {
+        let mut key = Vec::with_capacity(element.keys.len());
+        for part in &element.keys {
+            key.push(match part {
+                Value::Str(e) => {
+                    let mut text = self.take_buffer();
+                    let result = self.str(e, ctx, &mut text);
+                    let part = KeyPart::Str(text.as_slice().into());
+                    self.pool.push(text);
+                    result?;
+                    part
+                }
+                Value::Int(e) => KeyPart::Int(self.int(e, ctx)?),
+                Value::Hist(_) => KeyPart::Int(0),
+            });
+        }
+        Ok(key)
+    }
+
+    /// The element `element` names, made if new.
+    fn entry(
+        &mut self,
+        element: &ElementRef,
+        ctx: &dyn ProbeContext,
+    ) -> Result<&mut Element, RuntimeError> {
+        let key = self.key(element, ctx)?;
+        let Machine { arrays, source, .. } = self;
+        let array = &mut arrays[element.array];
+        let limit = array.limit_name();
+        array.entry(key).map_err(|Full| RuntimeError::ArrayFull {
+            limit,
+            near: source.near(element.span),
+        })
+    }
+
+    /// The aggregate `place` names, made if it is a new array element.
+    fn stats_entry(
+        &mut self,
+        place: &Place,
+        ctx: &dyn ProbeContext,
+    ) -> Result<&mut Stats, RuntimeError> {
+        match place {
+            Place::Var(Slot::Global(i) | Slot::Local(i)) => Ok(&mut self.stats_globals[*i]),
+            Place::Element(element) => Ok(self.entry(element, ctx)?.stats_mut()),
+        }
+    }
+
+    /// Reads an aggregate without making it: `f` gets `None` for an absent element.
+    fn with_stats<T>(
+        &mut self,
+        place: &Place,
+        ctx: &dyn ProbeContext,
+        f: impl FnOnce(Option<&Stats>) -> T,
+    ) -> Result<T, RuntimeError> {
+        Ok(match place {
+            Place::Var(Slot::Global(i) | Slot::Local(i)) => f(Some(&self.stats_globals[*i])),
+            Place::Element(element) => {
+                let key = self.key(element, ctx)?;
+                match self.arrays[element.array].get(&key) {
+                    Some(Element::Stats(stats)) => f(Some(stats)),
+                    _ => f(None),
+                }
+            }
+        })
+    }
+
+    fn stat(
+        &mut self,
+        op: StatOp,
+        place: &Place,
+        span: Span,
+        ctx: &dyn ProbeContext,
+    ) -> Result<i64, RuntimeError> {
+        let value = self.with_stats(place, ctx, |stats| {
+            let Some(stats) = stats else {
+                return match op {
+                    StatOp::Count | StatOp::Sum => Some(0),
+                    _ => None,
+                };
+            };
+            match op {
+                StatOp::Count => Some(stats.count()),
+                StatOp::Sum => Some(stats.sum()),
+                StatOp::Min => stats.min(),
+                StatOp::Max => stats.max(),
+                StatOp::Avg => stats.avg(),
+                StatOp::Variance => stats.variance(matches!(place, Place::Var(_))),
+            }
+        })?;
+        value.ok_or_else(|| RuntimeError::EmptyAggregate {
+            near: self.source.near(span),
+        })
+    }
+
+    fn histogram(
+        &mut self,
+        histogram: &Histogram,
+        ctx: &dyn ProbeContext,
+        dst: &mut Vec<u8>,
+    ) -> Result<(), RuntimeError> {
+        let drawn = self.with_stats(&histogram.place, ctx, |stats| match stats {
+            Some(stats) if stats.count() > 0 => {
+                stats.write_histogram(histogram.kind, dst);
+                true
+            }
+            _ => false,
+        })?;
+        if drawn {
+            Ok(())
+        } else {
+            Err(RuntimeError::EmptyAggregate {
+                near: self.source.near(histogram.print_span),
+            })
+        }
     }
 
     fn take_buffer(&mut self) -> Vec<u8> {
@@ -216,6 +609,7 @@ impl Machine {
             let evaluated = match arg {
                 Value::Int(e) => self.int(e, ctx).map(|n| ints[i] = n),
                 Value::Str(e) => self.str(e, ctx, &mut strings),
+                Value::Hist(histogram) => self.histogram(histogram, ctx, &mut strings),
             };
             if let Err(e) = evaluated {
                 result = Err(e);
@@ -229,7 +623,7 @@ impl Machine {
             for (i, arg) in call.args.iter().enumerate() {
                 args[i] = match arg {
                     Value::Int(_) => Arg::Int(ints[i]),
-                    Value::Str(_) => Arg::Str(&strings[start..ends[i]]),
+                    Value::Str(_) | Value::Hist(_) => Arg::Str(&strings[start..ends[i]]),
                 };
                 start = ends[i];
             }
@@ -249,7 +643,7 @@ impl Machine {
             IntExpr::BitNot(x) => !self.int(x, ctx)?,
             IntExpr::Arith(op, l, r, span) => {
                 let (a, b) = (self.int(l, ctx)?, self.int(r, ctx)?);
-                self.arith(*op, a, b, *span)?
+                arith(*op, a, b).ok_or_else(|| self.division_by_zero(*span))?
             }
             IntExpr::Compare(op, l, r) => {
                 let (a, b) = (self.int(l, ctx)?, self.int(r, ctx)?);
@@ -275,19 +669,45 @@ impl Machine {
                     self.int(f, ctx)?
                 }
             }
-            IntExpr::Assign(slot, op, value) => {
-                let value = self.int(value, ctx)?;
-                let target = match slot {
-                    Slot::Local(i) => &mut self.int_locals[*i],
-                    Slot::Global(i) => &mut self.int_globals[*i],
-                };
-                *target = match op {
-                    Some(ArithOp::Sub) => target.wrapping_sub(value),
-                    Some(_) => target.wrapping_add(value),
-                    None => value,
-                };
-                *target
+            IntExpr::Element(element) => {
+                let key = self.key(element, ctx)?;
+                match self.arrays[element.array].get(&key) {
+                    Some(Element::Int(n)) => *n,
+                    _ => 0,
+                }
             }
+            IntExpr::Contains(element) => {
+                let key = self.key(element, ctx)?;
+                i64::from(self.arrays[element.array].contains(&key))
+            }
+            IntExpr::Assign(place, op, value, span) => {
+                let value = self.int(value, ctx)?;
+                let current = self.int_place(place, ctx)?;
+                let new = match op {
+                    Some(op) => arith(*op, *current, value),
+                    None => Some(value),
+                };
+                match new {
+                    Some(new) => *current = new,
+                    None => return Err(self.division_by_zero(*span)),
+                }
+                *current
+            }
+            IntExpr::Increment {
+                place,
+                delta,
+                postfix,
+            } => {
+                let current = self.int_place(place, ctx)?;
+                let old = *current;
+                *current = old.wrapping_add(*delta);
+                if *postfix {
+                    old
+                } else {
+                    *current
+                }
+            }
+            IntExpr::Stat(op, place, span) => self.stat(*op, place, *span, ctx)?,
             IntExpr::Context(what) => match what {
                 IntContext::Tid => ctx.tid(),
                 IntContext::Pid => ctx.pid(),
@@ -309,26 +729,34 @@ impl Machine {
         })
     }
 
-    fn arith(&self, op: ArithOp, a: i64, b: i64, span: Span) -> Result<i64, RuntimeError> {
-        Ok(match op {
-            ArithOp::Add => a.wrapping_add(b),
-            ArithOp::Sub => a.wrapping_sub(b),
-            ArithOp::Mul => a.wrapping_mul(b),
-            ArithOp::Div | ArithOp::Mod if b == 0 => {
-                return Err(RuntimeError::DivisionByZero {
-                    operator: if op == ArithOp::Div { "/" } else { "%" },
-                    location: self.source.location(span),
-                })
-            }
-            ArithOp::Div => a.wrapping_div(b),
-            ArithOp::Mod => a.wrapping_rem(b),
-            // Shift counts are taken modulo 64, as x86 does for the C code SystemTap emits.
-            ArithOp::Shl => a.wrapping_shl(b as u32),
-            ArithOp::Shr => a.wrapping_shr(b as u32),
-            ArithOp::And => a & b,
-            ArithOp::Or => a | b,
-            ArithOp::Xor => a ^ b,
-        })
+    fn division_by_zero(&self, span: Span) -> RuntimeError {
+        RuntimeError::DivisionByZero {
+            near: self.source.near(span),
+        }
+    }
+
+    /// The long `place` names, made if it is a new array element.
+    fn int_place(
+        &mut self,
+        place: &Place,
+        ctx: &dyn ProbeContext,
+    ) -> Result<&mut i64, RuntimeError> {
+        match place {
+            Place::Var(slot) => Ok(self.int_slot(*slot)),
+            Place::Element(element) => Ok(self.entry(element, ctx)?.long_mut()),
+        }
+    }
+
+    /// The string `place` names, made if it is a new array element.
+    fn str_place(
+        &mut self,
+        place: &Place,
+        ctx: &dyn ProbeContext,
+    ) -> Result<&mut Vec<u8>, RuntimeError> {
+        match place {
+            Place::Var(slot) => Ok(self.str_slot(*slot)),
+            Place::Element(element) => Ok(self.entry(element, ctx)?.str_mut()),
+        }
     }
 
     /// Appends the string value of `e` to `dst`.
@@ -342,6 +770,12 @@ impl Machine {
             StrExpr::Const(s) => dst.extend_from_slice(s),
             StrExpr::Var(Slot::Local(i)) => dst.extend_from_slice(&self.str_locals[*i]),
             StrExpr::Var(Slot::Global(i)) => dst.extend_from_slice(&self.str_globals[*i]),
+            StrExpr::Element(element) => {
+                let key = self.key(element, ctx)?;
+                if let Some(Element::Str(s)) = self.arrays[element.array].get(&key) {
+                    dst.extend_from_slice(s);
+                }
+            }
             StrExpr::Concat(l, r) => {
                 let mut joined = self.take_buffer();
                 let result = self.str(l, ctx, &mut joined).and_then(|()| {
@@ -362,20 +796,17 @@ impl Machine {
                     self.str(f, ctx, dst)?
                 }
             }
-            StrExpr::Assign(slot, append, value) => {
+            StrExpr::Assign(place, append, value) => {
                 let mut new = self.take_buffer();
-                let result = self.str(value, ctx, &mut new);
-                if result.is_ok() {
-                    let target = match slot {
-                        Slot::Local(i) => &mut self.str_locals[*i],
-                        Slot::Global(i) => &mut self.str_globals[*i],
-                    };
+                let result = self.str(value, ctx, &mut new).and_then(|()| {
+                    let target = self.str_place(place, ctx)?;
                     if !append {
                         target.clear();
                     }
                     append_limited(target, &new);
                     dst.extend_from_slice(target);
-                }
+                    Ok(())
+                });
                 self.pool.push(new);
                 result?
             }
@@ -574,7 +1005,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "division by zero near operator '%' at t.stp:3:9"
+            "division by 0 near operator '%' at t.stp:3:9"
         );
     }
 

@@ -1,9 +1,11 @@
 //! Running checked probe bodies in user space, event by event.
 
+pub mod array;
 pub mod context;
 pub mod dispatch;
 pub mod indent;
 pub mod interp;
+pub mod stats;
 
 pub use context::ProbeContext;
 pub use indent::IndentState;

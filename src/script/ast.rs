@@ -14,6 +14,15 @@ pub struct GlobalDecl {
     pub name: String,
     pub span: Span,
     pub init: Option<Expr>,
+    /// `global a[N]`: an array of at most N elements; `global a%[N]` (`wraps`) drops the
+    /// oldest element to make room.
+    pub array: Option<ArrayDecl>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArrayDecl {
+    pub size: Option<i64>,
+    pub wraps: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +42,15 @@ pub struct PointSyntax {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointComponent {
     pub name: String,
-    pub argument: Option<StringLit>,
+    pub argument: Option<PointArg>,
     pub span: Span,
+}
+
+/// A probe point component's argument: `function("sock_*")`, `begin(-1)`, `timer.s(5)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PointArg {
+    Str(StringLit),
+    Number(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +69,123 @@ pub enum Stmt {
         otherwise: Option<Box<Stmt>>,
         span: Span,
     },
+    While {
+        condition: Expr,
+        body: Box<Stmt>,
+        span: Span,
+    },
+    /// `for (init; condition; step) body`, each of the three optional.
+    For {
+        init: Option<Expr>,
+        condition: Option<Expr>,
+        step: Option<Expr>,
+        body: Box<Stmt>,
+        span: Span,
+    },
+    Foreach(Box<Foreach>),
+    /// `delete a[k]`, `delete a` or `delete x`.
+    Delete(Expr),
+    Break(Span),
+    Continue(Span),
     Next(Span),
     Empty(Span),
+}
+
+/// A statement or expression directly inside a statement.
+pub enum Part<'a> {
+    Stmt(&'a Stmt),
+    Expr(&'a Expr),
+}
+
+impl Stmt {
+    /// What the statement holds, in source order, for passes that walk the tree and treat
+    /// most statements alike.
+    pub fn parts(&self) -> Vec<Part<'_>> {
+        match self {
+            Stmt::Block(block) => block.statements.iter().map(Part::Stmt).collect(),
+            Stmt::Expr(e) | Stmt::Delete(e) => vec![Part::Expr(e)],
+            Stmt::If {
+                condition,
+                then,
+                otherwise,
+                ..
+            } => std::iter::once(Part::Expr(condition))
+                .chain(std::iter::once(Part::Stmt(then)))
+                .chain(otherwise.as_deref().map(Part::Stmt))
+                .collect(),
+            Stmt::While {
+                condition, body, ..
+            } => vec![Part::Expr(condition), Part::Stmt(body)],
+            Stmt::For {
+                init,
+                condition,
+                step,
+                body,
+                ..
+            } => [init, condition, step]
+                .into_iter()
+                .flatten()
+                .map(Part::Expr)
+                .chain(std::iter::once(Part::Stmt(body)))
+                .collect(),
+            Stmt::Foreach(foreach) => foreach
+                .limit
+                .iter()
+                .map(Part::Expr)
+                .chain(std::iter::once(Part::Stmt(&foreach.body)))
+                .collect(),
+            Stmt::Break(_) | Stmt::Continue(_) | Stmt::Next(_) | Stmt::Empty(_) => Vec::new(),
+        }
+    }
+
+    pub fn span(&self) -> Span {
+        match self {
+            Stmt::Block(block) => block.span,
+            Stmt::Expr(e) | Stmt::Delete(e) => e.span,
+            Stmt::If { span, .. } | Stmt::While { span, .. } | Stmt::For { span, .. } => *span,
+            Stmt::Foreach(foreach) => foreach.span,
+            Stmt::Break(span) | Stmt::Continue(span) | Stmt::Next(span) | Stmt::Empty(span) => {
+                *span
+            }
+        }
+    }
+}
+
+/// `foreach (value = [k1, k2] in array sort limit N) body`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Foreach {
+    /// The variable that receives each element's value, if any.
+    pub value: Option<Name>,
+    pub keys: Vec<Name>,
+    pub array: Name,
+    /// `in a @sum-`: for an array of aggregates, which figure sorts by value.
+    pub sort_figure: Option<Name>,
+    pub sort: Option<Sort>,
+    pub limit: Option<Expr>,
+    pub body: Stmt,
+    pub span: Span,
+}
+
+/// A variable or array name where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    pub name: String,
+    pub span: Span,
+}
+
+/// A `+` or `-` after the array (by value) or after one key variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub by: SortBy,
+    pub descending: bool,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    Value,
+    /// The key at this position.
+    Key(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +199,16 @@ pub enum ExprKind {
     Number(i64),
     Str(StringLit),
     Var(String),
+    /// `array[key, ...]`.
+    Index {
+        array: Name,
+        keys: Vec<Expr>,
+    },
+    /// `key in array` or `[key, ...] in array`.
+    In {
+        keys: Vec<Expr>,
+        array: Name,
+    },
     Call {
         name: String,
         name_span: Span,
@@ -90,11 +231,29 @@ pub enum ExprKind {
         then: Box<Expr>,
         otherwise: Box<Expr>,
     },
-    /// `=`, `+=`, `-=` or `.=` to a named variable.
+    /// `=` or a compound assignment (`+=`, `.=`, ...) to a variable or array element.
     Assign {
         op: Op,
-        target: String,
-        target_span: Span,
+        target: Box<Expr>,
         value: Box<Expr>,
+    },
+    /// `++` or `--` (`delta` 1 or -1) before or after a variable or array element.
+    Increment {
+        target: Box<Expr>,
+        delta: i64,
+        postfix: bool,
+    },
+    /// `target <<< value`: adds a value to a statistics aggregate.
+    Aggregate {
+        target: Box<Expr>,
+        value: Box<Expr>,
+    },
+    /// `@count(x)`, `@hist_linear(a[k], 0, 100, 10)`, ...: `operand` is the aggregate,
+    /// `args` the histogram's parameters.
+    Stat {
+        op: String,
+        op_span: Span,
+        operand: Box<Expr>,
+        args: Vec<Expr>,
     },
 }

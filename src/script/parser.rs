@@ -3,7 +3,8 @@
 //! optional one, so newlines separate statements as well.
 
 use super::ast::{
-    Block, Expr, ExprKind, GlobalDecl, PointComponent, PointSyntax, Probe, Script, Stmt,
+    ArrayDecl, Block, Expr, ExprKind, Foreach, GlobalDecl, Name, PointArg, PointComponent,
+    PointSyntax, Probe, Script, Sort, SortBy, Stmt,
 };
 use super::lexer::{tokenize, Op, Token, TokenKind};
 use super::source::{ScriptError, SourceFile, Span};
@@ -13,23 +14,16 @@ use super::source::{ScriptError, SourceFile, Span};
 pub const MAX_NESTING: usize = 100;
 
 /// Words of the language that cannot name a variable or function.
-const KEYWORDS: &[&str] = &[
+pub(super) const KEYWORDS: &[&str] = &[
     "probe", "global", "function", "if", "else", "next", "for", "foreach", "while", "in", "return",
     "break", "continue", "delete", "try", "catch", "private",
 ];
 
 /// Keywords of statements and declarations rstap does not take yet, and what they are.
 const NOT_YET_KEYWORDS: &[(&str, &str)] = &[
-    ("for", "`for` loops"),
-    ("foreach", "`foreach` loops"),
-    ("while", "`while` loops"),
-    ("break", "`break`"),
-    ("continue", "`continue`"),
     ("return", "`return` (functions)"),
-    ("delete", "`delete`"),
     ("try", "`try`/`catch`"),
     ("catch", "`try`/`catch`"),
-    ("in", "`in` (array membership)"),
     ("function", "functions (`function NAME(...)`)"),
     ("private", "`private` declarations"),
 ];
@@ -70,14 +64,34 @@ fn precedence(op: Op) -> Option<u8> {
         Op::Pipe => 2,
         Op::Caret => 3,
         Op::Amp => 4,
-        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => 5,
-        Op::Shl | Op::Shr => 6,
-        Op::Dot => 7,
-        Op::Plus | Op::Minus => 8,
-        Op::Star | Op::Slash | Op::Percent => 9,
+        // IN_LEVEL (5): `key in array`.
+        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => 6,
+        Op::Shl | Op::Shr => 7,
+        Op::Dot => 8,
+        Op::Plus | Op::Minus => 9,
+        Op::Star | Op::Slash | Op::Percent => 10,
         _ => return None,
     })
 }
+
+/// Where `in` binds: looser than comparisons, tighter than `&`.
+const IN_LEVEL: u8 = 5;
+
+/// The assignment operators, plain and compound.
+const ASSIGNMENTS: &[Op] = &[
+    Op::Assign,
+    Op::AddAssign,
+    Op::SubAssign,
+    Op::MulAssign,
+    Op::DivAssign,
+    Op::ModAssign,
+    Op::ShlAssign,
+    Op::ShrAssign,
+    Op::AndAssign,
+    Op::OrAssign,
+    Op::XorAssign,
+    Op::DotAssign,
+];
 
 impl Parser<'_> {
     fn peek(&self) -> &Token {
@@ -128,6 +142,7 @@ impl Parser<'_> {
             TokenKind::Number(_) => "a number".to_string(),
             TokenKind::Str(_) => "a string".to_string(),
             TokenKind::Op(op) => format!("'{}'", op.text()),
+            TokenKind::Stat(op) => format!("'@{op}'"),
         };
         self.error(token.span, format!("expected {wanted}, found {found}"))
     }
@@ -191,16 +206,42 @@ impl Parser<'_> {
         loop {
             let (name, span) = self.expect_ident("a global variable name")?;
             self.check_not_keyword(&name, span)?;
-            let init = if self.eat_op(Op::Assign) {
+            let array = self.array_decl()?;
+            let init = if array.is_none() && self.eat_op(Op::Assign) {
                 Some(self.literal()?)
             } else {
                 None
             };
-            into.push(GlobalDecl { name, span, init });
+            into.push(GlobalDecl {
+                name,
+                span,
+                init,
+                array,
+            });
             if !self.eat_op(Op::Comma) {
                 return Ok(());
             }
         }
+    }
+
+    /// After a global's name: `[N]`, `%[N]` or `%`, which make it an array.
+    fn array_decl(&mut self) -> Result<Option<ArrayDecl>, ScriptError> {
+        let wraps = self.eat_op(Op::Percent);
+        if !self.eat_op(Op::LBracket) {
+            return Ok(wraps.then_some(ArrayDecl { size: None, wraps }));
+        }
+        let token = self.advance();
+        let TokenKind::Number(size) = token.kind else {
+            return Err(self.error(token.span, "expected the array's size, a number"));
+        };
+        if size <= 0 {
+            return Err(self.error(token.span, "an array's size must be at least 1"));
+        }
+        self.expect_op(Op::RBracket)?;
+        Ok(Some(ArrayDecl {
+            size: Some(size),
+            wraps,
+        }))
     }
 
     /// A global's initial value: a number (possibly negated) or a string.
@@ -259,27 +300,20 @@ impl Parser<'_> {
             let (name, name_span) = self.expect_ident("a probe point")?;
             let mut span = name_span;
             let argument = if self.eat_op(Op::LParen) {
+                let negative = self.eat_op(Op::Minus);
                 let token = self.advance();
-                let TokenKind::Str(lit) = token.kind else {
-                    if let TokenKind::Number(_) = token.kind {
-                        let start = components
-                            .first()
-                            .map_or(name_span, |c: &PointComponent| c.span);
-                        let mut point: Vec<&str> =
-                            components.iter().map(|c| c.name.as_str()).collect();
-                        point.push(&name);
-                        return Err(self.error(
-                            start.to(token.span),
-                            format!(
-                                "not supported yet: the probe point `{}(NUMBER)`",
-                                point.join(".")
-                            ),
-                        ));
+                let argument = match token.kind {
+                    TokenKind::Str(lit) if !negative => PointArg::Str(lit),
+                    TokenKind::Number(n) if negative => PointArg::Number(n.wrapping_neg()),
+                    TokenKind::Number(n) => PointArg::Number(n),
+                    _ => {
+                        return Err(
+                            self.error(token.span, "expected a string in quotes or a number")
+                        )
                     }
-                    return Err(self.error(token.span, "expected a string in quotes"));
                 };
                 span = span.to(self.expect_op(Op::RParen)?);
-                Some(lit)
+                Some(argument)
             } else {
                 None
             };
@@ -335,6 +369,28 @@ impl Parser<'_> {
         if self.peek_keyword("if") {
             return self.if_statement();
         }
+        for (word, simple) in [
+            ("break", Stmt::Break as fn(Span) -> Stmt),
+            ("continue", Stmt::Continue),
+        ] {
+            if self.peek_keyword(word) {
+                self.advance();
+                return Ok(simple(start));
+            }
+        }
+        if self.peek_keyword("while") {
+            return self.while_statement();
+        }
+        if self.peek_keyword("for") {
+            return self.for_statement();
+        }
+        if self.peek_keyword("foreach") {
+            return self.foreach_statement();
+        }
+        if self.peek_keyword("delete") {
+            self.advance();
+            return Ok(Stmt::Delete(self.expression()?));
+        }
         if let Some(refusal) = self.peek_not_yet_keyword() {
             return Err(self.error(start, refusal));
         }
@@ -369,6 +425,149 @@ impl Parser<'_> {
         })
     }
 
+    /// The body of a loop, one nesting level down.
+    fn nested_statement(&mut self, at: Span) -> Result<Box<Stmt>, ScriptError> {
+        self.nest(at)?;
+        let body = self.statement();
+        self.depth -= 1;
+        Ok(Box::new(body?))
+    }
+
+    fn end_of(&self, start: Span) -> Span {
+        start.to(self.tokens[self.pos.saturating_sub(1)].span)
+    }
+
+    fn while_statement(&mut self) -> Result<Stmt, ScriptError> {
+        let start = self.advance().span;
+        self.expect_op(Op::LParen)?;
+        let condition = self.expression()?;
+        self.expect_op(Op::RParen)?;
+        let body = self.nested_statement(start)?;
+        Ok(Stmt::While {
+            condition,
+            body,
+            span: self.end_of(start),
+        })
+    }
+
+    fn for_statement(&mut self) -> Result<Stmt, ScriptError> {
+        let start = self.advance().span;
+        self.expect_op(Op::LParen)?;
+        let clause = |parser: &mut Self, end: Op| -> Result<Option<Expr>, ScriptError> {
+            let expr = if parser.peek_op(end) {
+                None
+            } else {
+                Some(parser.expression()?)
+            };
+            parser.expect_op(end)?;
+            Ok(expr)
+        };
+        let init = clause(self, Op::Semi)?;
+        let condition = clause(self, Op::Semi)?;
+        let step = clause(self, Op::RParen)?;
+        let body = self.nested_statement(start)?;
+        Ok(Stmt::For {
+            init,
+            condition,
+            step,
+            body,
+            span: self.end_of(start),
+        })
+    }
+
+    /// `foreach ([v =] KEYS in ARRAY [+|-] [limit N]) BODY`, KEYS being one name or
+    /// `[k1, k2, ...]`, any of which (or the array) may carry the sort order.
+    fn foreach_statement(&mut self) -> Result<Stmt, ScriptError> {
+        let start = self.advance().span;
+        self.expect_op(Op::LParen)?;
+        let mut sort = None;
+        let mut value = None;
+        let mut keys = Vec::new();
+        let bracketed = |parser: &Self| parser.peek_op(Op::LBracket);
+        if !bracketed(self) {
+            let first = self.name("a key variable")?;
+            if self.eat_op(Op::Assign) {
+                value = Some(first);
+            } else {
+                keys.push(first);
+                self.sort_mark(SortBy::Key(0), &mut sort)?;
+            }
+        }
+        if keys.is_empty() {
+            if self.eat_op(Op::LBracket) {
+                loop {
+                    keys.push(self.name("a key variable")?);
+                    self.sort_mark(SortBy::Key(keys.len() - 1), &mut sort)?;
+                    if !self.eat_op(Op::Comma) {
+                        break;
+                    }
+                }
+                self.expect_op(Op::RBracket)?;
+            } else {
+                keys.push(self.name("a key variable")?);
+                self.sort_mark(SortBy::Key(0), &mut sort)?;
+            }
+        }
+        if !self.peek_keyword("in") {
+            return Err(self.unexpected("'in'"));
+        }
+        self.advance();
+        let array = self.name("an array name")?;
+        let sort_figure = match &self.peek().kind {
+            TokenKind::Stat(op) => {
+                let name = op.clone();
+                let span = self.advance().span;
+                Some(Name { name, span })
+            }
+            _ => None,
+        };
+        self.sort_mark(SortBy::Value, &mut sort)?;
+        let limit = if self.peek_keyword("limit") {
+            self.advance();
+            Some(self.expression()?)
+        } else {
+            None
+        };
+        self.expect_op(Op::RParen)?;
+        let body = *self.nested_statement(start)?;
+        Ok(Stmt::Foreach(Box::new(Foreach {
+            value,
+            keys,
+            array,
+            sort_figure,
+            sort,
+            limit,
+            body,
+            span: self.end_of(start),
+        })))
+    }
+
+    /// A `+` or `-` giving foreach's order; SystemTap allows one per loop.
+    fn sort_mark(&mut self, by: SortBy, sort: &mut Option<Sort>) -> Result<(), ScriptError> {
+        let span = self.peek().span;
+        let descending = match self.peek().kind {
+            TokenKind::Op(Op::Plus) => false,
+            TokenKind::Op(Op::Minus) => true,
+            _ => return Ok(()),
+        };
+        self.advance();
+        if sort.is_some() {
+            return Err(self.error(span, "a foreach loop can be sorted by one thing only"));
+        }
+        *sort = Some(Sort {
+            by,
+            descending,
+            span,
+        });
+        Ok(())
+    }
+
+    fn name(&mut self, what: &str) -> Result<Name, ScriptError> {
+        let (name, span) = self.expect_ident(what)?;
+        self.check_not_keyword(&name, span)?;
+        Ok(Name { name, span })
+    }
+
     fn expression(&mut self) -> Result<Expr, ScriptError> {
         let at = self.peek().span;
         self.nest(at)?;
@@ -380,24 +579,28 @@ impl Parser<'_> {
     fn assignment(&mut self) -> Result<Expr, ScriptError> {
         let target = self.ternary()?;
         let op = match self.peek().kind {
-            TokenKind::Op(op @ (Op::Assign | Op::AddAssign | Op::SubAssign | Op::DotAssign)) => op,
+            TokenKind::Op(op) if ASSIGNMENTS.contains(&op) || op == Op::Aggregate => op,
             _ => return Ok(target),
         };
         let op_span = self.advance().span;
-        let ExprKind::Var(name) = target.kind else {
+        if !matches!(target.kind, ExprKind::Var(_) | ExprKind::Index { .. }) {
             return Err(self.error(
                 op_span,
-                format!("the left side of '{}' must be a variable", op.text()),
+                format!(
+                    "the left side of '{}' must be a variable or an array element",
+                    op.text()
+                ),
             ));
-        };
+        }
         let value = self.expression()?;
+        let span = target.span.to(value.span);
+        let (target, value) = (Box::new(target), Box::new(value));
         Ok(Expr {
-            span: target.span.to(value.span),
-            kind: ExprKind::Assign {
-                op,
-                target: name,
-                target_span: target.span,
-                value: Box::new(value),
+            span,
+            kind: if op == Op::Aggregate {
+                ExprKind::Aggregate { target, value }
+            } else {
+                ExprKind::Assign { op, target, value }
             },
         })
     }
@@ -425,7 +628,22 @@ impl Parser<'_> {
         let mut left = self.unary()?;
         // Each operator in a chain deepens the left-leaning tree by one.
         let entered = self.depth;
-        while let Some((op, level)) = self.binary_operator(min) {
+        loop {
+            if min <= IN_LEVEL && self.peek_keyword("in") {
+                self.advance();
+                let array = self.name("an array name")?;
+                left = Expr {
+                    span: left.span.to(array.span),
+                    kind: ExprKind::In {
+                        keys: vec![left],
+                        array,
+                    },
+                };
+                continue;
+            }
+            let Some((op, level)) = self.binary_operator(min) else {
+                break;
+            };
             let op_span = self.advance().span;
             self.nest(op_span)?;
             let right = self.binary(level + 1)?;
@@ -455,9 +673,17 @@ impl Parser<'_> {
 
     fn unary(&mut self) -> Result<Expr, ScriptError> {
         let token = self.peek().clone();
+        if let TokenKind::Op(op @ (Op::Incr | Op::Decr)) = token.kind {
+            self.advance();
+            let target = self.primary()?;
+            return self.increment(token.span, target, op, false);
+        }
         let op = match token.kind {
             TokenKind::Op(op @ (Op::Minus | Op::Plus | Op::Bang | Op::Tilde)) => op,
-            _ => return self.primary(),
+            _ => {
+                let operand = self.primary()?;
+                return self.postfix(operand);
+            }
         };
         self.advance();
         self.nest(token.span)?;
@@ -503,29 +729,119 @@ impl Parser<'_> {
                 self.advance();
                 self.check_not_keyword(&name, token.span)?;
                 if self.eat_op(Op::LParen) {
-                    self.call(name, token.span)
-                } else {
-                    Ok(Expr {
-                        kind: ExprKind::Var(name),
-                        span: token.span,
-                    })
+                    return self.call(name, token.span);
                 }
+                let name = Name {
+                    name,
+                    span: token.span,
+                };
+                let target = if self.eat_op(Op::LBracket) {
+                    let (keys, close) = self.expression_list(Op::RBracket)?;
+                    if keys.is_empty() {
+                        return Err(self.error(close, "an array element needs at least one key"));
+                    }
+                    Expr {
+                        span: token.span.to(close),
+                        kind: ExprKind::Index { array: name, keys },
+                    }
+                } else {
+                    Expr {
+                        kind: ExprKind::Var(name.name),
+                        span: token.span,
+                    }
+                };
+                Ok(target)
+            }
+            TokenKind::Op(Op::LBracket) => {
+                self.advance();
+                let (keys, close) = self.expression_list(Op::RBracket)?;
+                if keys.is_empty() {
+                    return Err(self.error(close, "an array element needs at least one key"));
+                }
+                if !self.peek_keyword("in") {
+                    return Err(self.unexpected("'in' after a list of keys"));
+                }
+                self.advance();
+                let array = self.name("an array name")?;
+                Ok(Expr {
+                    span: token.span.to(array.span),
+                    kind: ExprKind::In { keys, array },
+                })
+            }
+            TokenKind::Stat(op) => {
+                self.advance();
+                self.expect_op(Op::LParen)?;
+                let (mut args, close) = self.expression_list(Op::RParen)?;
+                if args.is_empty() {
+                    return Err(self.error(close, format!("@{op} needs an aggregate")));
+                }
+                let operand = Box::new(args.remove(0));
+                Ok(Expr {
+                    span: token.span.to(close),
+                    kind: ExprKind::Stat {
+                        op,
+                        op_span: token.span,
+                        operand,
+                        args,
+                    },
+                })
             }
             _ => Err(self.unexpected("an expression")),
         }
     }
 
-    fn call(&mut self, name: String, name_span: Span) -> Result<Expr, ScriptError> {
-        let mut args = Vec::new();
-        if !self.peek_op(Op::RParen) {
+    /// `operand`, or `operand++` / `operand--`.
+    fn postfix(&mut self, operand: Expr) -> Result<Expr, ScriptError> {
+        let TokenKind::Op(op @ (Op::Incr | Op::Decr)) = self.peek().kind else {
+            return Ok(operand);
+        };
+        let at = self.advance().span;
+        let start = operand.span;
+        let mut expr = self.increment(at, operand, op, true)?;
+        expr.span = start.to(at);
+        Ok(expr)
+    }
+
+    /// `++` or `--` applied to `target`, which must be a variable or an array element.
+    fn increment(
+        &mut self,
+        at: Span,
+        target: Expr,
+        op: Op,
+        postfix: bool,
+    ) -> Result<Expr, ScriptError> {
+        if !matches!(target.kind, ExprKind::Var(_) | ExprKind::Index { .. }) {
+            return Err(self.error(
+                at,
+                format!("'{}' applies to a variable or an array element", op.text()),
+            ));
+        }
+        Ok(Expr {
+            span: at.to(target.span),
+            kind: ExprKind::Increment {
+                target: Box::new(target),
+                delta: if op == Op::Incr { 1 } else { -1 },
+                postfix,
+            },
+        })
+    }
+
+    /// A comma-separated list of expressions up to `close`, which is consumed.
+    fn expression_list(&mut self, close: Op) -> Result<(Vec<Expr>, Span), ScriptError> {
+        let mut items = Vec::new();
+        if !self.peek_op(close) {
             loop {
-                args.push(self.expression()?);
+                items.push(self.expression()?);
                 if !self.eat_op(Op::Comma) {
                     break;
                 }
             }
         }
-        let close = self.expect_op(Op::RParen)?;
+        Ok((items, self.expect_op(close)?))
+    }
+
+    fn call(&mut self, name: String, name_span: Span) -> Result<Expr, ScriptError> {
+        let (args, close) = self.expression_list(Op::RParen)?;
         Ok(Expr {
             kind: ExprKind::Call {
                 name,
@@ -590,7 +906,42 @@ mod tests {
             ),
             ExprKind::Assign {
                 op, target, value, ..
-            } => format!("({target} {} {})", op.text(), shape(value)),
+            } => format!("({} {} {})", shape(target), op.text(), shape(value)),
+            ExprKind::Index { array, keys } => format!(
+                "{}[{}]",
+                array.name,
+                keys.iter().map(shape).collect::<Vec<_>>().join(",")
+            ),
+            ExprKind::In { keys, array } => format!(
+                "([{}] in {})",
+                keys.iter().map(shape).collect::<Vec<_>>().join(","),
+                array.name
+            ),
+            ExprKind::Increment {
+                target,
+                delta,
+                postfix,
+            } => {
+                let op = if *delta > 0 { "++" } else { "--" };
+                if *postfix {
+                    format!("({}{op})", shape(target))
+                } else {
+                    format!("({op}{})", shape(target))
+                }
+            }
+            ExprKind::Aggregate { target, value } => {
+                format!("({} <<< {})", shape(target), shape(value))
+            }
+            ExprKind::Stat {
+                op, operand, args, ..
+            } => format!(
+                "@{op}({})",
+                std::iter::once(operand.as_ref())
+                    .chain(args)
+                    .map(shape)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
         }
     }
 
@@ -602,7 +953,10 @@ mod tests {
         let names: Vec<_> = point.components.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["kernel", "function", "return"]);
         assert_eq!(
-            point.components[1].argument.as_ref().unwrap().value,
+            match point.components[1].argument.as_ref().unwrap() {
+                PointArg::Str(lit) => lit.value.clone(),
+                PointArg::Number(_) => panic!("not a string"),
+            },
             b"*@net/socket.c"
         );
     }
@@ -659,13 +1013,22 @@ mod tests {
             err.starts_with("t.stp:1:13: error: this '{' is never closed"),
             "{err}"
         );
-        let err = parse_text("probe begin { for (;;) {} }")
+        let err = parse_text("probe begin { foreach ([a, b+] in x-) {} }")
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("t.stp:1:15: error: not supported yet: `for` loops"),
+            err.starts_with("t.stp:1:36: error: a foreach loop can be sorted by one thing only"),
             "{err}"
         );
+        let err = parse_text("probe begin { 3++ }").unwrap_err().to_string();
+        assert!(
+            err.contains("'++' applies to a variable or an array element"),
+            "{err}"
+        );
+        let err = parse_text("probe begin { x = [1, 2] }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected 'in' after a list of keys"), "{err}");
         let err = parse_text("print(1)").unwrap_err().to_string();
         assert!(err.contains("expected 'probe' or 'global'"), "{err}");
     }
@@ -678,16 +1041,8 @@ mod tests {
                 "t.stp:1:1: error: not supported yet: functions",
             ),
             (
-                "probe begin { foreach (k in a) {} }",
-                "t.stp:1:15: error: not supported yet: `foreach` loops",
-            ),
-            (
-                "probe begin { delete x }",
-                "t.stp:1:15: error: not supported yet: `delete`",
-            ),
-            (
-                "probe timer.s(1) { }",
-                "t.stp:1:7: error: not supported yet: the probe point `timer.s(NUMBER)`",
+                "probe begin { try { } catch { } }",
+                "t.stp:1:15: error: not supported yet: `try`/`catch`",
             ),
             (
                 "probe syscall.* { }",
@@ -709,6 +1064,75 @@ mod tests {
             let err = parse_text(text).unwrap_err().to_string();
             assert!(err.starts_with(refusal), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn arrays_loops_and_statistics() {
+        let shapes = [
+            ("a[k, \"s\"]++", "(a[k,\"s\"]++)"),
+            ("--a[1]", "(--a[1])"),
+            (
+                "x = k in a && [1, 2] in b",
+                "(x = (([k] in a) && ([1,2] in b)))",
+            ),
+            ("x = 1 == 2 in a", "(x = ([(1 == 2)] in a))"),
+            ("s[k] <<< v * 2", "(s[k] <<< (v * 2))"),
+            (
+                "y = @count(s[k]) + @sum(t)",
+                "(y = (@count(s[k]) + @sum(t)))",
+            ),
+            (
+                "print(@hist_linear(s, 0, 100, 10))",
+                "print(@hist_linear(s,0,100,10))",
+            ),
+            ("x <<= y ^= 2", "(x <<= (y ^= 2))"),
+        ];
+        for (text, shape_text) in shapes {
+            assert_eq!(shape(&body_expr(text)), shape_text, "{text}");
+        }
+        let script = parse_text(
+            "global a%[10], b[5], c%, d\nprobe begin { foreach (v = [k1, k2-] in a limit 3) break\n\
+             while (1) continue\nfor (i = 0; i < 3; i++) delete a[i] }",
+        )
+        .unwrap();
+        let arrays: Vec<_> = script.globals.iter().map(|g| g.array).collect();
+        assert_eq!(
+            arrays,
+            [
+                Some(ArrayDecl {
+                    size: Some(10),
+                    wraps: true
+                }),
+                Some(ArrayDecl {
+                    size: Some(5),
+                    wraps: false
+                }),
+                Some(ArrayDecl {
+                    size: None,
+                    wraps: true
+                }),
+                None
+            ]
+        );
+        let Stmt::Foreach(foreach) = &script.probes[0].body.statements[0] else {
+            panic!("not a foreach");
+        };
+        assert_eq!(foreach.value.as_ref().map(|v| v.name.as_str()), Some("v"));
+        assert_eq!(foreach.keys.len(), 2);
+        assert_eq!(
+            foreach.sort.map(|s| (s.by, s.descending)),
+            Some((SortBy::Key(1), true))
+        );
+        assert!(foreach.limit.is_some());
+        assert!(matches!(foreach.body, Stmt::Break(_)));
+        assert!(matches!(
+            script.probes[0].body.statements[1],
+            Stmt::While { .. }
+        ));
+        assert!(matches!(
+            script.probes[0].body.statements[2],
+            Stmt::For { .. }
+        ));
     }
 
     #[test]

@@ -72,6 +72,40 @@ impl SourceFile {
         format!("{}:{}:{}", self.name, at.line, at.column)
     }
 
+    /// The token at a span's start and where it is, as SystemTap names the place of a
+    /// run-time error: `operator '/' at t.stp:3:9`, `identifier 'y' at ...`, `keyword at ...`.
+    /// A span longer than one token is taken for its first.
+    pub fn near(&self, span: Span) -> String {
+        let text = &self.text[self.floor_char_boundary(span.start.min(self.text.len()))..];
+        let word = |text: &str| {
+            let end = text
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(text.len());
+            text[..end].to_string()
+        };
+        let (kind, content) = match text.chars().next() {
+            Some(c) if c.is_ascii_digit() => ("number", word(text)),
+            Some(c) if c.is_ascii_alphabetic() || c == '_' => ("identifier", word(text)),
+            Some('"') => {
+                let body = &text[1..];
+                (
+                    "string",
+                    body[..body.find('"').unwrap_or(body.len())].to_string(),
+                )
+            }
+            Some('@') => ("operator", format!("@{}", word(&text[1..]))),
+            _ => (
+                "operator",
+                super::lexer::operator_at(text)
+                    .map_or_else(|| text.chars().take(1).collect(), str::to_string),
+            ),
+        };
+        if kind == "identifier" && super::parser::KEYWORDS.contains(&content.as_str()) {
+            return format!("keyword at {}", self.location(span));
+        }
+        format!("{kind} '{content}' at {}", self.location(span))
+    }
+
     fn line_text(&self, line: usize) -> &str {
         let start = self.line_starts[line - 1];
         let end = self

@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use super::RSTAP;
+use super::run::RSTAP;
 
 const BEGIN_AND_END: &str =
     "probe begin { printf(\"begun\\n\") } probe end { printf(\"ended\\n\") }";

@@ -216,6 +216,12 @@ fn not_probed(stderr: &str) -> BTreeSet<&str> {
         .collect()
 }
 
+/// The TCP orphan count's refresh, run by a timer every 100 ms in whichever task is current,
+/// whatever the workload does. rstap sees the command's process from the moment it lets it
+/// go on; the oracle, from its first execve: a few instructions apart, which this timer
+/// falls in now and then (seen on 6.12: rstap 2 calls, the oracle 1).
+const PERIODIC: &[&str] = &["tcp_orphan_update", "tcp_orphan_count_sum"];
+
 /// The socket and IP layers, 1,000+ functions, attach and trace the workload; every call
 /// the oracle saw is printed, or counted as missed or lost.
 fn a_thousand_functions_attach_and_trace(kernel: Kernel) {
@@ -225,7 +231,8 @@ fn a_thousand_functions_attach_and_trace(kernel: Kernel) {
     let attached = attached_count(&result.stderr);
     assert!(attached >= 1000, "only {attached} functions attached");
     let trace = result.file("trace");
-    let printed = call_counts(trace.lines());
+    let mut printed = call_counts(trace.lines());
+    printed.retain(|function, _| !PERIODIC.contains(&function.as_str()));
     for function in [
         "__sys_connect",
         "inet_stream_connect",
@@ -240,7 +247,9 @@ fn a_thousand_functions_attach_and_trace(kernel: Kernel) {
     }
     let skipped = not_probed(&result.stderr);
     let mut oracle = oracle_counts(result);
-    oracle.retain(|function, _| !skipped.contains(function.as_str()));
+    oracle.retain(|function, _| {
+        !skipped.contains(function.as_str()) && !PERIODIC.contains(&function.as_str())
+    });
     assert_accounted(&printed, &oracle, 1, result);
 }
 

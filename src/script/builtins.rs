@@ -1,0 +1,139 @@
+//! The builtin functions scripts can call: one table of names, signatures and what answers
+//! each, read by type inference and by lowering alike.
+
+use super::ir::{IntContext, StrContext, Ty};
+
+/// Who answers a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// A fact about the event, such as `tid()` or `execname()`.
+    IntFact(IntContext),
+    StrFact(StrContext),
+    /// `thread_indent` (thread) or `indent`: the runtime's indentation state.
+    Indent {
+        thread: bool,
+    },
+    IndentDepth {
+        thread: bool,
+    },
+    /// `exit()`: a statement, with no value.
+    Exit,
+    /// The print family, whose arguments follow their format rather than a signature.
+    Print(PrintKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PrintKind {
+    Printf,
+    Sprintf,
+    Print,
+    Println,
+}
+
+#[derive(Debug)]
+pub(super) struct Builtin {
+    pub(super) name: &'static str,
+    /// The arguments' types; ignored by the print family.
+    pub(super) params: &'static [Ty],
+    /// `None` for calls that are statements only.
+    pub(super) returns: Option<Ty>,
+    pub(super) answer: Answer,
+}
+
+const fn fact(name: &'static str, what: IntContext) -> Builtin {
+    Builtin {
+        name,
+        params: &[],
+        returns: Some(Ty::Long),
+        answer: Answer::IntFact(what),
+    }
+}
+
+const fn text_fact(name: &'static str, what: StrContext) -> Builtin {
+    Builtin {
+        name,
+        params: &[],
+        returns: Some(Ty::Str),
+        answer: Answer::StrFact(what),
+    }
+}
+
+const fn printer(name: &'static str, kind: PrintKind, returns: Option<Ty>) -> Builtin {
+    Builtin {
+        name,
+        params: &[],
+        returns,
+        answer: Answer::Print(kind),
+    }
+}
+
+const BUILTINS: &[Builtin] = &[
+    fact("tid", IntContext::Tid),
+    fact("pid", IntContext::Pid),
+    fact("cpu", IntContext::Cpu),
+    fact("addr", IntContext::Addr),
+    fact("target", IntContext::Target),
+    fact("gettimeofday_us", IntContext::TimeUs),
+    fact("gettimeofday_ms", IntContext::TimeMs),
+    fact("gettimeofday_s", IntContext::TimeS),
+    text_fact("execname", StrContext::Execname),
+    text_fact("probefunc", StrContext::Probefunc),
+    text_fact("ppfunc", StrContext::Ppfunc),
+    text_fact("pp", StrContext::Pp),
+    Builtin {
+        name: "thread_indent",
+        params: &[Ty::Long],
+        returns: Some(Ty::Str),
+        answer: Answer::Indent { thread: true },
+    },
+    Builtin {
+        name: "indent",
+        params: &[Ty::Long],
+        returns: Some(Ty::Str),
+        answer: Answer::Indent { thread: false },
+    },
+    Builtin {
+        name: "thread_indent_depth",
+        params: &[Ty::Long],
+        returns: Some(Ty::Long),
+        answer: Answer::IndentDepth { thread: true },
+    },
+    Builtin {
+        name: "indent_depth",
+        params: &[Ty::Long],
+        returns: Some(Ty::Long),
+        answer: Answer::IndentDepth { thread: false },
+    },
+    Builtin {
+        name: "exit",
+        params: &[],
+        returns: None,
+        answer: Answer::Exit,
+    },
+    printer("printf", PrintKind::Printf, None),
+    printer("sprintf", PrintKind::Sprintf, Some(Ty::Str)),
+    printer("print", PrintKind::Print, None),
+    printer("println", PrintKind::Println, None),
+];
+
+pub(super) fn lookup(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|builtin| builtin.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        for (i, builtin) in BUILTINS.iter().enumerate() {
+            assert!(
+                BUILTINS[..i].iter().all(|other| other.name != builtin.name),
+                "{} is listed twice",
+                builtin.name
+            );
+        }
+        assert_eq!(lookup("sprintf").and_then(|b| b.returns), Some(Ty::Str));
+        assert!(lookup("nope").is_none());
+    }
+}

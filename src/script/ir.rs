@@ -1,0 +1,342 @@
+//! The checked program: what the front end's passes produce, and what the runtime runs and
+//! the kernel side attaches. Owned by neither: every name is resolved to a slot, an array
+//! number or an enum, and every type is known, so running a body needs no lookup by name.
+
+use super::source::{SourceFile, Span};
+use crate::output::printf::Format;
+
+/// A value's type. Statistics aggregates live only in globals and array elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Long,
+    Str,
+    Stats,
+}
+
+impl Ty {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::Long => "long",
+            Ty::Str => "string",
+            Ty::Stats => "statistics aggregate",
+        }
+    }
+}
+
+/// Where a scalar variable lives: its index among the slots of its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Local(usize),
+    Global(usize),
+}
+
+/// Integer-valued facts about the event being handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntContext {
+    Tid,
+    Pid,
+    Cpu,
+    Addr,
+    Target,
+    TimeUs,
+    TimeMs,
+    TimeS,
+}
+
+/// String-valued facts about the event being handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrContext {
+    Execname,
+    Probefunc,
+    Ppfunc,
+    Pp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Shl,
+    Shr,
+    And,
+    Or,
+    Xor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// One element of an array: which array, and its keys in order.
+#[derive(Debug, Clone)]
+pub(crate) struct ElementRef {
+    pub(crate) array: usize,
+    pub(crate) keys: Vec<Value>,
+    /// The element's place in the script, for run-time errors such as a full array.
+    pub(crate) span: Span,
+}
+
+/// Something a value can be stored in: a scalar variable or an array element. For a
+/// statistics aggregate, a `Var` is always a global.
+#[derive(Debug, Clone)]
+pub(crate) enum Place {
+    Var(Slot),
+    Element(ElementRef),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatOp {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Variance,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum IntExpr {
+    Const(i64),
+    Var(Slot),
+    /// An array element's value, 0 if it has none.
+    Element(ElementRef),
+    Neg(Box<IntExpr>),
+    Not(Box<IntExpr>),
+    BitNot(Box<IntExpr>),
+    /// `span` locates the operator for run-time errors.
+    Arith(ArithOp, Box<IntExpr>, Box<IntExpr>, Span),
+    Compare(CmpOp, Box<IntExpr>, Box<IntExpr>),
+    StrCompare(CmpOp, Box<StrExpr>, Box<StrExpr>),
+    And(Box<IntExpr>, Box<IntExpr>),
+    Or(Box<IntExpr>, Box<IntExpr>),
+    Cond(Box<IntExpr>, Box<IntExpr>, Box<IntExpr>),
+    /// `place = value`, or `place op= value`; `span` is the value's, where SystemTap
+    /// places a division by zero in `/=`.
+    Assign(Place, Option<ArithOp>, Box<IntExpr>, Span),
+    /// `++`/`--` (`delta` 1 or -1), giving the old value when `postfix`.
+    Increment {
+        place: Place,
+        delta: i64,
+        postfix: bool,
+    },
+    /// `[keys] in array`.
+    Contains(ElementRef),
+    /// `@count(x)` and friends; `span` locates the operator for errors on empty aggregates.
+    Stat(StatOp, Place, Span),
+    Context(IntContext),
+    /// `thread_indent_depth` (thread) or `indent_depth`.
+    IndentDepth {
+        thread: bool,
+        delta: Box<IntExpr>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum StrExpr {
+    Const(Vec<u8>),
+    Var(Slot),
+    /// An array element's value, "" if it has none.
+    Element(ElementRef),
+    Concat(Box<StrExpr>, Box<StrExpr>),
+    Cond(Box<IntExpr>, Box<StrExpr>, Box<StrExpr>),
+    /// `place = value`, or `place .= value` when `append`.
+    Assign(Place, bool, Box<StrExpr>),
+    Context(StrContext),
+    /// `thread_indent` (thread) or `indent`.
+    Indent {
+        thread: bool,
+        delta: Box<IntExpr>,
+    },
+    Sprintf(Box<PrintCall>),
+}
+
+/// A histogram of an aggregate, as `print` shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Histogram {
+    pub(crate) place: Place,
+    pub(crate) kind: HistKind,
+    /// The print call's name: SystemTap's error for an empty aggregate points there.
+    pub(crate) print_span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistKind {
+    Log,
+    /// Buckets of `step` from `low` up to `high`, with one more below and one above.
+    Linear {
+        low: i64,
+        high: i64,
+        step: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Int(IntExpr),
+    Str(StrExpr),
+    Hist(Box<Histogram>),
+}
+
+/// A printf, print, println or sprintf with its format parsed and arguments checked.
+#[derive(Debug, Clone)]
+pub(crate) struct PrintCall {
+    pub(crate) format: Format,
+    pub(crate) args: Vec<Value>,
+}
+
+/// What `delete` empties.
+#[derive(Debug, Clone)]
+pub(crate) enum Deletion {
+    Element(ElementRef),
+    Array(usize),
+    /// A scalar, back to 0, "" or an empty aggregate.
+    Var(Ty, Slot),
+}
+
+/// A `foreach` over an array, its order and limit.
+#[derive(Debug, Clone)]
+pub(crate) struct ForeachLoop {
+    pub(crate) array: usize,
+    /// The variables that receive each key, with their types.
+    pub(crate) keys: Vec<(Ty, Slot)>,
+    pub(crate) value: Option<(Ty, Slot)>,
+    pub(crate) sort: Option<SortOrder>,
+    pub(crate) limit: Option<IntExpr>,
+    pub(crate) body: Vec<Stmt>,
+    pub(crate) body_span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SortOrder {
+    /// `None` sorts by value; `Some(i)` by the key at position `i`.
+    pub(crate) key: Option<usize>,
+    /// The figure an aggregate's value sorts by: `@count` unless the loop names another.
+    pub(crate) figure: StatOp,
+    pub(crate) descending: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Stmt {
+    Eval(Value),
+    Print(PrintCall),
+    Exit,
+    Next,
+    Break,
+    Continue,
+    If(IntExpr, Vec<Stmt>, Vec<Stmt>),
+    /// `while` and `for`: `step` runs after the body and after `continue`. `body_span`
+    /// is where running out of MAXACTION is reported.
+    Loop {
+        condition: Option<IntExpr>,
+        body: Vec<Stmt>,
+        step: Vec<Stmt>,
+        body_span: Span,
+    },
+    Foreach(Box<ForeachLoop>),
+    Delete(Deletion),
+    /// `place <<< value`.
+    Aggregate(Place, IntExpr),
+}
+
+/// A script that parsed and type-checked, ready to attach and run.
+#[derive(Debug, Clone)]
+pub struct CheckedScript {
+    pub probes: Vec<CheckedProbe>,
+    pub(crate) source: SourceFile,
+    pub(crate) globals: Globals,
+}
+
+impl CheckedScript {
+    /// The script's text and name, for reporting errors against probe point spans.
+    pub fn source(&self) -> &SourceFile {
+        &self.source
+    }
+}
+
+/// The script's global variables, their initial values, and its arrays.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Globals {
+    pub(crate) ints: Vec<i64>,
+    pub(crate) strs: Vec<Vec<u8>>,
+    /// The global aggregates, each with the linear histograms the script prints of it.
+    pub(crate) stats: Vec<Vec<HistKind>>,
+    pub(crate) arrays: Vec<ArrayInfo>,
+    /// What SystemTap prints when the script ends: the globals written but never read.
+    pub(crate) shown_at_exit: Vec<Shown>,
+}
+
+/// A global printed at exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Shown {
+    Scalar { name: String, ty: Ty, index: usize },
+    Array(usize),
+}
+
+/// An array's shape, as declared and inferred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ArrayInfo {
+    pub(crate) name: String,
+    pub(crate) keys: Vec<Ty>,
+    pub(crate) value: Ty,
+    /// At most this many elements (SystemTap's MAXMAPENTRIES unless declared).
+    pub(crate) max_entries: usize,
+    /// Whether the declaration gave the size (`global a[N]`).
+    pub(crate) declared_size: bool,
+    /// `global a%`: a full array drops its oldest element instead of failing.
+    pub(crate) wraps: bool,
+    /// For an array of aggregates, the linear histograms the script prints of them.
+    pub(crate) linear: Vec<HistKind>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckedProbe {
+    pub points: Vec<ProbePoint>,
+    pub(crate) body: Vec<Stmt>,
+    pub(crate) int_locals: usize,
+    pub(crate) str_locals: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePoint {
+    pub kind: ProbePointKind,
+    /// As written in the script, e.g. `kernel.function("sock_*").call`.
+    pub text: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbePointKind {
+    /// Begin and end probes run in order of priority (`begin(-1)` before `begin`), then
+    /// of appearance.
+    Begin {
+        priority: i64,
+    },
+    End {
+        priority: i64,
+    },
+    KernelFunction {
+        /// A glob over function names.
+        function: String,
+        /// The glob after `@`, over the source file a function is declared in.
+        file: Option<String>,
+        variant: FunctionVariant,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionVariant {
+    /// Plain `.function`: out-of-line functions and inlined instances, at entry.
+    Entry,
+    Call,
+    Return,
+    Inline,
+}

@@ -1,0 +1,1109 @@
+//! Checks every use against the types [`infer`](super::infer) found and lowers the syntax
+//! tree to the [`ir`](crate::script::ir): globals, arrays and locals get slot numbers,
+//! builtins their answers, printf formats are parsed, and loops and `delete` are checked
+//! for what SystemTap refuses (a `break` outside a loop, changing an array inside a
+//! `foreach` over it).
+
+use std::collections::HashMap;
+
+use super::infer::Symbols;
+use crate::output::printf::{ArgKind, Format, FormatError, MAX_STRING_LEN};
+use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
+use crate::script::builtins::{self, Answer, PrintKind};
+use crate::script::ir::{
+    ArithOp, ArrayInfo, CheckedProbe, CheckedScript, CmpOp, Deletion, ElementRef, ForeachLoop,
+    Globals, HistKind, Histogram, IntExpr, Place, PrintCall, Shown, Slot, SortOrder, StatOp, Stmt,
+    StrExpr, Ty, Value,
+};
+use crate::script::lexer::Op;
+use crate::script::points;
+use crate::script::source::{ScriptError, SourceFile, Span};
+
+/// SystemTap refuses print calls with more arguments than this.
+pub const MAX_PRINT_ARGS: usize = 32;
+
+/// SystemTap's default MAXMAPENTRIES: how many elements an array holds unless declared.
+pub const MAX_MAP_ENTRIES: usize = 2048;
+
+/// Where each global lives.
+struct GlobalLayout {
+    scalars: HashMap<String, (Ty, usize)>,
+    arrays: HashMap<String, usize>,
+    globals: Globals,
+}
+
+pub(super) fn lower(
+    source: &SourceFile,
+    script: &ast::Script,
+    symbols: &Symbols,
+    shown_at_exit: &[String],
+) -> Result<CheckedScript, ScriptError> {
+    let mut layout = layout_globals(script, symbols);
+    layout.globals.shown_at_exit = shown_at_exit
+        .iter()
+        .map(|name| match layout.arrays.get(name) {
+            Some(&array) => Shown::Array(array),
+            None => {
+                let (ty, index) = layout.scalars[name];
+                Shown::Scalar {
+                    name: name.clone(),
+                    ty,
+                    index,
+                }
+            }
+        })
+        .collect();
+    let mut linear = Vec::new();
+    let mut probes = Vec::new();
+    for (index, probe) in script.probes.iter().enumerate() {
+        let points = probe
+            .points
+            .iter()
+            .map(|point| {
+                let text = &source.text()[point.span.start..point.span.end];
+                points::resolve(point, text)
+                    .map_err(|(span, message)| ScriptError::at(source, span, message))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut lowering = Lowering {
+            source,
+            symbols,
+            layout: &layout,
+            probe: index,
+            local_slots: HashMap::new(),
+            int_locals: 0,
+            str_locals: 0,
+            loops: 0,
+            iterating: Vec::new(),
+            linear: &mut linear,
+        };
+        let body = lowering.block(&probe.body.statements)?;
+        probes.push(CheckedProbe {
+            points,
+            body,
+            int_locals: lowering.int_locals,
+            str_locals: lowering.str_locals,
+        });
+    }
+    let mut globals = layout.globals;
+    for (owner, kind) in linear {
+        let kinds = match owner {
+            Aggregates::Global(i) => &mut globals.stats[i],
+            Aggregates::Array(i) => &mut globals.arrays[i].linear,
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok(CheckedScript {
+        probes,
+        source: source.clone(),
+        globals,
+    })
+}
+
+/// Numbers the globals per type in declaration order; a type never learned is long.
+fn layout_globals(script: &ast::Script, symbols: &Symbols) -> GlobalLayout {
+    let mut layout = GlobalLayout {
+        scalars: HashMap::new(),
+        arrays: HashMap::new(),
+        globals: Globals::default(),
+    };
+    for decl in &script.globals {
+        let global = &symbols.globals[&decl.name];
+        let ty = global.ty.unwrap_or(Ty::Long);
+        if let Some(shape) = &global.array {
+            let declared = shape.declared.unwrap_or_default();
+            let keys = if shape.keys.is_empty() {
+                vec![Ty::Long]
+            } else {
+                shape.keys.iter().map(|k| k.unwrap_or(Ty::Long)).collect()
+            };
+            layout
+                .arrays
+                .insert(decl.name.clone(), layout.globals.arrays.len());
+            layout.globals.arrays.push(ArrayInfo {
+                name: decl.name.clone(),
+                keys,
+                value: ty,
+                max_entries: declared.size.map_or(MAX_MAP_ENTRIES, |size| size as usize),
+                declared_size: declared.size.is_some(),
+                wraps: declared.wraps,
+                linear: Vec::new(),
+            });
+            continue;
+        }
+        let globals = &mut layout.globals;
+        let index = match ty {
+            Ty::Long => {
+                globals
+                    .ints
+                    .push(match decl.init.as_ref().map(|e| &e.kind) {
+                        Some(ExprKind::Number(n)) => *n,
+                        _ => 0,
+                    });
+                globals.ints.len() - 1
+            }
+            Ty::Str => {
+                globals
+                    .strs
+                    .push(match decl.init.as_ref().map(|e| &e.kind) {
+                        Some(ExprKind::Str(lit)) => string_value(&lit.value),
+                        _ => Vec::new(),
+                    });
+                globals.strs.len() - 1
+            }
+            Ty::Stats => {
+                globals.stats.push(Vec::new());
+                globals.stats.len() - 1
+            }
+        };
+        layout.scalars.insert(decl.name.clone(), (ty, index));
+    }
+    layout
+}
+
+/// A string as SystemTap stores it: up to the first NUL, at most `MAXSTRINGLEN - 1` bytes.
+fn string_value(bytes: &[u8]) -> Vec<u8> {
+    let bytes = bytes.split(|&b| b == 0).next().unwrap_or_default();
+    bytes[..bytes.len().min(MAX_STRING_LEN - 1)].to_vec()
+}
+
+fn compound_op(op: Op) -> Option<ArithOp> {
+    Some(match op {
+        Op::AddAssign => ArithOp::Add,
+        Op::SubAssign => ArithOp::Sub,
+        Op::MulAssign => ArithOp::Mul,
+        Op::DivAssign => ArithOp::Div,
+        Op::ModAssign => ArithOp::Mod,
+        Op::ShlAssign => ArithOp::Shl,
+        Op::ShrAssign => ArithOp::Shr,
+        Op::AndAssign => ArithOp::And,
+        Op::OrAssign => ArithOp::Or,
+        Op::XorAssign => ArithOp::Xor,
+        _ => return None,
+    })
+}
+
+fn arith_op(op: Op) -> Option<ArithOp> {
+    Some(match op {
+        Op::Plus => ArithOp::Add,
+        Op::Minus => ArithOp::Sub,
+        Op::Star => ArithOp::Mul,
+        Op::Slash => ArithOp::Div,
+        Op::Percent => ArithOp::Mod,
+        Op::Shl => ArithOp::Shl,
+        Op::Shr => ArithOp::Shr,
+        Op::Amp => ArithOp::And,
+        Op::Pipe => ArithOp::Or,
+        Op::Caret => ArithOp::Xor,
+        _ => return None,
+    })
+}
+
+fn compare_op(op: Op) -> Option<CmpOp> {
+    Some(match op {
+        Op::Eq => CmpOp::Eq,
+        Op::Ne => CmpOp::Ne,
+        Op::Lt => CmpOp::Lt,
+        Op::Le => CmpOp::Le,
+        Op::Gt => CmpOp::Gt,
+        Op::Ge => CmpOp::Ge,
+        _ => return None,
+    })
+}
+
+fn stat_op(name: &str) -> Option<StatOp> {
+    Some(match name {
+        "count" => StatOp::Count,
+        "sum" => StatOp::Sum,
+        "min" => StatOp::Min,
+        "max" => StatOp::Max,
+        "avg" => StatOp::Avg,
+        "variance" => StatOp::Variance,
+        _ => return None,
+    })
+}
+
+/// Lowers one probe's body, giving its locals slot numbers.
+struct Lowering<'a> {
+    source: &'a SourceFile,
+    symbols: &'a Symbols,
+    layout: &'a GlobalLayout,
+    probe: usize,
+    local_slots: HashMap<String, (Ty, usize)>,
+    int_locals: usize,
+    str_locals: usize,
+    /// How many loops enclose the statement being lowered.
+    loops: usize,
+    /// The arrays of the enclosing `foreach` loops, which their bodies may not change.
+    iterating: Vec<usize>,
+    /// The aggregates whose linear histograms are printed, and with what buckets: their
+    /// buckets are counted as values arrive.
+    linear: &'a mut Vec<(Aggregates, HistKind)>,
+}
+
+/// A global aggregate, or the aggregates of an array.
+#[derive(Debug, Clone, Copy)]
+enum Aggregates {
+    Global(usize),
+    Array(usize),
+}
+
+impl Lowering<'_> {
+    fn error(&self, span: Span, message: impl Into<String>) -> ScriptError {
+        ScriptError::at(self.source, span, message)
+    }
+
+    fn mismatch(&self, span: Span, wanted: Ty, found: Ty) -> ScriptError {
+        self.error(
+            span,
+            format!(
+                "type mismatch: expected a {}, found a {}",
+                wanted.name(),
+                found.name()
+            ),
+        )
+    }
+
+    fn block(&mut self, statements: &[ast::Stmt]) -> Result<Vec<Stmt>, ScriptError> {
+        let mut out = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            self.statement(stmt, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn body(&mut self, stmt: &ast::Stmt) -> Result<Vec<Stmt>, ScriptError> {
+        let mut out = Vec::new();
+        self.statement(stmt, &mut out)?;
+        Ok(out)
+    }
+
+    /// The body of a loop, where `break` and `continue` may appear.
+    fn loop_body(&mut self, stmt: &ast::Stmt) -> Result<Vec<Stmt>, ScriptError> {
+        self.loops += 1;
+        let body = self.body(stmt);
+        self.loops -= 1;
+        body
+    }
+
+    fn statement(&mut self, stmt: &ast::Stmt, out: &mut Vec<Stmt>) -> Result<(), ScriptError> {
+        match stmt {
+            ast::Stmt::Block(block) => out.extend(self.block(&block.statements)?),
+            ast::Stmt::Empty(_) => {}
+            ast::Stmt::Next(_) => out.push(Stmt::Next),
+            ast::Stmt::Break(span) | ast::Stmt::Continue(span) => {
+                let is_break = matches!(stmt, ast::Stmt::Break(_));
+                if self.loops == 0 {
+                    let word = if is_break { "break" } else { "continue" };
+                    return Err(self.error(*span, format!("cannot '{word}' outside loop")));
+                }
+                out.push(if is_break {
+                    Stmt::Break
+                } else {
+                    Stmt::Continue
+                });
+            }
+            ast::Stmt::If {
+                condition,
+                then,
+                otherwise,
+                ..
+            } => {
+                let condition = self.int(condition)?;
+                let then = self.body(then)?;
+                let otherwise = match otherwise {
+                    Some(otherwise) => self.body(otherwise)?,
+                    None => Vec::new(),
+                };
+                out.push(Stmt::If(condition, then, otherwise));
+            }
+            ast::Stmt::While {
+                condition, body, ..
+            } => {
+                let condition = Some(self.int(condition)?);
+                let body_span = body.span();
+                let body = self.loop_body(body)?;
+                out.push(Stmt::Loop {
+                    condition,
+                    body,
+                    step: Vec::new(),
+                    body_span,
+                });
+            }
+            ast::Stmt::For {
+                init,
+                condition,
+                step,
+                body,
+                ..
+            } => {
+                if let Some(init) = init {
+                    out.push(Stmt::Eval(self.value(init)?));
+                }
+                let condition = condition.as_ref().map(|c| self.int(c)).transpose()?;
+                let step = match step {
+                    Some(step) => vec![Stmt::Eval(self.value(step)?)],
+                    None => Vec::new(),
+                };
+                let body_span = body.span();
+                let body = self.loop_body(body)?;
+                out.push(Stmt::Loop {
+                    condition,
+                    body,
+                    step,
+                    body_span,
+                });
+            }
+            ast::Stmt::Foreach(foreach) => out.push(self.foreach(foreach)?),
+            ast::Stmt::Delete(target) => out.push(Stmt::Delete(self.deletion(target)?)),
+            ast::Stmt::Expr(e) => out.push(self.expression_statement(e)?),
+        }
+        Ok(())
+    }
+
+    fn foreach(&mut self, foreach: &ast::Foreach) -> Result<Stmt, ScriptError> {
+        let array = self.array(&foreach.array)?;
+        let info = &self.layout.globals.arrays[array];
+        let (key_types, value_type) = (info.keys.clone(), info.value);
+        if foreach.keys.len() != key_types.len() {
+            return Err(self.key_count(&foreach.array, foreach.keys.len(), key_types.len()));
+        }
+        let mut keys = Vec::with_capacity(key_types.len());
+        for (name, &ty) in foreach.keys.iter().zip(&key_types) {
+            keys.push((ty, self.typed_slot(name, ty)?));
+        }
+        let value = match &foreach.value {
+            Some(name) if value_type == Ty::Stats => {
+                return Err(self.error(
+                    name.span,
+                    format!(
+                    "'{}' holds statistics aggregates: read them with @count({}[...]) and friends",
+                    foreach.array.name, foreach.array.name
+                ),
+                ))
+            }
+            Some(name) => Some((value_type, self.typed_slot(name, value_type)?)),
+            None => None,
+        };
+        let figure = match &foreach.sort_figure {
+            None => StatOp::Count,
+            Some(figure) if value_type != Ty::Stats => {
+                return Err(self.error(
+                    figure.span,
+                    format!(
+                        "@{} sorts an array of aggregates; '{}' holds {}s",
+                        figure.name,
+                        foreach.array.name,
+                        value_type.name()
+                    ),
+                ))
+            }
+            // SystemTap sorts by @count when asked for @variance.
+            Some(figure) => match stat_op(&figure.name) {
+                Some(StatOp::Variance) => StatOp::Count,
+                Some(op) => op,
+                None => {
+                    return Err(self.error(
+                        figure.span,
+                        "a foreach sorts by @count, @sum, @min, @max or @avg",
+                    ))
+                }
+            },
+        };
+        let sort = foreach.sort.map(|sort| SortOrder {
+            key: match sort.by {
+                SortBy::Value => None,
+                SortBy::Key(i) => Some(i),
+            },
+            figure,
+            descending: sort.descending,
+        });
+        let limit = foreach.limit.as_ref().map(|l| self.int(l)).transpose()?;
+        self.iterating.push(array);
+        let body = self.loop_body(&foreach.body);
+        self.iterating.pop();
+        Ok(Stmt::Foreach(Box::new(ForeachLoop {
+            array,
+            keys,
+            value,
+            sort,
+            limit,
+            body: body?,
+            body_span: foreach.body.span(),
+        })))
+    }
+
+    /// A slot for `name` that must hold `ty`.
+    fn typed_slot(&mut self, name: &Name, ty: Ty) -> Result<Slot, ScriptError> {
+        let (found, slot) = self.slot(&name.name, name.span)?;
+        if found != ty {
+            return Err(self.mismatch(name.span, ty, found));
+        }
+        Ok(slot)
+    }
+
+    fn deletion(&mut self, target: &Expr) -> Result<Deletion, ScriptError> {
+        match &target.kind {
+            ExprKind::Index { array, keys } => {
+                let (_, element) = self.element(array, keys, target.span)?;
+                self.check_unchanged(element.array, target.span)?;
+                Ok(Deletion::Element(element))
+            }
+            ExprKind::Var(name) if self.layout.arrays.contains_key(name) => {
+                let array = self.layout.arrays[name];
+                self.check_unchanged(array, target.span)?;
+                Ok(Deletion::Array(array))
+            }
+            ExprKind::Var(name) => {
+                let (ty, slot) = self.slot(name, target.span)?;
+                Ok(Deletion::Var(ty, slot))
+            }
+            _ => Err(self.error(
+                target.span,
+                "delete takes a variable, an array or an array element",
+            )),
+        }
+    }
+
+    fn expression_statement(&mut self, e: &Expr) -> Result<Stmt, ScriptError> {
+        match &e.kind {
+            ExprKind::Call {
+                name,
+                name_span,
+                args,
+            } => match builtins::lookup(name).map(|b| b.answer) {
+                Some(Answer::Print(kind)) if kind != PrintKind::Sprintf => {
+                    return Ok(Stmt::Print(self.print_call(name, kind, *name_span, args)?))
+                }
+                Some(Answer::Exit) => {
+                    self.arity(name, *name_span, args, 0)?;
+                    return Ok(Stmt::Exit);
+                }
+                _ => {}
+            },
+            ExprKind::Aggregate { target, value } => {
+                let (ty, place) = self.place(target)?;
+                if ty != Ty::Stats {
+                    return Err(self.error(
+                        target.span,
+                        format!("'<<<' adds to a statistics aggregate, not a {}", ty.name()),
+                    ));
+                }
+                return Ok(Stmt::Aggregate(place, self.int(value)?));
+            }
+            _ => {}
+        }
+        Ok(Stmt::Eval(self.value(e)?))
+    }
+
+    fn int(&mut self, e: &Expr) -> Result<IntExpr, ScriptError> {
+        match self.value(e)? {
+            Value::Int(v) => Ok(v),
+            Value::Str(_) => Err(self.mismatch(e.span, Ty::Long, Ty::Str)),
+            Value::Hist(_) => Err(self.mismatch(e.span, Ty::Long, Ty::Stats)),
+        }
+    }
+
+    fn str(&mut self, e: &Expr) -> Result<StrExpr, ScriptError> {
+        match self.value(e)? {
+            Value::Str(v) => Ok(v),
+            Value::Int(_) => Err(self.mismatch(e.span, Ty::Str, Ty::Long)),
+            Value::Hist(_) => Err(self.mismatch(e.span, Ty::Str, Ty::Stats)),
+        }
+    }
+
+    fn slot(&mut self, name: &str, span: Span) -> Result<(Ty, Slot), ScriptError> {
+        if let Some(&(ty, index)) = self.layout.scalars.get(name) {
+            return Ok((ty, Slot::Global(index)));
+        }
+        if self.layout.arrays.contains_key(name) {
+            return Err(self.error(
+                span,
+                format!("'{name}' is an array: name an element, as in {name}[key]"),
+            ));
+        }
+        if let Some(&(ty, index)) = self.local_slots.get(name) {
+            return Ok((ty, Slot::Local(index)));
+        }
+        let ty = self.symbols.var(self.probe, name).ok_or_else(|| {
+            self.error(
+                span,
+                format!("cannot tell the type of '{name}': it is never assigned a value"),
+            )
+        })?;
+        let counter = match ty {
+            Ty::Long => &mut self.int_locals,
+            Ty::Str => &mut self.str_locals,
+            Ty::Stats => {
+                return Err(self.error(
+                    span,
+                    format!("statistics aggregate '{name}' must be declared global"),
+                ))
+            }
+        };
+        let index = *counter;
+        *counter += 1;
+        self.local_slots.insert(name.to_string(), (ty, index));
+        Ok((ty, Slot::Local(index)))
+    }
+
+    fn array(&self, name: &Name) -> Result<usize, ScriptError> {
+        if let Some(&array) = self.layout.arrays.get(&name.name) {
+            return Ok(array);
+        }
+        let message = if self.layout.scalars.contains_key(&name.name) {
+            format!("'{}' is not an array", name.name)
+        } else {
+            format!(
+                "array '{}' is not declared: arrays are global, add `global {}`",
+                name.name, name.name
+            )
+        };
+        Err(self.error(name.span, message))
+    }
+
+    fn key_count(&self, array: &Name, given: usize, wanted: usize) -> ScriptError {
+        self.error(
+            array.span,
+            format!(
+                "array '{}' has {wanted} key{} elsewhere, {given} here",
+                array.name,
+                if wanted == 1 { "" } else { "s" }
+            ),
+        )
+    }
+
+    /// `array[keys]`, with each key checked against the array's key types; also the
+    /// element's value type.
+    fn element(
+        &mut self,
+        array: &Name,
+        keys: &[Expr],
+        span: Span,
+    ) -> Result<(Ty, ElementRef), ScriptError> {
+        let index = self.array(array)?;
+        let info = &self.layout.globals.arrays[index];
+        let (key_types, value) = (info.keys.clone(), info.value);
+        if keys.len() != key_types.len() {
+            return Err(self.key_count(array, keys.len(), key_types.len()));
+        }
+        let mut lowered = Vec::with_capacity(keys.len());
+        for (key, ty) in keys.iter().zip(key_types) {
+            lowered.push(match ty {
+                Ty::Str => Value::Str(self.str(key)?),
+                _ => Value::Int(self.int(key)?),
+            });
+        }
+        Ok((
+            value,
+            ElementRef {
+                array: index,
+                keys: lowered,
+                span,
+            },
+        ))
+    }
+
+    /// A variable or array element that can be assigned to, with its type.
+    fn place(&mut self, target: &Expr) -> Result<(Ty, Place), ScriptError> {
+        match &target.kind {
+            ExprKind::Var(name) => {
+                let (ty, slot) = self.slot(name, target.span)?;
+                Ok((ty, Place::Var(slot)))
+            }
+            ExprKind::Index { array, keys } => {
+                let (ty, element) = self.element(array, keys, target.span)?;
+                Ok((ty, Place::Element(element)))
+            }
+            _ => Err(self.error(target.span, "expected a variable or an array element")),
+        }
+    }
+
+    /// A place that is about to change: not an element of an array being iterated.
+    fn changing_place(&mut self, target: &Expr) -> Result<(Ty, Place), ScriptError> {
+        let (ty, place) = self.place(target)?;
+        if let Place::Element(element) = &place {
+            self.check_unchanged(element.array, target.span)?;
+        }
+        Ok((ty, place))
+    }
+
+    fn check_unchanged(&self, array: usize, span: Span) -> Result<(), ScriptError> {
+        if self.iterating.contains(&array) {
+            let name = &self.layout.globals.arrays[array].name;
+            return Err(self.error(
+                span,
+                format!("variable '{name}' modified during 'foreach' iteration"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn aggregate_read(&self, ty: Ty, span: Span) -> Result<(), ScriptError> {
+        if ty == Ty::Stats {
+            return Err(self.error(
+                span,
+                "a statistics aggregate is read with @count, @sum, @min, @max, @avg, @variance or a histogram",
+            ));
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, e: &Expr) -> Result<Value, ScriptError> {
+        Ok(match &e.kind {
+            ExprKind::Number(n) => Value::Int(IntExpr::Const(*n)),
+            ExprKind::Str(lit) => Value::Str(StrExpr::Const(string_value(&lit.value))),
+            ExprKind::Var(name) => {
+                let (ty, slot) = self.slot(name, e.span)?;
+                self.aggregate_read(ty, e.span)?;
+                match ty {
+                    Ty::Str => Value::Str(StrExpr::Var(slot)),
+                    _ => Value::Int(IntExpr::Var(slot)),
+                }
+            }
+            ExprKind::Index { array, keys } => {
+                let (ty, element) = self.element(array, keys, e.span)?;
+                self.aggregate_read(ty, e.span)?;
+                match ty {
+                    Ty::Str => Value::Str(StrExpr::Element(element)),
+                    _ => Value::Int(IntExpr::Element(element)),
+                }
+            }
+            ExprKind::In { keys, array } => {
+                let (_, element) = self.element(array, keys, e.span)?;
+                Value::Int(IntExpr::Contains(element))
+            }
+            ExprKind::Call {
+                name,
+                name_span,
+                args,
+            } => self.call(name, *name_span, args)?,
+            ExprKind::Unary { op, operand } => {
+                let operand = Box::new(self.int(operand)?);
+                Value::Int(match op {
+                    Op::Minus => IntExpr::Neg(operand),
+                    Op::Bang => IntExpr::Not(operand),
+                    Op::Tilde => IntExpr::BitNot(operand),
+                    _ => *operand,
+                })
+            }
+            ExprKind::Binary {
+                op,
+                op_span,
+                left,
+                right,
+            } => self.binary(*op, *op_span, left, right)?,
+            ExprKind::Ternary {
+                condition,
+                then,
+                otherwise,
+            } => {
+                let condition = Box::new(self.int(condition)?);
+                match self.value(then)? {
+                    Value::Str(then) => Value::Str(StrExpr::Cond(
+                        condition,
+                        Box::new(then),
+                        Box::new(self.str(otherwise)?),
+                    )),
+                    Value::Int(then) => Value::Int(IntExpr::Cond(
+                        condition,
+                        Box::new(then),
+                        Box::new(self.int(otherwise)?),
+                    )),
+                    Value::Hist(_) => return Err(self.mismatch(then.span, Ty::Long, Ty::Stats)),
+                }
+            }
+            ExprKind::Assign {
+                op, target, value, ..
+            } => self.assignment(e.span, *op, target, value)?,
+            ExprKind::Increment {
+                target,
+                delta,
+                postfix,
+            } => {
+                let (ty, place) = self.changing_place(target)?;
+                if ty != Ty::Long {
+                    return Err(self.error(
+                        e.span,
+                        format!(
+                            "'{}' applies to a long, not a {}",
+                            if *delta > 0 { "++" } else { "--" },
+                            ty.name()
+                        ),
+                    ));
+                }
+                Value::Int(IntExpr::Increment {
+                    place,
+                    delta: *delta,
+                    postfix: *postfix,
+                })
+            }
+            ExprKind::Aggregate { .. } => {
+                return Err(self.error(e.span, "'<<<' is a statement and has no value to use"))
+            }
+            ExprKind::Stat {
+                op,
+                op_span,
+                operand,
+                args,
+            } => {
+                let Some(what) = stat_op(op) else {
+                    return Err(self.error(
+                        *op_span,
+                        format!("@{op} can only be printed, as in print(@{op}(x))"),
+                    ));
+                };
+                if !args.is_empty() {
+                    return Err(self.error(*op_span, format!("@{op} takes only the aggregate")));
+                }
+                let place = self.aggregate(operand)?;
+                Value::Int(IntExpr::Stat(what, place, *op_span))
+            }
+        })
+    }
+
+    /// The aggregate a statistics operator reads.
+    fn aggregate(&mut self, operand: &Expr) -> Result<Place, ScriptError> {
+        let (ty, place) = self.place(operand)?;
+        if ty != Ty::Stats {
+            return Err(self.error(
+                operand.span,
+                format!(
+                    "expected a statistics aggregate (filled with '<<<'), found a {}",
+                    ty.name()
+                ),
+            ));
+        }
+        Ok(place)
+    }
+
+    fn assignment(
+        &mut self,
+        span: Span,
+        op: Op,
+        target: &Expr,
+        value: &Expr,
+    ) -> Result<Value, ScriptError> {
+        let value_span = value.span;
+        let value = self.value(value)?;
+        let (ty, place) = self.changing_place(target)?;
+        let refused = |lowering: &Self| {
+            lowering.error(
+                target.span,
+                format!(
+                    "'{}' cannot be applied to '{}', a {}",
+                    op.text(),
+                    &lowering.source.text()[target.span.start..target.span.end],
+                    ty.name()
+                ),
+            )
+        };
+        Ok(match (ty, value) {
+            (Ty::Stats, _) => {
+                return Err(self.error(
+                    target.span,
+                    "a statistics aggregate takes values with '<<<', not an assignment",
+                ))
+            }
+            (Ty::Long, _) if op == Op::DotAssign => return Err(refused(self)),
+            (Ty::Long, Value::Int(v)) => Value::Int(IntExpr::Assign(
+                place,
+                compound_op(op),
+                Box::new(v),
+                value_span,
+            )),
+            (Ty::Str, _) if !matches!(op, Op::Assign | Op::DotAssign) => return Err(refused(self)),
+            (Ty::Str, Value::Str(v)) => {
+                Value::Str(StrExpr::Assign(place, op == Op::DotAssign, Box::new(v)))
+            }
+            (ty, found) => return Err(self.mismatch(span, ty, value_type(&found))),
+        })
+    }
+
+    fn binary(
+        &mut self,
+        op: Op,
+        op_span: Span,
+        left: &Expr,
+        right: &Expr,
+    ) -> Result<Value, ScriptError> {
+        if let Some(arith) = arith_op(op) {
+            let (l, r) = (self.int(left)?, self.int(right)?);
+            return Ok(Value::Int(IntExpr::Arith(
+                arith,
+                Box::new(l),
+                Box::new(r),
+                op_span,
+            )));
+        }
+        if let Some(cmp) = compare_op(op) {
+            return Ok(Value::Int(match self.value(left)? {
+                Value::Str(l) => IntExpr::StrCompare(cmp, Box::new(l), Box::new(self.str(right)?)),
+                Value::Int(l) => IntExpr::Compare(cmp, Box::new(l), Box::new(self.int(right)?)),
+                Value::Hist(_) => return Err(self.mismatch(left.span, Ty::Long, Ty::Stats)),
+            }));
+        }
+        Ok(match op {
+            Op::Dot => Value::Str(StrExpr::Concat(
+                Box::new(self.str(left)?),
+                Box::new(self.str(right)?),
+            )),
+            Op::AndAnd => Value::Int(IntExpr::And(
+                Box::new(self.int(left)?),
+                Box::new(self.int(right)?),
+            )),
+            _ => Value::Int(IntExpr::Or(
+                Box::new(self.int(left)?),
+                Box::new(self.int(right)?),
+            )),
+        })
+    }
+
+    fn arity(
+        &self,
+        name: &str,
+        span: Span,
+        args: &[Expr],
+        wanted: usize,
+    ) -> Result<(), ScriptError> {
+        if args.len() == wanted {
+            Ok(())
+        } else {
+            Err(self.error(
+                span,
+                format!(
+                    "{name}() takes {wanted} argument{}, given {}",
+                    if wanted == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            ))
+        }
+    }
+
+    fn call(&mut self, name: &str, span: Span, args: &[Expr]) -> Result<Value, ScriptError> {
+        let Some(builtin) = builtins::lookup(name) else {
+            return Err(self.error(span, format!("unknown function '{name}'")));
+        };
+        if let Answer::Print(kind) = builtin.answer {
+            if kind != PrintKind::Sprintf {
+                return Err(self.error(span, format!("{name}() prints and has no value to use")));
+            }
+            return Ok(Value::Str(StrExpr::Sprintf(Box::new(
+                self.print_call(name, kind, span, args)?,
+            ))));
+        }
+        self.arity(name, span, args, builtin.params.len())?;
+        Ok(match builtin.answer {
+            Answer::IntFact(what) => Value::Int(IntExpr::Context(what)),
+            Answer::StrFact(what) => Value::Str(StrExpr::Context(what)),
+            Answer::Indent { thread } => Value::Str(StrExpr::Indent {
+                thread,
+                delta: Box::new(self.int(&args[0])?),
+            }),
+            Answer::IndentDepth { thread } => Value::Int(IntExpr::IndentDepth {
+                thread,
+                delta: Box::new(self.int(&args[0])?),
+            }),
+            Answer::Exit | Answer::Print(_) => {
+                return Err(self.error(span, format!("{name}() has no value to use")))
+            }
+        })
+    }
+
+    /// `print(@hist_log(x))`: a histogram, which SystemTap prints only on its own.
+    fn histogram(
+        &mut self,
+        name: &str,
+        print_span: Span,
+        arg: &Expr,
+        others: usize,
+    ) -> Result<Option<Value>, ScriptError> {
+        let ExprKind::Stat {
+            op,
+            op_span,
+            operand,
+            args,
+        } = &arg.kind
+        else {
+            return Ok(None);
+        };
+        if stat_op(op).is_some() {
+            return Ok(None);
+        }
+        if others > 0 {
+            return Err(self.error(
+                *op_span,
+                format!("a histogram is printed on its own, as in {name}(@{op}(x))"),
+            ));
+        }
+        let kind = match (op.as_str(), args.as_slice()) {
+            ("hist_log", []) => HistKind::Log,
+            ("hist_linear", [low, high, step]) => {
+                let [low, high, step] = [low, high, step].map(|e| match e.kind {
+                    ExprKind::Number(n) => Ok(n),
+                    ExprKind::Unary {
+                        op: Op::Minus,
+                        ref operand,
+                    } => match operand.kind {
+                        ExprKind::Number(n) => Ok(n.wrapping_neg()),
+                        _ => Err(e.span),
+                    },
+                    _ => Err(e.span),
+                });
+                let literal = |n: Result<i64, Span>| {
+                    n.map_err(|span| {
+                        self.error(
+                            span,
+                            "@hist_linear's bounds and step must be literal numbers",
+                        )
+                    })
+                };
+                let (low, high, step) = (literal(low)?, literal(high)?, literal(step)?);
+                if step <= 0 {
+                    return Err(self.error(arg.span, "@hist_linear's step must be positive"));
+                }
+                if high <= low {
+                    return Err(self.error(
+                        arg.span,
+                        "@hist_linear's upper bound must be above its lower bound",
+                    ));
+                }
+                HistKind::Linear { low, high, step }
+            }
+            ("hist_log", _) => {
+                return Err(self.error(*op_span, "@hist_log takes only the aggregate"))
+            }
+            _ => {
+                return Err(self.error(
+                    *op_span,
+                    "@hist_linear takes the aggregate, a low bound, a high bound and a step",
+                ))
+            }
+        };
+        let place = self.aggregate(operand)?;
+        if let HistKind::Linear { .. } = kind {
+            let owner = match &place {
+                Place::Var(Slot::Global(i) | Slot::Local(i)) => Aggregates::Global(*i),
+                Place::Element(element) => Aggregates::Array(element.array),
+            };
+            self.linear.push((owner, kind));
+        }
+        Ok(Some(Value::Hist(Box::new(Histogram {
+            place,
+            kind,
+            print_span,
+        }))))
+    }
+
+    fn print_call(
+        &mut self,
+        name: &str,
+        kind: PrintKind,
+        span: Span,
+        args: &[Expr],
+    ) -> Result<PrintCall, ScriptError> {
+        if args.len() > MAX_PRINT_ARGS + 1 {
+            return Err(self.error(
+                span,
+                format!("too many arguments to {name}() (at most {MAX_PRINT_ARGS})"),
+            ));
+        }
+        if kind == PrintKind::Print && args.is_empty() {
+            return Err(self.error(span, "print() needs at least one argument"));
+        }
+        if matches!(kind, PrintKind::Print | PrintKind::Println) {
+            let first_histogram = match args.first() {
+                Some(first) => self.histogram(name, span, first, args.len() - 1)?,
+                None => None,
+            };
+            if let Some(histogram) = first_histogram {
+                // Without the newline println would add: a histogram ends with a blank line.
+                return Ok(PrintCall {
+                    format: Format::for_values(&[ArgKind::Str], false),
+                    args: vec![histogram],
+                });
+            }
+            let values = args
+                .iter()
+                .map(|a| self.value(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let kinds: Vec<_> = values
+                .iter()
+                .map(|v| match v {
+                    Value::Int(_) => ArgKind::Int,
+                    Value::Str(_) | Value::Hist(_) => ArgKind::Str,
+                })
+                .collect();
+            return Ok(PrintCall {
+                format: Format::for_values(&kinds, kind == PrintKind::Println),
+                args: values,
+            });
+        }
+        let Some((format_arg, rest)) = args.split_first() else {
+            return Err(self.error(span, format!("{name}() needs a format string")));
+        };
+        let ExprKind::Str(lit) = &format_arg.kind else {
+            return Err(self.error(
+                format_arg.span,
+                format!("the format of {name}() must be a literal string"),
+            ));
+        };
+        let format = Format::parse(&lit.value, &lit.escaped).map_err(|e| {
+            let message = match e {
+                FormatError::BadConversion(_) => {
+                    "invalid or missing conversion specifier in format".to_string()
+                }
+                FormatError::Incomplete => e.to_string(),
+            };
+            self.error(format_arg.span, message)
+        })?;
+        let expected = format.arg_kinds();
+        if expected.len() != rest.len() {
+            return Err(self.error(
+                span,
+                format!(
+                    "the format of {name}() wants {} argument{}, given {}",
+                    expected.len(),
+                    if expected.len() == 1 { "" } else { "s" },
+                    rest.len()
+                ),
+            ));
+        }
+        let mut values = Vec::with_capacity(rest.len());
+        for (arg, wanted) in rest.iter().zip(expected) {
+            if let ExprKind::Stat { op, op_span, .. } = &arg.kind {
+                if stat_op(op).is_none() {
+                    return Err(self.error(
+                        *op_span,
+                        format!(
+                            "a histogram is printed with print or println, as in print(@{op}(x))"
+                        ),
+                    ));
+                }
+            }
+            let value = self.value(arg)?;
+            let fits = matches!(
+                (&value, wanted),
+                (Value::Int(_), ArgKind::Int) | (Value::Str(_), ArgKind::Str)
+            );
+            if !fits {
+                return Err(self.error(arg.span, format!("the format wants a {wanted} here")));
+            }
+            values.push(value);
+        }
+        Ok(PrintCall {
+            format,
+            args: values,
+        })
+    }
+}
+
+fn value_type(value: &Value) -> Ty {
+    match value {
+        Value::Int(_) => Ty::Long,
+        Value::Str(_) => Ty::Str,
+        Value::Hist(_) => Ty::Stats,
+    }
+}

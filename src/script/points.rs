@@ -1,0 +1,168 @@
+//! Probe-point providers as data: each names the components it starts with and builds the
+//! probe point from what follows them. Adding a kind of probe point is one more entry.
+
+use super::ast::{PointArg, PointComponent, PointSyntax};
+use super::ir::{FunctionVariant, ProbePoint, ProbePointKind};
+use super::source::Span;
+
+/// A provider's failure: where, and what to say.
+pub(super) type PointError = (Span, String);
+
+struct Provider {
+    /// The leading component names, e.g. `["kernel", "function"]`.
+    path: &'static [&'static str],
+    /// How the point is written, for the list of supported points.
+    usage: &'static str,
+    /// Builds the point from all its components (the first `path.len()` match `path`).
+    build: fn(&[PointComponent]) -> Result<ProbePointKind, PointError>,
+}
+
+const PROVIDERS: &[Provider] = &[
+    Provider {
+        path: &["begin"],
+        usage: "begin[(PRIORITY)]",
+        build: |c| prioritised(c).map(|priority| ProbePointKind::Begin { priority }),
+    },
+    Provider {
+        path: &["end"],
+        usage: "end[(PRIORITY)]",
+        build: |c| prioritised(c).map(|priority| ProbePointKind::End { priority }),
+    },
+    Provider {
+        path: &["kernel", "function"],
+        usage: "kernel.function(\"PATTERN\")[.call|.return|.inline]",
+        build: kernel_function,
+    },
+];
+
+/// Resolves a probe point as written to the provider that takes it.
+pub(super) fn resolve(point: &PointSyntax, text: &str) -> Result<ProbePoint, PointError> {
+    let c = &point.components;
+    let provider = PROVIDERS.iter().find(|provider| {
+        c.len() >= provider.path.len()
+            && provider
+                .path
+                .iter()
+                .zip(c)
+                .enumerate()
+                .all(|(i, (name, comp))| {
+                    // Only the last component of the path may take an argument.
+                    comp.name == *name && (comp.argument.is_none() || i + 1 == provider.path.len())
+                })
+    });
+    let Some(provider) = provider else {
+        if let Some(numbered) = c
+            .iter()
+            .position(|comp| matches!(comp.argument, Some(PointArg::Number(_))))
+        {
+            let names: Vec<&str> = c[..=numbered]
+                .iter()
+                .map(|comp| comp.name.as_str())
+                .collect();
+            return Err((
+                c[0].span.to(c[numbered].span),
+                format!(
+                    "not supported yet: the probe point `{}(NUMBER)`",
+                    names.join(".")
+                ),
+            ));
+        }
+        let usages: Vec<&str> = PROVIDERS.iter().map(|p| p.usage).collect();
+        return Err((
+            point.span,
+            format!(
+                "unknown probe point '{text}'; supported: {}",
+                usages.join(", ")
+            ),
+        ));
+    };
+    Ok(ProbePoint {
+        kind: (provider.build)(c)?,
+        text: text.to_string(),
+        span: point.span,
+    })
+}
+
+/// `begin` or `begin(N)`: one component, whose number is the priority.
+fn prioritised(c: &[PointComponent]) -> Result<i64, PointError> {
+    if let Some(extra) = c.get(1) {
+        return Err((
+            extra.span,
+            format!("unknown probe point suffix '.{}'", extra.name),
+        ));
+    }
+    match &c[0].argument {
+        None => Ok(0),
+        Some(PointArg::Number(priority)) => Ok(*priority),
+        Some(PointArg::Str(_)) => Err((
+            c[0].span,
+            format!("the priority of '{}' is a number", c[0].name),
+        )),
+    }
+}
+
+fn kernel_function(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
+    let function = &c[1];
+    let Some(PointArg::Str(pattern)) = &function.argument else {
+        return Err((
+            function.span,
+            "kernel.function needs a pattern in quotes, e.g. function(\"sock_*\")".to_string(),
+        ));
+    };
+    let suffix = |name: &str| {
+        c.get(2)
+            .is_some_and(|s| s.name == name && s.argument.is_none())
+    };
+    let variant = match c.get(2) {
+        None => FunctionVariant::Entry,
+        Some(_) if suffix("call") => FunctionVariant::Call,
+        Some(_) if suffix("return") => FunctionVariant::Return,
+        Some(_) if suffix("inline") => FunctionVariant::Inline,
+        Some(other) => {
+            return Err((
+                other.span,
+                format!(
+                    "unknown probe point suffix '.{}'; expected .call, .return or .inline",
+                    other.name
+                ),
+            ))
+        }
+    };
+    if let Some(extra) = c.get(3) {
+        return Err((
+            extra.span,
+            format!("unknown probe point suffix '.{}'", extra.name),
+        ));
+    }
+    let Ok(pattern) = std::str::from_utf8(&pattern.value) else {
+        return Err((
+            function.span,
+            "a probe point pattern must be valid UTF-8".into(),
+        ));
+    };
+    let (name, file) = split_pattern(pattern, function.span)?;
+    Ok(ProbePointKind::KernelFunction {
+        function: name,
+        file,
+        variant,
+    })
+}
+
+/// Splits `FUNC@FILE` into its globs.
+fn split_pattern(pattern: &str, span: Span) -> Result<(String, Option<String>), PointError> {
+    let (function, file) = match pattern.split_once('@') {
+        Some((function, file)) => (function, Some(file)),
+        None => (pattern, None),
+    };
+    if function.is_empty() {
+        return Err((span, "the function pattern before '@' is empty".into()));
+    }
+    match file {
+        Some("") => Err((span, "the file pattern after '@' is empty".into())),
+        Some(file) if file.contains(':') => Err((
+            span,
+            "line numbers in probe points ('@FILE:LINE') are not supported".into(),
+        )),
+        _ => Ok((function.to_string(), file.map(str::to_string))),
+    }
+}
