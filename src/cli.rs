@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::kernel::{AttachPolicy, Mechanism};
+use crate::script::ScriptInput;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -28,26 +29,31 @@ Examples:
     after_help = EXAMPLES
 )]
 pub struct Cli {
-    /// The script to run (unless -e or -l is given).
+    /// The script to run, then the script's arguments ($1, @1, ...); with -e, only
+    /// arguments. Options may come among them, as with stap; `--` ends the options.
     #[arg(
-        value_name = "SCRIPT",
+        value_name = "SCRIPT [ARG]...",
         required_unless_present_any = ["script_text", "list", "list_with_variables"]
     )]
-    pub script_file: Option<PathBuf>,
+    pub operands: Vec<String>,
 
     /// Run SCRIPT given on the command line instead of a file.
-    #[arg(short = 'e', value_name = "SCRIPT", conflicts_with = "script_file")]
+    #[arg(short = 'e', value_name = "SCRIPT")]
     pub script_text: Option<String>,
 
+    /// Set global NAME to VALUE before the script starts (repeatable).
+    #[arg(short = 'G', value_name = "NAME=VALUE", value_parser = parse_global_value)]
+    pub global_values: Vec<(String, String)>,
+
     /// List the probe points PROBE matches, sorted, one per line, and exit.
-    #[arg(short = 'l', value_name = "PROBE", conflicts_with_all = ["script_file", "script_text"])]
+    #[arg(short = 'l', value_name = "PROBE", conflicts_with_all = ["operands", "script_text"])]
     pub list: Option<String>,
 
     /// Like -l, and show each point's parameters as $name:type (for FUNCTION@FILE points).
     #[arg(
         short = 'L',
         value_name = "PROBE",
-        conflicts_with_all = ["script_file", "script_text", "list"]
+        conflicts_with_all = ["operands", "script_text", "list"]
     )]
     pub list_with_variables: Option<String>,
 
@@ -91,7 +97,31 @@ pub struct Cli {
     pub last_pass: Option<u8>,
 }
 
+fn parse_global_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, found {text:?}")),
+    }
+}
+
 impl Cli {
+    /// The script file, unless the script is given with -e.
+    pub fn script_file(&self) -> Option<&str> {
+        match self.script_text {
+            Some(_) => None,
+            None => self.operands.first().map(String::as_str),
+        }
+    }
+
+    /// What the command line gives the script: the operands after it, and -G values.
+    pub fn script_input(&self) -> ScriptInput {
+        let skip = usize::from(self.script_text.is_none());
+        ScriptInput {
+            args: self.operands.iter().skip(skip).cloned().collect(),
+            globals: self.global_values.clone(),
+        }
+    }
+
     /// The pass `-p` asks to stop after: 1 (parse) or 2 (elaborate), since passes 3 and 4
     /// have nothing to do in rstap; `None` to run the script.
     pub fn stop_after(&self) -> Option<u8> {
@@ -150,7 +180,22 @@ mod tests {
         assert!(Cli::try_parse_from(["rstap", "-e", "probe begin {}"]).is_ok());
         assert!(Cli::try_parse_from(["rstap", "-l", "kernel.function(\"x\")"]).is_ok());
         assert!(Cli::try_parse_from(["rstap", "-L", "kernel.function(\"x@y.c\")"]).is_ok());
-        assert!(Cli::try_parse_from(["rstap", "x.stp", "-e", "probe begin {}"]).is_err());
+        assert!(Cli::try_parse_from(["rstap", "-l", "x", "x.stp"]).is_err());
+    }
+
+    #[test]
+    fn operands_are_the_script_then_its_arguments() {
+        let cli = Cli::try_parse_from(["rstap", "x.stp", "-v", "1", "--", "-two", "-G", "a=b"]);
+        let cli = cli.unwrap();
+        assert_eq!(cli.script_file(), Some("x.stp"));
+        assert_eq!(cli.script_input().args, ["1", "-two", "-G", "a=b"]);
+        let cli = Cli::try_parse_from(["rstap", "-e", "probe begin {}", "-G", "n=0x10", "a"]);
+        let cli = cli.unwrap();
+        assert_eq!(cli.script_file(), None);
+        let input = cli.script_input();
+        assert_eq!(input.args, ["a"]);
+        assert_eq!(input.globals, [("n".to_string(), "0x10".to_string())]);
+        assert!(Cli::try_parse_from(["rstap", "-e", "x", "-G", "novalue"]).is_err());
     }
 
     #[test]

@@ -35,11 +35,12 @@ const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
 pub fn run(cli: &Cli) -> Result<i32> {
     libbpf_log::install(cli.verbose >= 2);
     let source = load_source(cli)?;
+    let input = cli.script_input();
     if cli.stop_after() == Some(1) {
-        script::parse(&source)?;
+        script::parse(&source, &input)?;
         return Ok(0);
     }
-    let script = script::compile(&source)?;
+    let script = script::compile_with(&source, &input)?;
     if script.probes.is_empty() {
         bail!(
             "{}: no probes: a script needs at least one probe",
@@ -98,7 +99,7 @@ fn load_source(cli: &Cli) -> Result<SourceFile> {
     if let Some(text) = &cli.script_text {
         return Ok(SourceFile::new("<input>", text.clone()));
     }
-    let Some(path) = &cli.script_file else {
+    let Some(path) = cli.script_file().map(Path::new) else {
         bail!("no script given: name a script file, or use -e SCRIPT");
     };
     let bytes =

@@ -2,7 +2,9 @@
 //! scripts/fetch-stap-examples.sh) through rstap's front end, `rstap -p 2`: each one is
 //! accepted, or refused with an error that names what rstap does not take. A generic parse
 //! error ("expected ..., found ...") fails the test: it would tell a SystemTap user nothing.
-//! The counts per directory are printed for the README.
+//! Each runs with the arguments its `.meta` file's `test_check` line gives it; the libraries
+//! under `tapset/` directories are not scripts and are left out. The counts per directory
+//! are printed for the README.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,16 +71,76 @@ fn examples_dir() -> Option<PathBuf> {
     None
 }
 
+/// Splits a command line as a shell would, for the quotes the `.meta` files use.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// The arguments the example's `.meta` file runs it with (`test_check: stap -p4 NAME.stp
+/// ARG...`), up to the first option after the script.
+fn meta_arguments(script: &Path) -> Vec<String> {
+    let meta = std::fs::read_to_string(script.with_extension("meta")).unwrap_or_default();
+    let Some(line) = meta.lines().find_map(|l| l.strip_prefix("test_check:")) else {
+        return Vec::new();
+    };
+    let name = script.file_name().unwrap_or_default().to_string_lossy();
+    let words = shell_words(line);
+    let Some(at) = words.iter().position(|w| w.ends_with(name.as_ref())) else {
+        return Vec::new();
+    };
+    words[at + 1..]
+        .iter()
+        .take_while(|w| !w.starts_with('-'))
+        .cloned()
+        .collect()
+}
+
 fn scripts_under(dir: &Path, found: &mut Vec<PathBuf>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     for entry in entries {
         let path = entry.unwrap().path();
+        if path.is_dir() && path.file_name().is_some_and(|name| name == "tapset") {
+            continue;
+        }
         if path.is_dir() {
             scripts_under(&path, found);
         } else if path.extension().is_some_and(|ext| ext == "stp") {
             found.push(path);
         }
     }
+}
+
+#[test]
+fn meta_lines_give_arguments() {
+    assert_eq!(
+        shell_words(r#" stap -p4 a.stp 'kernel.function("x")' "b c" d -T 1"#),
+        [
+            "stap",
+            "-p4",
+            "a.stp",
+            "kernel.function(\"x\")",
+            "b c",
+            "d",
+            "-T",
+            "1"
+        ]
+    );
 }
 
 #[test]
@@ -99,6 +161,7 @@ fn every_example_is_accepted_or_refused_by_name() {
             .arg("-p")
             .arg("2")
             .arg(script)
+            .args(meta_arguments(script))
             .output()
             .expect("cannot run rstap");
         let stderr = String::from_utf8_lossy(&output.stderr);

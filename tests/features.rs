@@ -1,6 +1,6 @@
 //! The language, feature by feature: each `tests/features/NAME.stp` is run as `rstap
-//! NAME.stp` and must print exactly `NAME.out` on stdout and `NAME.err` on stderr (nothing,
-//! if there is no `.err`). It must exit 1 if the expected stderr holds an error, 0 if not.
+//! NAME.stp` (followed by the lines of `NAME.args`, if there is one) and must print exactly
+//! `NAME.out` on stdout and `NAME.err` on stderr (nothing, if there is no `.err`). It must exit 1 if the expected stderr holds an error, 0 if not.
 //! The cases use only begin, end and timer probes, so they run on any kernel;
 //! `RSTAP_BLESS=1 cargo test --test features` rewrites the expectations from what rstap
 //! prints, for review in the diff. Expected outputs follow SystemTap's documented formats.
@@ -33,7 +33,11 @@ fn every_feature_case_prints_what_systemtap_would() {
     assert!(names.len() >= 10, "too few feature cases: {}", names.len());
     let mut failures = Vec::new();
     for name in &names {
-        let output = run::run_rstap(&[format!("tests/features/{name}.stp")]);
+        let mut args = vec![format!("tests/features/{name}.stp")];
+        if let Ok(extra) = fs::read_to_string(dir.join(format!("{name}.args"))) {
+            args.extend(extra.lines().map(str::to_string));
+        }
+        let output = run::run_rstap(&args);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         let (out_path, err_path) = (

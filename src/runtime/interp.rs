@@ -6,6 +6,7 @@
 //! nothing unless the script uses arrays, whose keys are built per access.
 
 use std::io::Write;
+use std::rc::Rc;
 
 use super::array::{Array, Element, Full, Key, KeyPart};
 use super::context::ProbeContext;
@@ -13,8 +14,8 @@ use super::indent::{IndentState, ReturnOf};
 use super::stats::Stats;
 use crate::output::printf::{Arg, MAX_STRING_LEN, PRINT_LIMIT};
 use crate::script::{
-    ArithOp, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr, Place, PrintCall, Shown,
-    Slot, StatOp, Stmt, StrExpr, Ty, Value, MAX_PRINT_ARGS,
+    ArithOp, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr,
+    Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty, Value, MAX_PRINT_ARGS,
 };
 use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceFile, Span, StrContext};
 
@@ -40,6 +41,8 @@ pub enum RuntimeError {
     DivisionByZero { near: String },
     #[error("Array overflow, check {limit} near {near}")]
     ArrayFull { limit: String, near: String },
+    #[error("MAXNESTING exceeded near {near}")]
+    NestingLimit { near: String },
     #[error("MAXACTION exceeded near {near}")]
     ActionLimit { near: String },
     #[error("empty aggregate near {near}")]
@@ -69,6 +72,15 @@ struct Machine {
     indent: IndentState,
     /// Loop iterations the running probe may still make (SystemTap's MAXACTION budget).
     iterations_left: u32,
+    functions: Rc<[CheckedFunction]>,
+    max_nesting: usize,
+    /// How many function calls are open.
+    nesting: usize,
+    /// What the last `return` gave.
+    returned_int: i64,
+    returned_str: Vec<u8>,
+    /// What the running probe printed, functions it called included, in order.
+    output: Vec<u8>,
     pool: Vec<Vec<u8>>,
     exit_requested: bool,
 }
@@ -78,6 +90,8 @@ enum Stop {
     Next,
     Break,
     Continue,
+    /// A function's `return`; its value, if any, is in the machine's return slots.
+    Return,
     Error(RuntimeError),
 }
 
@@ -108,6 +122,12 @@ impl Interpreter {
                 str_locals: Vec::new(),
                 indent: IndentState::new(),
                 iterations_left: MAX_ITERATIONS,
+                functions: script.functions.clone().into(),
+                max_nesting: script.max_nesting,
+                nesting: 0,
+                returned_int: 0,
+                returned_str: Vec::new(),
+                output: Vec::new(),
                 pool: Vec::new(),
                 exit_requested: false,
             },
@@ -133,11 +153,17 @@ impl Interpreter {
         m.str_locals.truncate(probe.str_locals);
         m.str_locals.iter_mut().for_each(Vec::clear);
         m.str_locals.resize_with(probe.str_locals, Vec::new);
-        match m.block(&probe.body, ctx, out) {
-            // Lowering allows `break` and `continue` only inside loops, which catch them.
-            Ok(()) | Err(Stop::Next | Stop::Break | Stop::Continue) => {}
+        let ran = m.block(&probe.body, ctx);
+        // What the body printed is kept, even if it then failed, as SystemTap keeps it.
+        let written = out.write_all(&m.output);
+        m.output.clear();
+        match ran {
+            // Lowering allows `break` and `continue` only inside loops, which catch them,
+            // and `return` only in functions.
+            Ok(()) | Err(Stop::Next | Stop::Break | Stop::Continue | Stop::Return) => {}
             Err(Stop::Error(e)) => return Err(e),
         }
+        written?;
         Ok(if m.exit_requested {
             Flow::Exit
         } else {
@@ -294,12 +320,7 @@ fn compare_elements(a: &Element, b: &Element, figure: StatOp) -> std::cmp::Order
 }
 
 impl Machine {
-    fn block(
-        &mut self,
-        body: &[Stmt],
-        ctx: &dyn ProbeContext,
-        out: &mut dyn Write,
-    ) -> Result<(), Stop> {
+    fn block(&mut self, body: &[Stmt], ctx: &dyn ProbeContext) -> Result<(), Stop> {
         for stmt in body {
             match stmt {
                 Stmt::Eval(Value::Int(e)) => {
@@ -315,10 +336,9 @@ impl Machine {
                 Stmt::Print(call) => {
                     let mut line = self.take_buffer();
                     let result = self.format(call, ctx, &mut line, PRINT_LIMIT);
-                    let written =
-                        result.and_then(|()| out.write_all(&line).map_err(RuntimeError::from));
+                    self.output.extend_from_slice(&line);
                     self.pool.push(line);
-                    written?;
+                    result?;
                 }
                 Stmt::Exit => self.exit_requested = true,
                 Stmt::Next => return Err(Stop::Next),
@@ -326,9 +346,9 @@ impl Machine {
                 Stmt::Continue => return Err(Stop::Continue),
                 Stmt::If(condition, then, otherwise) => {
                     if self.int(condition, ctx)? != 0 {
-                        self.block(then, ctx, out)?;
+                        self.block(then, ctx)?;
                     } else {
-                        self.block(otherwise, ctx, out)?;
+                        self.block(otherwise, ctx)?;
                     }
                 }
                 Stmt::Loop {
@@ -343,30 +363,40 @@ impl Machine {
                             break;
                         }
                     }
-                    match self.block(body, ctx, out) {
+                    match self.block(body, ctx) {
                         Ok(()) | Err(Stop::Continue) => {}
                         Err(Stop::Break) => break,
                         Err(other) => return Err(other),
                     }
-                    self.block(step, ctx, out)?;
+                    self.block(step, ctx)?;
                 },
-                Stmt::Foreach(foreach) => self.foreach(foreach, ctx, out)?,
+                Stmt::Foreach(foreach) => self.foreach(foreach, ctx)?,
                 Stmt::Delete(deletion) => self.delete(deletion, ctx)?,
                 Stmt::Aggregate(place, value) => {
                     let value = self.int(value, ctx)?;
                     self.stats_entry(place, ctx)?.add(value);
+                }
+                Stmt::Call(call) => self.call(call, ctx)?,
+                Stmt::Return(value) => {
+                    match value {
+                        Some(Value::Int(e)) => self.returned_int = self.int(e, ctx)?,
+                        Some(Value::Str(e)) => {
+                            let mut text = self.take_buffer();
+                            let result = self.str(e, ctx, &mut text);
+                            std::mem::swap(&mut self.returned_str, &mut text);
+                            self.pool.push(text);
+                            result?;
+                        }
+                        Some(Value::Hist(_)) | None => {}
+                    }
+                    return Err(Stop::Return);
                 }
             }
         }
         Ok(())
     }
 
-    fn foreach(
-        &mut self,
-        foreach: &ForeachLoop,
-        ctx: &dyn ProbeContext,
-        out: &mut dyn Write,
-    ) -> Result<(), Stop> {
+    fn foreach(&mut self, foreach: &ForeachLoop, ctx: &dyn ProbeContext) -> Result<(), Stop> {
         let limit = match &foreach.limit {
             Some(limit) => usize::try_from(self.int(limit, ctx)?).unwrap_or(0),
             None => usize::MAX,
@@ -412,7 +442,7 @@ impl Machine {
                     Element::Stats(_) => {}
                 }
             }
-            match self.block(&foreach.body, ctx, out) {
+            match self.block(&foreach.body, ctx) {
                 Ok(()) | Err(Stop::Continue) => {}
                 Err(Stop::Break) => break,
                 Err(other) => return Err(other),
@@ -437,16 +467,51 @@ impl Machine {
         Ok(())
     }
 
+    /// Runs a script function: its arguments are evaluated in the caller's frame, its body
+    /// in a frame of its own; the result is left in the return slots.
+    fn call(&mut self, call: &Call, ctx: &dyn ProbeContext) -> Result<(), Stop> {
+        let functions = Rc::clone(&self.functions);
+        let function = &functions[call.function];
+        let mut ints = vec![0; function.int_locals];
+        let mut strs = vec![Vec::new(); function.str_locals];
+        for (arg, &(_, slot)) in call.args.iter().zip(&function.params) {
+            let (Slot::Local(index) | Slot::Global(index)) = slot;
+            match arg {
+                Value::Str(e) => self.str(e, ctx, &mut strs[index])?,
+                Value::Int(e) => ints[index] = self.int(e, ctx)?,
+                Value::Hist(_) => {}
+            }
+        }
+        if self.nesting + 1 > self.max_nesting {
+            return Err(Stop::Error(RuntimeError::NestingLimit {
+                near: self.source.near(function.name_span),
+            }));
+        }
+        std::mem::swap(&mut self.int_locals, &mut ints);
+        std::mem::swap(&mut self.str_locals, &mut strs);
+        self.nesting += 1;
+        self.returned_int = 0;
+        self.returned_str.clear();
+        let result = self.block(&function.body, ctx);
+        self.nesting -= 1;
+        std::mem::swap(&mut self.int_locals, &mut ints);
+        std::mem::swap(&mut self.str_locals, &mut strs);
+        match result {
+            Ok(()) | Err(Stop::Return) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Charges one loop iteration against the probe's budget.
-    fn iteration(&mut self, body: Span) -> Result<(), RuntimeError> {
+    fn iteration(&mut self, body: Span) -> Result<(), Stop> {
         match self.iterations_left.checked_sub(1) {
             Some(left) => {
                 self.iterations_left = left;
                 Ok(())
             }
-            None => Err(RuntimeError::ActionLimit {
+            None => Err(Stop::Error(RuntimeError::ActionLimit {
                 near: self.source.near(body),
-            }),
+            })),
         }
     }
 
@@ -471,7 +536,7 @@ impl Machine {
     }
 
     /// Evaluates an element's keys.
-    fn key(&mut self, element: &ElementRef, ctx: &dyn ProbeContext) -> Result<Key, RuntimeError> {
+    fn key(&mut self, element: &ElementRef, ctx: &dyn ProbeContext) -> Result<Key, Stop> {
         let mut key = Vec::with_capacity(element.keys.len());
         for part in &element.keys {
             key.push(match part {
@@ -495,23 +560,21 @@ impl Machine {
         &mut self,
         element: &ElementRef,
         ctx: &dyn ProbeContext,
-    ) -> Result<&mut Element, RuntimeError> {
+    ) -> Result<&mut Element, Stop> {
         let key = self.key(element, ctx)?;
         let Machine { arrays, source, .. } = self;
         let array = &mut arrays[element.array];
         let limit = array.limit_name();
-        array.entry(key).map_err(|Full| RuntimeError::ArrayFull {
-            limit,
-            near: source.near(element.span),
+        array.entry(key).map_err(|Full| {
+            Stop::Error(RuntimeError::ArrayFull {
+                limit,
+                near: source.near(element.span),
+            })
         })
     }
 
     /// The aggregate `place` names, made if it is a new array element.
-    fn stats_entry(
-        &mut self,
-        place: &Place,
-        ctx: &dyn ProbeContext,
-    ) -> Result<&mut Stats, RuntimeError> {
+    fn stats_entry(&mut self, place: &Place, ctx: &dyn ProbeContext) -> Result<&mut Stats, Stop> {
         match place {
             Place::Var(Slot::Global(i) | Slot::Local(i)) => Ok(&mut self.stats_globals[*i]),
             Place::Element(element) => Ok(self.entry(element, ctx)?.stats_mut()),
@@ -524,7 +587,7 @@ impl Machine {
         place: &Place,
         ctx: &dyn ProbeContext,
         f: impl FnOnce(Option<&Stats>) -> T,
-    ) -> Result<T, RuntimeError> {
+    ) -> Result<T, Stop> {
         Ok(match place {
             Place::Var(Slot::Global(i) | Slot::Local(i)) => f(Some(&self.stats_globals[*i])),
             Place::Element(element) => {
@@ -543,7 +606,7 @@ impl Machine {
         place: &Place,
         span: Span,
         ctx: &dyn ProbeContext,
-    ) -> Result<i64, RuntimeError> {
+    ) -> Result<i64, Stop> {
         let value = self.with_stats(place, ctx, |stats| {
             let Some(stats) = stats else {
                 return match op {
@@ -560,8 +623,10 @@ impl Machine {
                 StatOp::Variance => stats.variance(matches!(place, Place::Var(_))),
             }
         })?;
-        value.ok_or_else(|| RuntimeError::EmptyAggregate {
-            near: self.source.near(span),
+        value.ok_or_else(|| {
+            Stop::Error(RuntimeError::EmptyAggregate {
+                near: self.source.near(span),
+            })
         })
     }
 
@@ -570,7 +635,7 @@ impl Machine {
         histogram: &Histogram,
         ctx: &dyn ProbeContext,
         dst: &mut Vec<u8>,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), Stop> {
         let drawn = self.with_stats(&histogram.place, ctx, |stats| match stats {
             Some(stats) if stats.count() > 0 => {
                 stats.write_histogram(histogram.kind, dst);
@@ -581,9 +646,9 @@ impl Machine {
         if drawn {
             Ok(())
         } else {
-            Err(RuntimeError::EmptyAggregate {
+            Err(Stop::Error(RuntimeError::EmptyAggregate {
                 near: self.source.near(histogram.print_span),
-            })
+            }))
         }
     }
 
@@ -600,7 +665,7 @@ impl Machine {
         ctx: &dyn ProbeContext,
         dst: &mut Vec<u8>,
         limit: usize,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), Stop> {
         let mut ints = [0i64; MAX_PRINT_ARGS + 1];
         let mut strings = self.take_buffer();
         let mut ends = [0usize; MAX_PRINT_ARGS + 1];
@@ -633,7 +698,7 @@ impl Machine {
         result
     }
 
-    fn int(&mut self, e: &IntExpr, ctx: &dyn ProbeContext) -> Result<i64, RuntimeError> {
+    fn int(&mut self, e: &IntExpr, ctx: &dyn ProbeContext) -> Result<i64, Stop> {
         Ok(match e {
             IntExpr::Const(n) => *n,
             IntExpr::Var(Slot::Local(i)) => self.int_locals[*i],
@@ -708,6 +773,10 @@ impl Machine {
                 }
             }
             IntExpr::Stat(op, place, span) => self.stat(*op, place, *span, ctx)?,
+            IntExpr::Call(call) => {
+                self.call(call, ctx)?;
+                self.returned_int
+            }
             IntExpr::Context(what) => match what {
                 IntContext::Tid => ctx.tid(),
                 IntContext::Pid => ctx.pid(),
@@ -729,18 +798,14 @@ impl Machine {
         })
     }
 
-    fn division_by_zero(&self, span: Span) -> RuntimeError {
-        RuntimeError::DivisionByZero {
+    fn division_by_zero(&self, span: Span) -> Stop {
+        Stop::Error(RuntimeError::DivisionByZero {
             near: self.source.near(span),
-        }
+        })
     }
 
     /// The long `place` names, made if it is a new array element.
-    fn int_place(
-        &mut self,
-        place: &Place,
-        ctx: &dyn ProbeContext,
-    ) -> Result<&mut i64, RuntimeError> {
+    fn int_place(&mut self, place: &Place, ctx: &dyn ProbeContext) -> Result<&mut i64, Stop> {
         match place {
             Place::Var(slot) => Ok(self.int_slot(*slot)),
             Place::Element(element) => Ok(self.entry(element, ctx)?.long_mut()),
@@ -748,11 +813,7 @@ impl Machine {
     }
 
     /// The string `place` names, made if it is a new array element.
-    fn str_place(
-        &mut self,
-        place: &Place,
-        ctx: &dyn ProbeContext,
-    ) -> Result<&mut Vec<u8>, RuntimeError> {
+    fn str_place(&mut self, place: &Place, ctx: &dyn ProbeContext) -> Result<&mut Vec<u8>, Stop> {
         match place {
             Place::Var(slot) => Ok(self.str_slot(*slot)),
             Place::Element(element) => Ok(self.entry(element, ctx)?.str_mut()),
@@ -760,12 +821,7 @@ impl Machine {
     }
 
     /// Appends the string value of `e` to `dst`.
-    fn str(
-        &mut self,
-        e: &StrExpr,
-        ctx: &dyn ProbeContext,
-        dst: &mut Vec<u8>,
-    ) -> Result<(), RuntimeError> {
+    fn str(&mut self, e: &StrExpr, ctx: &dyn ProbeContext, dst: &mut Vec<u8>) -> Result<(), Stop> {
         match e {
             StrExpr::Const(s) => dst.extend_from_slice(s),
             StrExpr::Var(Slot::Local(i)) => dst.extend_from_slice(&self.str_locals[*i]),
@@ -833,6 +889,10 @@ impl Machine {
                 } else {
                     self.indent.indent(delta, now, dst);
                 }
+            }
+            StrExpr::Call(call) => {
+                self.call(call, ctx)?;
+                dst.extend_from_slice(&self.returned_str);
             }
             StrExpr::Sprintf(call) => {
                 let start = dst.len();

@@ -7,6 +7,23 @@ use super::source::Span;
 pub struct Script {
     pub globals: Vec<GlobalDecl>,
     pub probes: Vec<Probe>,
+    pub functions: Vec<Function>,
+}
+
+/// `function NAME[:TYPE] (PARAM[:TYPE], ...) { BODY }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub name: Name,
+    pub returns: Option<TypeName>,
+    pub params: Vec<(Name, Option<TypeName>)>,
+    pub body: Block,
+}
+
+/// A type as written in a declaration: `long` or `string`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeName {
+    Long,
+    Str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +102,8 @@ pub enum Stmt {
     Foreach(Box<Foreach>),
     /// `delete a[k]`, `delete a` or `delete x`.
     Delete(Expr),
+    /// `return` or `return EXPR`, in a function.
+    Return(Option<Expr>, Span),
     Break(Span),
     Continue(Span),
     Next(Span),
@@ -103,7 +122,7 @@ impl Stmt {
     pub fn parts(&self) -> Vec<Part<'_>> {
         match self {
             Stmt::Block(block) => block.statements.iter().map(Part::Stmt).collect(),
-            Stmt::Expr(e) | Stmt::Delete(e) => vec![Part::Expr(e)],
+            Stmt::Expr(e) | Stmt::Delete(e) | Stmt::Return(Some(e), _) => vec![Part::Expr(e)],
             Stmt::If {
                 condition,
                 then,
@@ -134,7 +153,11 @@ impl Stmt {
                 .map(Part::Expr)
                 .chain(std::iter::once(Part::Stmt(&foreach.body)))
                 .collect(),
-            Stmt::Break(_) | Stmt::Continue(_) | Stmt::Next(_) | Stmt::Empty(_) => Vec::new(),
+            Stmt::Return(None, _)
+            | Stmt::Break(_)
+            | Stmt::Continue(_)
+            | Stmt::Next(_)
+            | Stmt::Empty(_) => Vec::new(),
         }
     }
 
@@ -144,9 +167,11 @@ impl Stmt {
             Stmt::Expr(e) | Stmt::Delete(e) => e.span,
             Stmt::If { span, .. } | Stmt::While { span, .. } | Stmt::For { span, .. } => *span,
             Stmt::Foreach(foreach) => foreach.span,
-            Stmt::Break(span) | Stmt::Continue(span) | Stmt::Next(span) | Stmt::Empty(span) => {
-                *span
-            }
+            Stmt::Return(_, span)
+            | Stmt::Break(span)
+            | Stmt::Continue(span)
+            | Stmt::Next(span)
+            | Stmt::Empty(span) => *span,
         }
     }
 }

@@ -132,6 +132,7 @@ pub(crate) enum IntExpr {
     Contains(ElementRef),
     /// `@count(x)` and friends; `span` locates the operator for errors on empty aggregates.
     Stat(StatOp, Place, Span),
+    Call(Box<Call>),
     Context(IntContext),
     /// `thread_indent_depth` (thread) or `indent_depth`.
     IndentDepth {
@@ -151,12 +152,20 @@ pub(crate) enum StrExpr {
     /// `place = value`, or `place .= value` when `append`.
     Assign(Place, bool, Box<StrExpr>),
     Context(StrContext),
+    Call(Box<Call>),
     /// `thread_indent` (thread) or `indent`.
     Indent {
         thread: bool,
         delta: Box<IntExpr>,
     },
     Sprintf(Box<PrintCall>),
+}
+
+/// A call of a script function with its arguments, one per parameter.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub(crate) function: usize,
+    pub(crate) args: Vec<Value>,
 }
 
 /// A histogram of an aggregate, as `print` shows it.
@@ -245,14 +254,31 @@ pub(crate) enum Stmt {
     Delete(Deletion),
     /// `place <<< value`.
     Aggregate(Place, IntExpr),
+    /// A call of a function that returns nothing.
+    Call(Box<Call>),
+    Return(Option<Value>),
 }
 
 /// A script that parsed and type-checked, ready to attach and run.
 #[derive(Debug, Clone)]
 pub struct CheckedScript {
     pub probes: Vec<CheckedProbe>,
+    pub(crate) functions: Vec<CheckedFunction>,
+    /// How deep function calls may nest: SystemTap's MAXNESTING, from the call graph.
+    pub(crate) max_nesting: usize,
     pub(crate) source: SourceFile,
     pub(crate) globals: Globals,
+}
+
+/// A script function, its parameters first among its locals.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedFunction {
+    /// Where the function is named in its declaration, where MAXNESTING errors point.
+    pub(crate) name_span: Span,
+    pub(crate) params: Vec<(Ty, Slot)>,
+    pub(crate) body: Vec<Stmt>,
+    pub(crate) int_locals: usize,
+    pub(crate) str_locals: usize,
 }
 
 impl CheckedScript {

@@ -13,7 +13,24 @@ pub enum TokenKind {
     Op(Op),
     /// A statistics operator: `@count`, `@sum`, ..., `@hist_linear`, without the `@`.
     Stat(String),
+    /// `%(`, `%?`, `%:` or `%)`, for the preprocessor.
+    Conditional(Conditional),
+    /// `@NAME` other than a statistics operator: `@define`, a macro, a macro's parameter,
+    /// or one of SystemTap's `@` operators (`@entry`, `@cast`, ...) once macros are expanded.
+    Macro(String),
+    /// Something rstap cannot take here (a construct it does not support, a missing script
+    /// argument), with the message that says so. It is an error only if it survives
+    /// preprocessing: a branch the preprocessor skips may hold anything.
+    Refused(String),
     Eof,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conditional {
+    Open,
+    Then,
+    Else,
+    Close,
 }
 
 /// A decoded string literal. `escaped[i]` says whether `value[i]` came from an escape
@@ -146,26 +163,6 @@ pub(super) fn operator_at(text: &str) -> Option<&'static str> {
 /// they are. Matched before [`OPERATORS`], so that `->` is not taken for `-` and `>`.
 const UNSUPPORTED_OPERATORS: &[(&str, &str)] = &[
     (
-        "%{",
-        "rstap does not support embedded C (`%{ ... %}`): it runs no C in the kernel",
-    ),
-    (
-        "%(",
-        "not supported yet: preprocessor conditionals (`%( ... %? ... %)`)",
-    ),
-    (
-        "%?",
-        "not supported yet: preprocessor conditionals (`%( ... %? ... %)`)",
-    ),
-    (
-        "%:",
-        "not supported yet: preprocessor conditionals (`%( ... %? ... %)`)",
-    ),
-    (
-        "%)",
-        "not supported yet: preprocessor conditionals (`%( ... %? ... %)`)",
-    ),
-    (
         "->",
         "not supported yet: member access (`->`) of target variables",
     ),
@@ -178,6 +175,14 @@ const UNSUPPORTED_OPERATORS: &[(&str, &str)] = &[
         "not supported yet: regular expression matching (`!~`)",
     ),
 ];
+
+/// A string literal with no escapes in it.
+fn plain_string(bytes: &[u8]) -> StringLit {
+    StringLit {
+        value: bytes.to_vec(),
+        escaped: vec![false; bytes.len()],
+    }
+}
 
 /// The `@` operators of statistics, which take an aggregate.
 const STATISTICS: &[&str] = &[
@@ -208,20 +213,12 @@ fn unsupported_construct(rest: &str) -> Option<(usize, String)> {
     let word = &after[..word_length];
     let length = 1 + word_length.max(usize::from(after.starts_with('#')));
     let refusal = match (sigil, word) {
-        (_, "") if after.starts_with('#') => {
-            format!("not supported yet: the script argument count `{sigil}#`")
-        }
-        (_, word) if word.bytes().all(|b| b.is_ascii_digit()) && !word.is_empty() => {
-            format!("not supported yet: script arguments (`{sigil}{word}`)")
-        }
         ('$', word) if word.starts_with('$') => {
             format!("not supported yet: `${word}` (target variables)")
         }
         ('$', word) if !word.is_empty() => {
             format!("not supported yet: target variables (`${word}`)")
         }
-        ('@', "define") => "not supported yet: preprocessor macros (`@define`)".to_string(),
-        ('@', word) if !word.is_empty() => format!("not supported yet: `@{word}`"),
         _ => return None,
     };
     Some((length, refusal))
@@ -234,9 +231,12 @@ pub struct Token {
 }
 
 /// The whole script as tokens, ending with one `Eof` token.
-pub fn tokenize(source: &SourceFile) -> Result<Vec<Token>, ScriptError> {
+/// `args` are the script's command-line arguments: `$1` stands for the tokens of the first,
+/// `@1` for it as a string, `$#` and `@#` for how many there are.
+pub fn tokenize(source: &SourceFile, args: &[String]) -> Result<Vec<Token>, ScriptError> {
     Lexer {
         source,
+        args,
         bytes: source.text().as_bytes(),
         pos: 0,
     }
@@ -245,6 +245,7 @@ pub fn tokenize(source: &SourceFile) -> Result<Vec<Token>, ScriptError> {
 
 struct Lexer<'a> {
     source: &'a SourceFile,
+    args: &'a [String],
     bytes: &'a [u8],
     pos: usize,
 }
@@ -262,6 +263,11 @@ impl Lexer<'_> {
                 });
                 return Ok(tokens);
             };
+            if let Some(expansion) = self.script_argument()? {
+                let span = Span::new(start, self.pos);
+                tokens.extend(expansion.into_iter().map(|kind| Token { kind, span }));
+                continue;
+            }
             let kind = if c.is_ascii_alphabetic() || c == b'_' {
                 self.identifier()
             } else if c.is_ascii_digit() {
@@ -310,6 +316,58 @@ impl Lexer<'_> {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// `$N`, `@N`, `$#` or `@#` at the current position, as the tokens it stands for.
+    fn script_argument(&mut self) -> Result<Option<Vec<TokenKind>>, ScriptError> {
+        let rest = &self.source.text()[self.pos..];
+        let Some(sigil) = rest.chars().next().filter(|c| matches!(c, '$' | '@')) else {
+            return Ok(None);
+        };
+        let after = &rest[1..];
+        if after.starts_with('#') {
+            self.pos += 2;
+            let count = self.args.len();
+            return Ok(Some(vec![if sigil == '$' {
+                TokenKind::Number(count as i64)
+            } else {
+                TokenKind::Str(plain_string(count.to_string().as_bytes()))
+            }]));
+        }
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Ok(None);
+        }
+        let span = Span::new(self.pos, self.pos + 1 + digits);
+        let index: usize = after[..digits].parse().unwrap_or(usize::MAX);
+        self.pos = span.end;
+        let Some(arg) = index.checked_sub(1).and_then(|i| self.args.get(i)) else {
+            return Ok(Some(vec![TokenKind::Refused(format!(
+                "command line argument index {index} out of range [1-{}]: the script wants \
+                 more arguments (rstap SCRIPT ARG...)",
+                self.args.len()
+            ))]));
+        };
+        if sigil == '@' {
+            return Ok(Some(vec![TokenKind::Str(plain_string(arg.as_bytes()))]));
+        }
+        // `$N` stands for the argument's own tokens, as if written in the script.
+        let text = SourceFile::new(format!("command line argument ${index}"), arg.clone());
+        let mut expansion: Vec<TokenKind> = tokenize(&text, &[])
+            .map_err(|err| {
+                self.error(
+                    span,
+                    format!(
+                        "command line argument ${index} ({arg:?}) is not valid script text: {}",
+                        err.message()
+                    ),
+                )
+            })?
+            .into_iter()
+            .map(|token| token.kind)
+            .collect();
+        expansion.pop(); // its Eof
+        Ok(Some(expansion))
     }
 
     fn identifier(&mut self) -> TokenKind {
@@ -452,8 +510,38 @@ impl Lexer<'_> {
             self.pos += 1 + word.len();
             return Ok(TokenKind::Stat(word.to_string()));
         }
+        if let Some(after) = rest.strip_prefix('@') {
+            let length = after
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(after.len());
+            if length > 0 && !after.starts_with(|c: char| c.is_ascii_digit()) {
+                self.pos += 1 + length;
+                return Ok(TokenKind::Macro(after[..length].to_string()));
+            }
+        }
+        for (text, conditional) in [
+            ("%(", Conditional::Open),
+            ("%?", Conditional::Then),
+            ("%:", Conditional::Else),
+            ("%)", Conditional::Close),
+        ] {
+            if rest.starts_with(text) {
+                self.pos += 2;
+                return Ok(TokenKind::Conditional(conditional));
+            }
+        }
+        if rest.starts_with("%{") {
+            // Embedded C, skipped whole: what it holds is C, not script.
+            let length = rest.find("%}").map_or(rest.len(), |end| end + 2);
+            self.pos += length;
+            return Ok(TokenKind::Refused(
+                "rstap does not support embedded C (`%{ ... %}`): it runs no C in the kernel"
+                    .to_string(),
+            ));
+        }
         if let Some((length, refusal)) = unsupported_construct(rest) {
-            return Err(self.error(Span::new(self.pos, self.pos + length), refusal));
+            self.pos += length;
+            return Ok(TokenKind::Refused(refusal));
         }
         match OPERATORS.iter().find(|(text, _)| rest.starts_with(text)) {
             Some((text, op)) => {
@@ -479,7 +567,7 @@ mod tests {
     use super::*;
 
     fn kinds(text: &str) -> Vec<TokenKind> {
-        tokenize(&SourceFile::new("t.stp", text))
+        tokenize(&SourceFile::new("t.stp", text), &[])
             .unwrap()
             .into_iter()
             .map(|t| t.kind)
@@ -487,9 +575,28 @@ mod tests {
     }
 
     fn lex_error(text: &str) -> String {
-        tokenize(&SourceFile::new("t.stp", text))
+        tokenize(&SourceFile::new("t.stp", text), &[])
             .unwrap_err()
             .to_string()
+    }
+
+    /// The error the first refused token makes, as the parser reports it.
+    fn refused_with(text: &str, args: &[String]) -> String {
+        let source = SourceFile::new("t.stp", text);
+        tokenize(&source, args)
+            .unwrap()
+            .into_iter()
+            .find_map(|token| match token.kind {
+                TokenKind::Refused(message) => {
+                    Some(ScriptError::at(&source, token.span, message).to_string())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("nothing refused in {text:?}"))
+    }
+
+    fn refused(text: &str) -> String {
+        refused_with(text, &[])
     }
 
     fn string_value(text: &str) -> Vec<u8> {
@@ -607,8 +714,34 @@ mod tests {
                 TokenKind::Eof,
             ]
         );
-        // Only the statistics operators themselves are `@` words.
-        assert!(lex_error("@sum_x").contains("not supported yet: `@sum_x`"));
+        // Only the statistics operators themselves are statistics.
+        assert_eq!(kinds("@sum_x")[0], TokenKind::Macro("sum_x".into()));
+    }
+
+    #[test]
+    fn script_arguments_stand_for_tokens_or_strings() {
+        let args = ["2 + x".to_string(), "sock_*".to_string()];
+        let kinds = |text: &str| -> Vec<TokenKind> {
+            tokenize(&SourceFile::new("t.stp", text), &args)
+                .unwrap()
+                .into_iter()
+                .map(|t| t.kind)
+                .collect()
+        };
+        assert_eq!(
+            kinds("$1 @2 $# @#"),
+            vec![
+                TokenKind::Number(2),
+                TokenKind::Op(Op::Plus),
+                TokenKind::Ident("x".into()),
+                TokenKind::Str(plain_string(b"sock_*")),
+                TokenKind::Number(2),
+                TokenKind::Str(plain_string(b"2")),
+                TokenKind::Eof,
+            ]
+        );
+        assert!(refused_with("x = $3", &args)
+            .starts_with("t.stp:1:5: error: command line argument index 3 out of range [1-2]"));
     }
 
     #[test]
@@ -621,16 +754,10 @@ mod tests {
         for (text, column, refusal) in [
             ("$fd", 1, "target variables (`$fd`)"),
             ("$$parms", 1, "`$$parms` (target variables)"),
-            ("$1", 1, "script arguments (`$1`)"),
-            ("@2", 1, "script arguments (`@2`)"),
-            ("$#", 1, "the script argument count `$#`"),
-            ("@entry($x)", 1, "`@entry`"),
-            ("@define x %( 1 %)", 1, "preprocessor macros (`@define`)"),
-            ("%( $# > 1 %? 1 %: 2 %)", 1, "preprocessor conditionals"),
             ("p->f", 2, "member access (`->`)"),
             ("s =~ \"a\"", 3, "regular expression matching (`=~`)"),
         ] {
-            let error = lex_error(text);
+            let error = refused(text);
             assert!(
                 error.starts_with(&format!(
                     "t.stp:1:{column}: error: not supported yet: {refusal}"
@@ -638,6 +765,6 @@ mod tests {
                 "{text}: {error}"
             );
         }
-        assert!(lex_error("%{ int x; %}").contains("rstap does not support embedded C"));
+        assert!(refused("%{ int x; %}").contains("rstap does not support embedded C"));
     }
 }

@@ -13,11 +13,12 @@ mod lexer;
 mod parser;
 mod passes;
 mod points;
+mod preprocess;
 mod source;
 
 pub(crate) use ir::{
-    ArithOp, ArrayInfo, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr, Place,
-    PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
+    ArithOp, ArrayInfo, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram,
+    IntExpr, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
 };
 pub use ir::{
     CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, ProbePoint, ProbePointKind,
@@ -27,13 +28,30 @@ pub use parser::MAX_NESTING;
 pub use passes::MAX_PRINT_ARGS;
 pub use source::{LineCol, ScriptError, SourceFile, Span};
 
-/// Parses the text only: stap's pass 1.
-pub fn parse(source: &SourceFile) -> Result<(), ScriptError> {
-    parser::parse(source).map(drop)
+/// What the command line gives a script besides its text.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptInput {
+    /// `$1`, `@1`, ...: the arguments after the script.
+    pub args: Vec<String>,
+    /// `-G NAME=VALUE`: initial values of globals, overriding the script's.
+    pub globals: Vec<(String, String)>,
 }
 
-/// Parses and checks a whole script.
+/// Parses the text only: stap's pass 1.
+pub fn parse(source: &SourceFile, input: &ScriptInput) -> Result<(), ScriptError> {
+    parser::parse(source, &input.args).map(drop)
+}
+
+/// Parses and checks a whole script that takes nothing from the command line.
 pub fn compile(source: &SourceFile) -> Result<CheckedScript, ScriptError> {
-    let script = parser::parse(source)?;
-    passes::check(source, &script)
+    compile_with(source, &ScriptInput::default())
+}
+
+/// Parses and checks a whole script, with its command-line arguments and `-G` values.
+pub fn compile_with(
+    source: &SourceFile,
+    input: &ScriptInput,
+) -> Result<CheckedScript, ScriptError> {
+    let script = parser::parse(source, &input.args)?;
+    passes::check(source, &script, &input.globals)
 }

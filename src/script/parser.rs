@@ -3,10 +3,11 @@
 //! optional one, so newlines separate statements as well.
 
 use super::ast::{
-    ArrayDecl, Block, Expr, ExprKind, Foreach, GlobalDecl, Name, PointArg, PointComponent,
-    PointSyntax, Probe, Script, Sort, SortBy, Stmt,
+    ArrayDecl, Block, Expr, ExprKind, Foreach, Function, GlobalDecl, Name, PointArg,
+    PointComponent, PointSyntax, Probe, Script, Sort, SortBy, Stmt, TypeName,
 };
-use super::lexer::{tokenize, Op, Token, TokenKind};
+use super::lexer::{tokenize, Op, StringLit, Token, TokenKind};
+use super::preprocess::{preprocess, Facts};
 use super::source::{ScriptError, SourceFile, Span};
 
 /// Deeper nesting of expressions or statements is refused, so that neither the parser nor
@@ -20,13 +21,7 @@ pub(super) const KEYWORDS: &[&str] = &[
 ];
 
 /// Keywords of statements and declarations rstap does not take yet, and what they are.
-const NOT_YET_KEYWORDS: &[(&str, &str)] = &[
-    ("return", "`return` (functions)"),
-    ("try", "`try`/`catch`"),
-    ("catch", "`try`/`catch`"),
-    ("function", "functions (`function NAME(...)`)"),
-    ("private", "`private` declarations"),
-];
+const NOT_YET_KEYWORDS: &[(&str, &str)] = &[("try", "`try`/`catch`"), ("catch", "`try`/`catch`")];
 
 /// The refusal for a keyword rstap does not take yet.
 fn not_yet(keyword: &str) -> Option<String> {
@@ -36,8 +31,14 @@ fn not_yet(keyword: &str) -> Option<String> {
         .map(|(_, what)| format!("not supported yet: {what}"))
 }
 
-pub fn parse(source: &SourceFile) -> Result<Script, ScriptError> {
-    let tokens = tokenize(source)?;
+pub fn parse(source: &SourceFile, args: &[String]) -> Result<Script, ScriptError> {
+    let tokens = preprocess(source, tokenize(source, args)?, &Facts::of_this_system())?;
+    if let Some(refused) = tokens.iter().find_map(|token| match &token.kind {
+        TokenKind::Refused(message) => Some(ScriptError::at(source, token.span, message)),
+        _ => None,
+    }) {
+        return Err(refused);
+    }
     Parser {
         source,
         tokens,
@@ -143,6 +144,9 @@ impl Parser<'_> {
             TokenKind::Str(_) => "a string".to_string(),
             TokenKind::Op(op) => format!("'{}'", op.text()),
             TokenKind::Stat(op) => format!("'@{op}'"),
+            TokenKind::Conditional(_) | TokenKind::Refused(_) | TokenKind::Macro(_) => {
+                self.source.text()[token.span.start..token.span.end].to_string()
+            }
         };
         self.error(token.span, format!("expected {wanted}, found {found}"))
     }
@@ -180,6 +184,7 @@ impl Parser<'_> {
         let mut script = Script {
             globals: Vec::new(),
             probes: Vec::new(),
+            functions: Vec::new(),
         };
         loop {
             if self.peek().kind == TokenKind::Eof {
@@ -188,16 +193,23 @@ impl Parser<'_> {
             if self.eat_op(Op::Semi) {
                 continue;
             }
+            // `private` limits a tapset's name to its file: one file here, nothing to limit.
+            if self.peek_keyword("private") {
+                self.advance();
+            }
             if self.peek_keyword("probe") {
                 self.advance();
                 script.probes.push(self.probe()?);
+            } else if self.peek_keyword("function") {
+                self.advance();
+                script.functions.push(self.function()?);
             } else if self.peek_keyword("global") {
                 self.advance();
                 self.globals(&mut script.globals)?;
             } else if let Some(refusal) = self.peek_not_yet_keyword() {
                 return Err(self.error(self.peek().span, refusal));
             } else {
-                return Err(self.unexpected("'probe' or 'global'"));
+                return Err(self.unexpected("'probe', 'global' or 'function'"));
             }
         }
     }
@@ -221,6 +233,46 @@ impl Parser<'_> {
             if !self.eat_op(Op::Comma) {
                 return Ok(());
             }
+        }
+    }
+
+    fn function(&mut self) -> Result<Function, ScriptError> {
+        let name = self.name("a function name")?;
+        let returns = self.type_annotation()?;
+        self.expect_op(Op::LParen)?;
+        let mut params = Vec::new();
+        if !self.peek_op(Op::RParen) {
+            loop {
+                let param = self.name("a parameter name")?;
+                params.push((param, self.type_annotation()?));
+                if !self.eat_op(Op::Comma) {
+                    break;
+                }
+            }
+        }
+        self.expect_op(Op::RParen)?;
+        let body = self.block()?;
+        Ok(Function {
+            name,
+            returns,
+            params,
+            body,
+        })
+    }
+
+    /// `:long` or `:string` after a function or parameter name.
+    fn type_annotation(&mut self) -> Result<Option<TypeName>, ScriptError> {
+        if !self.eat_op(Op::Colon) {
+            return Ok(None);
+        }
+        let (word, span) = self.expect_ident("a type, long or string")?;
+        match word.as_str() {
+            "long" => Ok(Some(TypeName::Long)),
+            "string" => Ok(Some(TypeName::Str)),
+            _ => Err(self.error(
+                span,
+                format!("unknown type '{word}'; expected long or string"),
+            )),
         }
     }
 
@@ -252,7 +304,7 @@ impl Parser<'_> {
         let kind = match token.kind {
             TokenKind::Number(n) if negate => ExprKind::Number(n.wrapping_neg()),
             TokenKind::Number(n) => ExprKind::Number(n),
-            TokenKind::Str(s) if !negate => ExprKind::Str(s),
+            TokenKind::Str(s) if !negate => ExprKind::Str(self.adjacent_strings(s)),
             _ => {
                 return Err(self.error(token.span, "expected a literal number or string"));
             }
@@ -303,7 +355,7 @@ impl Parser<'_> {
                 let negative = self.eat_op(Op::Minus);
                 let token = self.advance();
                 let argument = match token.kind {
-                    TokenKind::Str(lit) if !negative => PointArg::Str(lit),
+                    TokenKind::Str(lit) if !negative => PointArg::Str(self.adjacent_strings(lit)),
                     TokenKind::Number(n) if negative => PointArg::Number(n.wrapping_neg()),
                     TokenKind::Number(n) => PointArg::Number(n),
                     _ => {
@@ -390,6 +442,15 @@ impl Parser<'_> {
         if self.peek_keyword("delete") {
             self.advance();
             return Ok(Stmt::Delete(self.expression()?));
+        }
+        if self.peek_keyword("return") {
+            self.advance();
+            // A value follows unless the statement ends here.
+            let ends = self.peek_op(Op::Semi)
+                || self.peek_op(Op::RBrace)
+                || self.peek().kind == TokenKind::Eof;
+            let value = if ends { None } else { Some(self.expression()?) };
+            return Ok(Stmt::Return(value, self.end_of(start)));
         }
         if let Some(refusal) = self.peek_not_yet_keyword() {
             return Err(self.error(start, refusal));
@@ -513,6 +574,12 @@ impl Parser<'_> {
         }
         self.advance();
         let array = self.name("an array name")?;
+        if self.peek_op(Op::LBracket) {
+            return Err(self.error(
+                self.peek().span,
+                "not supported yet: foreach over a slice of an array (`in a[k, *]`)",
+            ));
+        }
         let sort_figure = match &self.peek().kind {
             TokenKind::Stat(op) => {
                 let name = op.clone();
@@ -711,9 +778,10 @@ impl Parser<'_> {
             }
             TokenKind::Str(lit) => {
                 self.advance();
+                let lit = self.adjacent_strings(lit);
                 Ok(Expr {
                     kind: ExprKind::Str(lit),
-                    span: token.span,
+                    span: token.span.to(self.tokens[self.pos - 1].span),
                 })
             }
             TokenKind::Op(Op::LParen) => {
@@ -788,6 +856,16 @@ impl Parser<'_> {
             }
             _ => Err(self.unexpected("an expression")),
         }
+    }
+
+    /// A string literal and those right after it, joined: `"a" "b"` is `"ab"`, as in C.
+    fn adjacent_strings(&mut self, mut lit: StringLit) -> StringLit {
+        while let TokenKind::Str(next) = &self.peek().kind {
+            lit.value.extend_from_slice(&next.value);
+            lit.escaped.extend_from_slice(&next.escaped);
+            self.advance();
+        }
+        lit
     }
 
     /// `operand`, or `operand++` / `operand--`.
@@ -869,7 +947,7 @@ mod tests {
     use super::*;
 
     fn parse_text(text: &str) -> Result<Script, ScriptError> {
-        parse(&SourceFile::new("t.stp", text))
+        parse(&SourceFile::new("t.stp", text), &[])
     }
 
     fn body_expr(text: &str) -> Expr {
@@ -1030,16 +1108,15 @@ mod tests {
             .to_string();
         assert!(err.contains("expected 'in' after a list of keys"), "{err}");
         let err = parse_text("print(1)").unwrap_err().to_string();
-        assert!(err.contains("expected 'probe' or 'global'"), "{err}");
+        assert!(
+            err.contains("expected 'probe', 'global' or 'function'"),
+            "{err}"
+        );
     }
 
     #[test]
     fn constructs_not_supported_yet_are_named() {
         for (text, refusal) in [
-            (
-                "function f() { }",
-                "t.stp:1:1: error: not supported yet: functions",
-            ),
             (
                 "probe begin { try { } catch { } }",
                 "t.stp:1:15: error: not supported yet: `try`/`catch`",

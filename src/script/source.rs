@@ -167,6 +167,15 @@ impl ScriptError {
     }
 
     /// The message alone, without location or source excerpt.
+    /// An error that has no place in the script, such as a bad `-G` value.
+    pub fn without_place(message: impl Into<String>) -> Self {
+        let message = message.into();
+        ScriptError {
+            rendered: format!("rstap: error: {message}"),
+            message,
+        }
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }

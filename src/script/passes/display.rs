@@ -1,5 +1,6 @@
-//! Finds the globals SystemTap prints when a script ends: those a probe writes (`=`, `++`,
-//! `<<<`, `delete`, ...) but nothing reads, in the order the script first names them.
+//! Finds the globals SystemTap prints when a script ends: those a probe or function writes
+//! (`=`, `++`, `<<<`, `delete`, ...) but nothing reads, in the order the script first
+//! names them.
 
 use std::collections::HashMap;
 
@@ -21,8 +22,17 @@ pub(super) fn unread_globals(script: &ast::Script) -> Vec<String> {
             .collect(),
         order: Vec::new(),
     };
-    for probe in &script.probes {
-        for stmt in &probe.body.statements {
+    // SystemTap names globals as it resolves them: the probes in order, then the
+    // functions by name.
+    let mut functions: Vec<_> = script.functions.iter().collect();
+    functions.sort_by(|a, b| a.name.name.cmp(&b.name.name));
+    let bodies = script
+        .probes
+        .iter()
+        .map(|probe| &probe.body)
+        .chain(functions.into_iter().map(|function| &function.body));
+    for body in bodies {
+        for stmt in &body.statements {
             walk.stmt(stmt);
         }
     }

@@ -1,12 +1,14 @@
 //! Declares the globals and infers types as SystemTap does: from every assignment and use
 //! that determines one (`x = "s"`, `x++`, `a[k] <<< v`, `k in a`, `foreach`), repeated
 //! until nothing changes, so that a variable may be read above the line that assigns it.
-//! Names not declared `global` are local to their probe. Conflicts are left for lowering
+//! Names not declared `global` are local to their probe or function; a function's
+//! parameters take the types of the arguments it is called with, its result the type of
+//! what it returns. Conflicts are left for lowering
 //! to report, where each use is checked against the types found here.
 
 use std::collections::HashMap;
 
-use crate::script::ast::{self, ArrayDecl, Expr, ExprKind, Part, Stmt};
+use crate::script::ast::{self, ArrayDecl, Expr, ExprKind, Part, Stmt, TypeName};
 use crate::script::builtins;
 use crate::script::ir::Ty;
 use crate::script::lexer::Op;
@@ -16,8 +18,26 @@ use crate::script::source::{ScriptError, SourceFile};
 #[derive(Debug, Default)]
 pub(super) struct Symbols {
     pub(super) globals: HashMap<String, Global>,
-    /// One map of locals per probe.
+    /// One map of locals per body: the probes', then the functions'.
     pub(super) locals: Vec<HashMap<String, Option<Ty>>>,
+    /// Each body's parameters, in order (none for probes); they hide globals.
+    pub(super) params: Vec<Vec<String>>,
+    pub(super) functions: HashMap<String, FunctionSym>,
+}
+
+/// A script function: its place in the script, its body's number and its result type.
+#[derive(Debug, Clone)]
+pub(super) struct FunctionSym {
+    pub(super) index: usize,
+    pub(super) body: usize,
+    pub(super) returns: Option<Ty>,
+}
+
+pub(super) fn declared_type(name: TypeName) -> Ty {
+    match name {
+        TypeName::Long => Ty::Long,
+        TypeName::Str => Ty::Str,
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,8 +58,39 @@ pub(super) struct ArrayShape {
 pub(super) fn infer(source: &SourceFile, script: &ast::Script) -> Result<Symbols, ScriptError> {
     let mut symbols = Symbols {
         globals: HashMap::new(),
-        locals: vec![HashMap::new(); script.probes.len()],
+        locals: vec![HashMap::new(); script.probes.len() + script.functions.len()],
+        params: vec![Vec::new(); script.probes.len() + script.functions.len()],
+        functions: HashMap::new(),
     };
+    for (index, function) in script.functions.iter().enumerate() {
+        let body = script.probes.len() + index;
+        if symbols.functions.contains_key(&function.name.name) {
+            return Err(ScriptError::at(
+                source,
+                function.name.span,
+                format!("function '{}' is defined twice", function.name.name),
+            ));
+        }
+        for (param, ty) in &function.params {
+            if symbols.locals[body].contains_key(&param.name) {
+                return Err(ScriptError::at(
+                    source,
+                    param.span,
+                    format!("parameter '{}' is named twice", param.name),
+                ));
+            }
+            symbols.locals[body].insert(param.name.clone(), ty.map(declared_type));
+            symbols.params[body].push(param.name.clone());
+        }
+        symbols.functions.insert(
+            function.name.name.clone(),
+            FunctionSym {
+                index,
+                body,
+                returns: function.returns.map(declared_type),
+            },
+        );
+    }
     for decl in &script.globals {
         if symbols.globals.contains_key(&decl.name) {
             return Err(ScriptError::at(
@@ -63,12 +114,20 @@ pub(super) fn infer(source: &SourceFile, script: &ast::Script) -> Result<Symbols
     loop {
         let mut pass = Pass {
             symbols: &mut symbols,
-            probe: 0,
+            body: 0,
+            function: None,
             changed: false,
         };
         for (probe, p) in script.probes.iter().enumerate() {
-            pass.probe = probe;
+            pass.body = probe;
             for stmt in &p.body.statements {
+                pass.stmt(stmt);
+            }
+        }
+        for (index, function) in script.functions.iter().enumerate() {
+            pass.body = script.probes.len() + index;
+            pass.function = Some(function.name.name.clone());
+            for stmt in &function.body.statements {
                 pass.stmt(stmt);
             }
         }
@@ -79,19 +138,30 @@ pub(super) fn infer(source: &SourceFile, script: &ast::Script) -> Result<Symbols
 }
 
 impl Symbols {
-    /// A variable's type as far as known, global or local to `probe`.
-    pub(super) fn var(&self, probe: usize, name: &str) -> Option<Ty> {
-        match self.globals.get(name) {
+    /// A variable's type as far as known, global or local to `body`. A function's
+    /// parameters and locals hide globals of their names.
+    pub(super) fn var(&self, body: usize, name: &str) -> Option<Ty> {
+        match self.global(body, name) {
             Some(global) => global.ty,
-            None => self.locals[probe].get(name).copied().flatten(),
+            None => self.locals[body].get(name).copied().flatten(),
         }
+    }
+
+    /// The global `name` means in `body`, unless a parameter hides it.
+    pub(super) fn global(&self, body: usize, name: &str) -> Option<&Global> {
+        if self.params[body].iter().any(|param| param == name) {
+            return None;
+        }
+        self.globals.get(name)
     }
 }
 
-/// One walk over every probe body.
+/// One walk over every probe and function body.
 struct Pass<'a> {
     symbols: &'a mut Symbols,
-    probe: usize,
+    body: usize,
+    /// The function whose body this is, for its `return`s.
+    function: Option<String>,
     changed: bool,
 }
 
@@ -105,9 +175,10 @@ fn learn(slot: &mut Option<Ty>, ty: Option<Ty>, changed: &mut bool) {
 
 impl Pass<'_> {
     fn set_var(&mut self, name: &str, ty: Option<Ty>) {
-        let slot = match self.symbols.globals.get_mut(name) {
+        let is_global = self.symbols.global(self.body, name).is_some();
+        let slot = match self.symbols.globals.get_mut(name).filter(|_| is_global) {
             Some(global) => &mut global.ty,
-            None => self.symbols.locals[self.probe]
+            None => self.symbols.locals[self.body]
                 .entry(name.to_string())
                 .or_insert(None),
         };
@@ -157,6 +228,18 @@ impl Pass<'_> {
 
     fn stmt(&mut self, stmt: &Stmt) {
         match stmt {
+            Stmt::Return(Some(value), _) => {
+                let ty = self.expr(value);
+                let mut changed = false;
+                if let Some(function) = self
+                    .function
+                    .as_ref()
+                    .and_then(|name| self.symbols.functions.get_mut(name))
+                {
+                    learn(&mut function.returns, ty, &mut changed);
+                }
+                self.changed |= changed;
+            }
             Stmt::Foreach(foreach) => {
                 let key_count = foreach.keys.len();
                 let (keys, value) = match self.array(&foreach.array.name, key_count) {
@@ -198,7 +281,7 @@ impl Pass<'_> {
         match &e.kind {
             ExprKind::Number(_) => Some(Ty::Long),
             ExprKind::Str(_) => Some(Ty::Str),
-            ExprKind::Var(name) => self.symbols.var(self.probe, name),
+            ExprKind::Var(name) => self.symbols.var(self.body, name),
             ExprKind::Index { array, keys } => {
                 self.set_keys(&array.name, keys);
                 self.symbols.globals.get(&array.name).and_then(|g| g.ty)
@@ -208,10 +291,18 @@ impl Pass<'_> {
                 Some(Ty::Long)
             }
             ExprKind::Call { name, args, .. } => {
-                for arg in args {
-                    self.expr(arg);
+                let types: Vec<Option<Ty>> = args.iter().map(|arg| self.expr(arg)).collect();
+                let Some(function) = self.symbols.functions.get(name).cloned() else {
+                    return builtins::lookup(name).and_then(|builtin| builtin.returns);
+                };
+                let Symbols { locals, params, .. } = &mut *self.symbols;
+                let mut changed = false;
+                for (param, ty) in params[function.body].iter().zip(types) {
+                    let slot = locals[function.body].entry(param.clone()).or_insert(None);
+                    learn(slot, ty, &mut changed);
                 }
-                builtins::lookup(name).and_then(|builtin| builtin.returns)
+                self.changed |= changed;
+                function.returns
             }
             ExprKind::Unary { operand, .. } => {
                 self.expr(operand);

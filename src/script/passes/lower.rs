@@ -11,9 +11,9 @@ use crate::output::printf::{ArgKind, Format, FormatError, MAX_STRING_LEN};
 use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
 use crate::script::builtins::{self, Answer, PrintKind};
 use crate::script::ir::{
-    ArithOp, ArrayInfo, CheckedProbe, CheckedScript, CmpOp, Deletion, ElementRef, ForeachLoop,
-    Globals, HistKind, Histogram, IntExpr, Place, PrintCall, Shown, Slot, SortOrder, StatOp, Stmt,
-    StrExpr, Ty, Value,
+    ArithOp, ArrayInfo, Call, CheckedFunction, CheckedProbe, CheckedScript, CmpOp, Deletion,
+    ElementRef, ForeachLoop, Globals, HistKind, Histogram, IntExpr, Place, PrintCall, Shown, Slot,
+    SortOrder, StatOp, Stmt, StrExpr, Ty, Value,
 };
 use crate::script::lexer::Op;
 use crate::script::points;
@@ -55,6 +55,8 @@ pub(super) fn lower(
         .collect();
     let mut linear = Vec::new();
     let mut probes = Vec::new();
+    // The functions each body calls, bodies numbered as in `Symbols`.
+    let mut calls: Vec<Vec<usize>> = Vec::new();
     for (index, probe) in script.probes.iter().enumerate() {
         let points = probe
             .points
@@ -65,19 +67,9 @@ pub(super) fn lower(
                     .map_err(|(span, message)| ScriptError::at(source, span, message))
             })
             .collect::<Result<_, _>>()?;
-        let mut lowering = Lowering {
-            source,
-            symbols,
-            layout: &layout,
-            probe: index,
-            local_slots: HashMap::new(),
-            int_locals: 0,
-            str_locals: 0,
-            loops: 0,
-            iterating: Vec::new(),
-            linear: &mut linear,
-        };
+        let mut lowering = Lowering::new(source, symbols, &layout, index, &mut linear);
         let body = lowering.block(&probe.body.statements)?;
+        calls.push(lowering.callees);
         probes.push(CheckedProbe {
             points,
             body,
@@ -85,6 +77,28 @@ pub(super) fn lower(
             str_locals: lowering.str_locals,
         });
     }
+    let mut functions = Vec::new();
+    for (index, function) in script.functions.iter().enumerate() {
+        let body = script.probes.len() + index;
+        let mut lowering = Lowering::new(source, symbols, &layout, body, &mut linear);
+        lowering.function = Some(index);
+        let mut params = Vec::with_capacity(function.params.len());
+        for (param, _) in &function.params {
+            // A parameter no call or use gives a type is a long, as an unused local is.
+            let ty = symbols.var(body, &param.name).unwrap_or(Ty::Long);
+            params.push((ty, lowering.local(&param.name, ty, param.span)?));
+        }
+        let statements = lowering.block(&function.body.statements)?;
+        calls.push(lowering.callees);
+        functions.push(CheckedFunction {
+            name_span: function.name.span,
+            params,
+            body: statements,
+            int_locals: lowering.int_locals,
+            str_locals: lowering.str_locals,
+        });
+    }
+    let max_nesting = max_nesting(&calls, script.probes.len());
     let mut globals = layout.globals;
     for (owner, kind) in linear {
         let kinds = match owner {
@@ -97,8 +111,92 @@ pub(super) fn lower(
     }
     Ok(CheckedScript {
         probes,
+        functions,
+        max_nesting,
         source: source.clone(),
         globals,
+    })
+}
+
+/// SystemTap's MAXNESTING: one more than the longest chain of calls from a probe, a call
+/// back into a function already on the chain counting as one more, and ten more if there
+/// is such a call (a recursive `fib` gets 13).
+fn max_nesting(calls: &[Vec<usize>], probes: usize) -> usize {
+    fn depth(
+        function: usize,
+        calls: &[Vec<usize>],
+        probes: usize,
+        path: &mut Vec<usize>,
+        recursive: &mut bool,
+    ) -> usize {
+        if path.contains(&function) {
+            *recursive = true;
+            return 1;
+        }
+        path.push(function);
+        let deepest = calls[probes + function]
+            .iter()
+            .map(|&callee| depth(callee, calls, probes, path, recursive))
+            .max()
+            .unwrap_or(0);
+        path.pop();
+        1 + deepest
+    }
+    let mut recursive = false;
+    let deepest = (0..probes)
+        .flat_map(|probe| calls[probe].iter())
+        .map(|&callee| depth(callee, calls, probes, &mut Vec::new(), &mut recursive))
+        .max()
+        .unwrap_or(0);
+    deepest + 1 + if recursive { 10 } else { 0 }
+}
+
+/// Applies `-G NAME=VALUE` settings to the globals' initial values.
+pub(super) fn set_globals(
+    checked: &mut CheckedScript,
+    script: &ast::Script,
+    symbols: &Symbols,
+    values: &[(String, String)],
+) -> Result<(), ScriptError> {
+    let layout = layout_globals(script, symbols);
+    for (name, value) in values {
+        let refuse = |why: &str| ScriptError::without_place(format!("-G {name}={value}: {why}"));
+        match layout.scalars.get(name) {
+            Some(&(Ty::Long, index)) => {
+                checked.globals.ints[index] = parse_long(value)
+                    .ok_or_else(|| refuse("the global is a long; give a number"))?;
+            }
+            Some(&(Ty::Str, index)) => checked.globals.strs[index] = string_value(value.as_bytes()),
+            Some(&(Ty::Stats, _)) => return Err(refuse("a statistics aggregate takes no value")),
+            None if layout.arrays.contains_key(name) => {
+                return Err(refuse("an array takes no value"))
+            }
+            None => return Err(refuse("the script declares no such global")),
+        }
+    }
+    Ok(())
+}
+
+/// A number as the script language writes one, possibly negative: decimal, `0x` hex or
+/// `0` octal.
+fn parse_long(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let magnitude = if let Some(hex) = digits.strip_prefix("0x").or(digits.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        u64::from_str_radix(&digits[1..], 8).ok()?
+    } else {
+        digits.parse::<u64>().ok()?
+    };
+    // Two's complement, as the lexer reads literals up to 2^64-1.
+    let value = magnitude as i64;
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
     })
 }
 
@@ -225,12 +323,17 @@ fn stat_op(name: &str) -> Option<StatOp> {
     })
 }
 
-/// Lowers one probe's body, giving its locals slot numbers.
+/// Lowers one probe's or function's body, giving its locals slot numbers.
 struct Lowering<'a> {
     source: &'a SourceFile,
     symbols: &'a Symbols,
     layout: &'a GlobalLayout,
-    probe: usize,
+    /// The body's number, as in `Symbols`.
+    body: usize,
+    /// The function whose body this is.
+    function: Option<usize>,
+    /// The functions this body calls.
+    callees: Vec<usize>,
     local_slots: HashMap<String, (Ty, usize)>,
     int_locals: usize,
     str_locals: usize,
@@ -243,6 +346,9 @@ struct Lowering<'a> {
     linear: &'a mut Vec<(Aggregates, HistKind)>,
 }
 
+/// A call of a script function, with the type of its value (`None`: it has none).
+type FunctionCall = (Option<Ty>, Box<Call>);
+
 /// A global aggregate, or the aggregates of an array.
 #[derive(Debug, Clone, Copy)]
 enum Aggregates {
@@ -250,7 +356,30 @@ enum Aggregates {
     Array(usize),
 }
 
-impl Lowering<'_> {
+impl<'a> Lowering<'a> {
+    fn new(
+        source: &'a SourceFile,
+        symbols: &'a Symbols,
+        layout: &'a GlobalLayout,
+        body: usize,
+        linear: &'a mut Vec<(Aggregates, HistKind)>,
+    ) -> Self {
+        Lowering {
+            source,
+            symbols,
+            layout,
+            body,
+            function: None,
+            callees: Vec::new(),
+            local_slots: HashMap::new(),
+            int_locals: 0,
+            str_locals: 0,
+            loops: 0,
+            iterating: Vec::new(),
+            linear,
+        }
+    }
+
     fn error(&self, span: Span, message: impl Into<String>) -> ScriptError {
         ScriptError::at(self.source, span, message)
     }
@@ -357,6 +486,22 @@ impl Lowering<'_> {
                 });
             }
             ast::Stmt::Foreach(foreach) => out.push(self.foreach(foreach)?),
+            ast::Stmt::Return(value, span) => {
+                let Some(function) = self.function else {
+                    return Err(self.error(*span, "cannot 'return' outside a function"));
+                };
+                let returns = self
+                    .symbols
+                    .functions
+                    .values()
+                    .find(|f| f.index == function);
+                let value = match (value, returns.and_then(|f| f.returns)) {
+                    (None, _) => None,
+                    (Some(value), Some(Ty::Str)) => Some(Value::Str(self.str(value)?)),
+                    (Some(value), _) => Some(Value::Int(self.int(value)?)),
+                };
+                out.push(Stmt::Return(value));
+            }
             ast::Stmt::Delete(target) => out.push(Stmt::Delete(self.deletion(target)?)),
             ast::Stmt::Expr(e) => out.push(self.expression_statement(e)?),
         }
@@ -473,6 +618,15 @@ impl Lowering<'_> {
                 name,
                 name_span,
                 args,
+            } if self.symbols.functions.contains_key(name) => {
+                if let Some((None, call)) = self.function_call(name, *name_span, args)? {
+                    return Ok(Stmt::Call(call));
+                }
+            }
+            ExprKind::Call {
+                name,
+                name_span,
+                args,
             } => match builtins::lookup(name).map(|b| b.answer) {
                 Some(Answer::Print(kind)) if kind != PrintKind::Sprintf => {
                     return Ok(Stmt::Print(self.print_call(name, kind, *name_span, args)?))
@@ -515,24 +669,29 @@ impl Lowering<'_> {
     }
 
     fn slot(&mut self, name: &str, span: Span) -> Result<(Ty, Slot), ScriptError> {
-        if let Some(&(ty, index)) = self.layout.scalars.get(name) {
-            return Ok((ty, Slot::Global(index)));
+        if let Some(&(ty, index)) = self.local_slots.get(name) {
+            return Ok((ty, Slot::Local(index)));
         }
-        if self.layout.arrays.contains_key(name) {
+        if self.symbols.global(self.body, name).is_some() {
+            if let Some(&(ty, index)) = self.layout.scalars.get(name) {
+                return Ok((ty, Slot::Global(index)));
+            }
             return Err(self.error(
                 span,
                 format!("'{name}' is an array: name an element, as in {name}[key]"),
             ));
         }
-        if let Some(&(ty, index)) = self.local_slots.get(name) {
-            return Ok((ty, Slot::Local(index)));
-        }
-        let ty = self.symbols.var(self.probe, name).ok_or_else(|| {
+        let ty = self.symbols.var(self.body, name).ok_or_else(|| {
             self.error(
                 span,
                 format!("cannot tell the type of '{name}': it is never assigned a value"),
             )
         })?;
+        Ok((ty, self.local(name, ty, span)?))
+    }
+
+    /// A new local of type `ty`.
+    fn local(&mut self, name: &str, ty: Ty, span: Span) -> Result<Slot, ScriptError> {
         let counter = match ty {
             Ty::Long => &mut self.int_locals,
             Ty::Str => &mut self.str_locals,
@@ -546,7 +705,7 @@ impl Lowering<'_> {
         let index = *counter;
         *counter += 1;
         self.local_slots.insert(name.to_string(), (ty, index));
-        Ok((ty, Slot::Local(index)))
+        Ok(Slot::Local(index))
     }
 
     fn array(&self, name: &Name) -> Result<usize, ScriptError> {
@@ -882,7 +1041,45 @@ impl Lowering<'_> {
         }
     }
 
+    /// A call of the script's own function `name`, if it has one: its value (`None` for a
+    /// function that returns nothing) and the call.
+    fn function_call(
+        &mut self,
+        name: &str,
+        span: Span,
+        args: &[Expr],
+    ) -> Result<Option<FunctionCall>, ScriptError> {
+        let Some(function) = self.symbols.functions.get(name) else {
+            return Ok(None);
+        };
+        let params = &self.symbols.params[function.body];
+        self.arity(name, span, args, params.len())?;
+        let mut values = Vec::with_capacity(args.len());
+        for (arg, param) in args.iter().zip(params) {
+            let ty = self.symbols.var(function.body, param).unwrap_or(Ty::Long);
+            values.push(match ty {
+                Ty::Str => Value::Str(self.str(arg)?),
+                _ => Value::Int(self.int(arg)?),
+            });
+        }
+        self.callees.push(function.index);
+        Ok(Some((
+            function.returns,
+            Box::new(Call {
+                function: function.index,
+                args: values,
+            }),
+        )))
+    }
+
     fn call(&mut self, name: &str, span: Span, args: &[Expr]) -> Result<Value, ScriptError> {
+        if let Some((returns, call)) = self.function_call(name, span, args)? {
+            return match returns {
+                Some(Ty::Str) => Ok(Value::Str(StrExpr::Call(call))),
+                Some(_) => Ok(Value::Int(IntExpr::Call(call))),
+                None => Err(self.error(span, format!("{name}() returns no value to use"))),
+            };
+        }
         let Some(builtin) = builtins::lookup(name) else {
             return Err(self.error(span, format!("unknown function '{name}'")));
         };

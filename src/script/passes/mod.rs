@@ -13,13 +13,17 @@ use super::ast;
 use super::ir::CheckedScript;
 use super::source::{ScriptError, SourceFile};
 
+/// `global_values` are `-G NAME=VALUE` settings, overriding the script's initial values.
 pub(super) fn check(
     source: &SourceFile,
     script: &ast::Script,
+    global_values: &[(String, String)],
 ) -> Result<CheckedScript, ScriptError> {
     let symbols = infer::infer(source, script)?;
     let shown_at_exit = display::unread_globals(script);
-    lower::lower(source, script, &symbols, &shown_at_exit)
+    let mut checked = lower::lower(source, script, &symbols, &shown_at_exit)?;
+    lower::set_globals(&mut checked, script, &symbols, global_values)?;
+    Ok(checked)
 }
 
 #[cfg(test)]
