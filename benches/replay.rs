@@ -1,5 +1,6 @@
 //! User-space replay benchmark: how many kernel events per second one core turns into the
-//! seed scripts' output, through the code rstap runs for every event
+//! seed scripts' output, or into a counting script's array of aggregates, through the code
+//! rstap runs for every event
 //! (`Interpreter::run_probe` with a `ProbeContext`, thread_indent and printf formatting into
 //! an output buffer). No kernel and no VM needed: `cargo bench --bench replay`.
 //!
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 use rstap::runtime::{Flow, Interpreter, ProbeContext};
 use rstap::script::{compile, SourceFile};
 
-/// The throughput the project aims for (issue 5).
-const TARGET_EVENTS_PER_SECOND: f64 = 3_000_000.0;
+/// The throughput the project holds the seed scripts to (issue 10: at least 5 M).
+const TARGET_EVENTS_PER_SECOND: f64 = 5_000_000.0;
 const EVENTS: usize = 2_000_000;
 const THREADS: i64 = 4;
 const MEASUREMENTS: usize = 5;
@@ -188,10 +189,9 @@ fn generate(count: usize) -> Vec<Event> {
 fn replay(script_text: &str, events: &[Event]) -> (usize, Duration) {
     let source = SourceFile::new("replay.stp", script_text);
     let script = compile(&source).unwrap_or_else(|err| panic!("{err}"));
-    assert_eq!(
-        script.probes.len(),
-        2,
-        "the seed scripts have a call and a return probe"
+    assert!(
+        script.probes.len() >= 2,
+        "the scripts have a call and a return probe first"
     );
     let mut interpreter = Interpreter::new(&script);
     let mut out = Vec::with_capacity(2 * OUTPUT_CHUNK);
@@ -208,6 +208,36 @@ fn replay(script_text: &str, events: &[Event]) -> (usize, Duration) {
     }
     let elapsed = started.elapsed();
     (written + out.len(), elapsed)
+}
+
+/// A script to replay: name, text, the check of its output, and whether it is held to the
+/// target.
+type Replayed = (&'static str, &'static str, fn(&str, &[Event]), bool);
+
+/// A script that counts calls per function into an array of aggregates and prints their
+/// total at the end (its third probe).
+const COUNTING: &str = r#"
+global calls
+probe kernel.function("__sys_*").call, kernel.function("sock_*").call { calls[ppfunc()] <<< 1 }
+probe kernel.function("__sys_*").return, kernel.function("sock_*").return { }
+probe end { foreach (f in calls) total += @count(calls[f]); println(total) }
+"#;
+
+/// Checks, before any timing, that the counting script counts every call.
+fn check_counts(script_text: &str, events: &[Event]) {
+    let source = SourceFile::new("replay.stp", script_text);
+    let script = compile(&source).unwrap_or_else(|err| panic!("{err}"));
+    let mut interpreter = Interpreter::new(&script);
+    let mut out = Vec::new();
+    for event in events {
+        interpreter
+            .run_probe(usize::from(event.is_return), event, &mut out)
+            .unwrap();
+    }
+    assert!(out.is_empty());
+    interpreter.run_probe(2, &events[0], &mut out).unwrap();
+    let calls = events.iter().filter(|event| !event.is_return).count();
+    assert_eq!(String::from_utf8(out).unwrap(), format!("{calls}\n"));
 }
 
 /// Checks, before any timing, that the replay produces what the seed script prints: one
@@ -243,26 +273,36 @@ fn median_and_best(mut rates: Vec<f64>) -> (f64, f64) {
 
 fn main() {
     let events = generate(EVENTS);
-    let scripts = [
+    let scripts: [Replayed; 3] = [
         (
             "socket-trace.stp",
             include_str!("../tests/golden/socket-trace.stp"),
+            check_output,
+            true,
         ),
         (
             "socket-trace-addr.stp",
             include_str!("../tests/golden/socket-trace-addr.stp"),
+            check_output,
+            true,
+        ),
+        (
+            "counting (a[ppfunc()] <<< 1)",
+            COUNTING,
+            check_counts,
+            false,
         ),
     ];
     println!(
-        "replaying {} events ({} threads, {} functions) through each seed script, {} times",
+        "replaying {} events ({} threads, {} functions) through each script, {} times",
         events.len(),
         THREADS,
         SYSCALLS.len() + INNER.len(),
         MEASUREMENTS
     );
     let mut below_target = false;
-    for (name, text) in scripts {
-        check_output(text, &events[..1000]);
+    for (name, text, check, held_to_target) in scripts {
+        check(text, &events[..1000]);
         let mut rates = Vec::new();
         let mut bytes = 0;
         for _ in 0..MEASUREMENTS {
@@ -271,9 +311,9 @@ fn main() {
             rates.push(events.len() as f64 / elapsed.as_secs_f64());
         }
         let (rate, best) = median_and_best(rates);
-        below_target |= rate < TARGET_EVENTS_PER_SECOND;
+        below_target |= held_to_target && rate < TARGET_EVENTS_PER_SECOND;
         println!(
-            "{name:24} {:>6.2} M events/s per core (median; best {:.2} M), {:.1} MB of output, {:.0} bytes/event",
+            "{name:29} {:>6.2} M events/s per core (median; best {:.2} M), {:.1} MB of output, {:.0} bytes/event",
             rate / 1e6,
             best / 1e6,
             bytes as f64 / 1e6,
@@ -281,7 +321,7 @@ fn main() {
         );
     }
     println!(
-        "target: {:.1} M events/s per core (median): {}",
+        "target for the seed scripts: {:.1} M events/s per core (median): {}",
         TARGET_EVENTS_PER_SECOND / 1e6,
         if below_target { "NOT met" } else { "met" }
     );

@@ -24,9 +24,35 @@ use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::resolve::symbol_cache;
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
+use crate::runtime::timers::Timers;
 use crate::script::{self, CheckedScript, SourceFile};
 
 const KALLSYMS: &str = "/proc/kallsyms";
+/// How long to wait for events before looking again: until the next timer is due, and
+/// never longer than [`POLL_INTERVAL`].
+fn wait_for(timers: &Timers) -> Duration {
+    timers.next_deadline().map_or(POLL_INTERVAL, |next| {
+        next.saturating_duration_since(Instant::now())
+            .min(POLL_INTERVAL)
+    })
+}
+
+/// Runs the timer probes that are due; returns how the session ends if one ends it.
+fn run_due_timers(
+    timers: &mut Timers,
+    target: i64,
+    mut run: impl FnMut(usize, &SessionContext) -> Result<Flow, RuntimeError>,
+) -> Option<LoopEnd> {
+    for (probe, point) in timers.due(Instant::now()) {
+        match run(probe, &SessionContext::new(&point, target)) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Exit) => return Some(LoopEnd::ScriptExit),
+            Err(err) => return Some(LoopEnd::Failed(err)),
+        }
+    }
+    None
+}
+
 /// How long one wait for events lasts; stop conditions are checked this often.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
@@ -304,9 +330,10 @@ impl<'a> Tracer<'a> {
             if let Some(command) = &mut self.command {
                 command.release().context("cannot start the command")?;
             }
+            let mut timers = Timers::new(&self.plan.timers, Instant::now());
             end = Some(match &probes {
-                Some(probes) => self.event_loop(probes, &mut interpreter, target)?,
-                None => self.wait_without_probes()?,
+                Some(probes) => self.event_loop(probes, &mut interpreter, &mut timers, target)?,
+                None => self.wait_without_probes(&mut interpreter, &mut timers, target)?,
             });
         }
         let lost = probes.as_ref().map_or(0, KernelProbes::lost_events);
@@ -328,7 +355,11 @@ impl<'a> Tracer<'a> {
         }
 
         let mut end = end.unwrap_or(LoopEnd::Stopped);
-        if !matches!(end, LoopEnd::Failed(_)) {
+        if matches!(end, LoopEnd::Failed(_)) {
+            // SystemTap runs its error probes, and then stops: no end probes. What they do
+            // cannot make the run end otherwise, so their own outcome is dropped.
+            let _ = self.run_session_probes(&mut interpreter, &self.plan.error, "error", target);
+        } else {
             if let Some(failure) =
                 self.run_session_probes(&mut interpreter, &self.plan.end, "end", target)
             {
@@ -359,11 +390,7 @@ impl<'a> Tracer<'a> {
         point: &'static str,
         target: i64,
     ) -> Option<LoopEnd> {
-        let context = SessionContext {
-            point,
-            target,
-            execname: "rstap".into(),
-        };
+        let context = SessionContext::new(point, target);
         for &probe in probes {
             match interpreter.run_probe(probe, &context, &mut self.output) {
                 Ok(Flow::Continue) => {}
@@ -378,6 +405,7 @@ impl<'a> Tracer<'a> {
         &mut self,
         probes: &KernelProbes<'_>,
         interpreter: &mut Interpreter,
+        timers: &mut Timers,
         target: i64,
     ) -> Result<LoopEnd> {
         let code = KernelCode::read(self.symbols);
@@ -418,9 +446,18 @@ impl<'a> Tracer<'a> {
             // Errors here are a signal interrupting the wait or a handler asking to stop;
             // both are looked at below. The programs wake this wait only when the buffer
             // fills (see event.bpf.h): what came in quietly is taken after the wait.
-            let _ = ring.poll(POLL_INTERVAL);
+            let _ = ring.poll(wait_for(timers));
             if outcome.borrow().is_none() {
                 let _ = ring.consume();
+            }
+            if outcome.borrow().is_none() {
+                let mut dispatcher = dispatcher.borrow_mut();
+                let ended = run_due_timers(timers, target, |probe, context| {
+                    dispatcher
+                        .interpreter()
+                        .run_probe(probe, context, &mut **output.borrow_mut())
+                });
+                outcome.replace(ended);
             }
             if let Some(end) = outcome.borrow_mut().take() {
                 return Ok(end);
@@ -454,8 +491,13 @@ impl<'a> Tracer<'a> {
         output_closed(self.output.flush())
     }
 
-    /// A script with only begin/end probes runs until stopped, like stap's.
-    fn wait_without_probes(&mut self) -> Result<LoopEnd> {
+    /// A script with only begin, end and timer probes runs until stopped, like stap's.
+    fn wait_without_probes(
+        &mut self,
+        interpreter: &mut Interpreter,
+        timers: &mut Timers,
+        target: i64,
+    ) -> Result<LoopEnd> {
         let deadline = self
             .cli
             .timeout
@@ -471,7 +513,16 @@ impl<'a> Tracer<'a> {
             {
                 return Ok(LoopEnd::Stopped);
             }
-            std::thread::sleep(POLL_INTERVAL);
+            std::thread::sleep(wait_for(timers));
+            let output = &mut self.output;
+            if let Some(end) = run_due_timers(timers, target, |probe, context| {
+                interpreter.run_probe(probe, context, output)
+            }) {
+                return Ok(end);
+            }
+            if self.flush_output()? {
+                return Ok(LoopEnd::Stopped);
+            }
         }
     }
 

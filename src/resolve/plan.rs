@@ -55,6 +55,19 @@ pub struct ProbePlan {
     /// Probes to run once before tracing starts, and once after it ends.
     pub begin: Vec<usize>,
     pub end: Vec<usize>,
+    /// Probes to run when a probe fails, before rstap stops.
+    pub error: Vec<usize>,
+    pub timers: Vec<PlannedTimer>,
+}
+
+/// A timer probe point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTimer {
+    pub probe: usize,
+    /// As written, which `pp()` gives.
+    pub point: String,
+    pub period_ns: u64,
+    pub randomize_ns: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +207,7 @@ pub fn plan(
         by_address: BTreeMap::new(),
         skipped: BTreeMap::new(),
     };
-    let (mut begin, mut end) = (Vec::new(), Vec::new());
+    let (mut begin, mut end, mut error) = (Vec::new(), Vec::new(), Vec::new());
     for (probe, checked) in script.probes.iter().enumerate() {
         for point in &checked.points {
             let (function, file, variant) = match &point.kind {
@@ -204,6 +217,23 @@ pub fn plan(
                 }
                 ProbePointKind::End { priority } => {
                     end.push((*priority, probe));
+                    continue;
+                }
+                ProbePointKind::Error { priority } => {
+                    error.push((*priority, probe));
+                    continue;
+                }
+                ProbePointKind::Never => continue,
+                &ProbePointKind::Timer {
+                    period_ns,
+                    randomize_ns,
+                } => {
+                    plan.timers.push(PlannedTimer {
+                        probe,
+                        point: point.text.clone(),
+                        period_ns,
+                        randomize_ns,
+                    });
                     continue;
                 }
                 ProbePointKind::KernelFunction {
@@ -236,7 +266,11 @@ pub fn plan(
         }
     }
     // Stable: probes of one priority run in the order the script gives them.
-    for (list, mut points) in [(&mut plan.begin, begin), (&mut plan.end, end)] {
+    for (list, mut points) in [
+        (&mut plan.begin, begin),
+        (&mut plan.end, end),
+        (&mut plan.error, error),
+    ] {
         points.sort_by_key(|&(priority, _)| priority);
         *list = points.into_iter().map(|(_, probe)| probe).collect();
     }

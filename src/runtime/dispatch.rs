@@ -87,6 +87,12 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
+    /// The interpreter the events go to, to run probes that are not kernel events
+    /// (timers) between them.
+    pub fn interpreter(&mut self) -> &mut Interpreter {
+        self.interpreter
+    }
+
     /// Runs every handler of the event's function and side, in script order.
     pub fn dispatch(&mut self, record: &[u8], out: &mut dyn Write) -> Result<Flow, RuntimeError> {
         let Some(event) = Event::decode(record) else {
@@ -231,9 +237,18 @@ impl ProbeContext for EventContext<'_> {
 
 /// What a `begin` or `end` probe sees: rstap's own process, no function.
 pub struct SessionContext {
-    pub point: &'static str,
-    pub target: i64,
-    pub execname: String,
+    point: String,
+    target: i64,
+}
+
+impl SessionContext {
+    /// The context of a `point` run in rstap's own process (begin, end, error, timers).
+    pub fn new(point: &str, target: i64) -> Self {
+        SessionContext {
+            point: point.to_string(),
+            target,
+        }
+    }
 }
 
 impl ProbeContext for SessionContext {
@@ -249,7 +264,7 @@ impl ProbeContext for SessionContext {
         i64::from(unsafe { libc::sched_getcpu() })
     }
     fn execname(&self) -> &str {
-        &self.execname
+        "rstap"
     }
     fn addr(&self) -> u64 {
         0
@@ -261,7 +276,7 @@ impl ProbeContext for SessionContext {
         ""
     }
     fn pp(&self) -> &str {
-        self.point
+        &self.point
     }
     fn gettimeofday_us(&self) -> i64 {
         clock_ns(libc::CLOCK_REALTIME) / 1_000

@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod indent;
 pub mod interp;
 pub mod stats;
+pub mod timers;
 
 pub use context::ProbeContext;
 pub use indent::IndentState;

@@ -349,6 +349,17 @@ pub enum ProbePointKind {
     End {
         priority: i64,
     },
+    /// Runs when a probe fails with a run-time error, before rstap stops.
+    Error {
+        priority: i64,
+    },
+    /// Never runs: for a script's probes to be checked without running.
+    Never,
+    /// Every `period_ns`, give or take up to `randomize_ns`.
+    Timer {
+        period_ns: u64,
+        randomize_ns: u64,
+    },
     KernelFunction {
         /// A glob over function names.
         function: String,

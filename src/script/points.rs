@@ -29,6 +29,26 @@ const PROVIDERS: &[Provider] = &[
         build: |c| prioritised(c).map(|priority| ProbePointKind::End { priority }),
     },
     Provider {
+        path: &["error"],
+        usage: "error[(PRIORITY)]",
+        build: |c| prioritised(c).map(|priority| ProbePointKind::Error { priority }),
+    },
+    Provider {
+        path: &["never"],
+        usage: "never",
+        build: |c| {
+            prioritised(c).and_then(|priority| match priority {
+                0 => Ok(ProbePointKind::Never),
+                _ => Err((c[0].span, "'never' takes no argument".to_string())),
+            })
+        },
+    },
+    Provider {
+        path: &["timer"],
+        usage: "timer.{s,ms,us,ns,hz,jiffies}(N)[.randomize(M)]",
+        build: timer,
+    },
+    Provider {
         path: &["kernel", "function"],
         usage: "kernel.function(\"PATTERN\")[.call|.return|.inline]",
         build: kernel_function,
@@ -99,6 +119,84 @@ fn prioritised(c: &[PointComponent]) -> Result<i64, PointError> {
             format!("the priority of '{}' is a number", c[0].name),
         )),
     }
+}
+
+/// The kernel's timer tick, for `timer.jiffies`: Debian's kernels are built with HZ=250.
+const JIFFY_NS: u64 = 1_000_000_000 / 250;
+
+/// `timer.ms(100)`, `timer.s(1).randomize(1)`, `timer.hz(10)`, ...
+fn timer(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
+    let number = |comp: &PointComponent| match comp.argument {
+        Some(PointArg::Number(n)) if n > 0 => Ok(n as u64),
+        _ => Err((
+            comp.span,
+            format!(
+                "timer.{} needs a positive number, e.g. timer.{}(10)",
+                comp.name, comp.name
+            ),
+        )),
+    };
+    let Some(unit) = c.get(1) else {
+        return Err((
+            c[0].span,
+            "a timer needs its interval, e.g. timer.ms(100) or timer.s(1)".to_string(),
+        ));
+    };
+    if unit.name == "profile" {
+        return Err((
+            unit.span,
+            "not supported yet: timer.profile (a probe on every CPU's tick)".to_string(),
+        ));
+    }
+    let scale = match unit.name.as_str() {
+        "s" | "sec" => 1_000_000_000,
+        "ms" | "msec" => 1_000_000,
+        "us" | "usec" => 1_000,
+        "ns" | "nsec" => 1,
+        "jiffies" => JIFFY_NS,
+        "hz" => 0,
+        other => {
+            return Err((
+                unit.span,
+                format!("unknown timer unit '{other}'; expected s, ms, us, ns, hz or jiffies"),
+            ))
+        }
+    };
+    let n = number(unit)?;
+    let period_ns = if scale == 0 {
+        1_000_000_000 / n
+    } else {
+        n.saturating_mul(scale)
+    };
+    let randomize_ns = match c.get(2) {
+        None => 0,
+        Some(r) if r.name == "randomize" && unit.name != "hz" => {
+            let spread = number(r)?.saturating_mul(scale);
+            if spread >= period_ns {
+                return Err((
+                    r.span,
+                    "a timer's randomization must be less than its interval".to_string(),
+                ));
+            }
+            spread
+        }
+        Some(other) => {
+            return Err((
+                other.span,
+                format!("unknown probe point suffix '.{}' of a timer", other.name),
+            ))
+        }
+    };
+    if let Some(extra) = c.get(3) {
+        return Err((
+            extra.span,
+            format!("unknown probe point suffix '.{}'", extra.name),
+        ));
+    }
+    Ok(ProbePointKind::Timer {
+        period_ns,
+        randomize_ns,
+    })
 }
 
 fn kernel_function(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {

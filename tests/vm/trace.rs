@@ -85,6 +85,17 @@ pub fn scenarios() -> Vec<Scenario> {
                  2>traced",
         ),
         Scenario::new(
+            "example-counts",
+            format!(
+                "grep -E '^(__sys_|sock_)' /sys/kernel/tracing/available_filter_functions \
+                   | cut -d' ' -f1 >functions\n\
+                 cat >counts.stp <<'RSTAP_EXAMPLE_END'\n{}RSTAP_EXAMPLE_END\n\
+                 ftrace-count.sh --after-exec socket-workload functions -- \
+                     rstap -o counts -c 'socket-workload --rounds {ROUNDS}' counts.stp >oracle",
+                include_str!("../../examples/socket-counts.stp")
+            ),
+        ),
+        Scenario::new(
             "example-summary",
             format!(
                 "cat >summary.stp <<'RSTAP_EXAMPLE_END'\n{}RSTAP_EXAMPLE_END\n\
@@ -395,6 +406,59 @@ fn the_summary_example_runs(kernel: Kernel) {
     }
 }
 
+/// A script of arrays, foreach and statistics counts what the oracle counts: the calls per
+/// function, busiest first, and their total in the histogram.
+fn the_counting_example_matches_the_oracle(kernel: Kernel) {
+    let Some(vm) = guest(kernel) else { return };
+    let result = vm.scenario("example-counts");
+    result.assert_success();
+    let output = result.file("counts");
+    let mut lines = output.lines();
+    let mut printed = BTreeMap::new();
+    let mut previous = u64::MAX;
+    let total_line = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("no total in:\n{output}"));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields[..] {
+            [function, count] => {
+                let count: u64 = count.parse().unwrap_or_else(|_| panic!("{line}"));
+                assert!(count <= previous, "not busiest first: {line}\n{output}");
+                previous = count;
+                printed.insert(function.to_string(), count);
+            }
+            _ => break line,
+        }
+    };
+    let total: u64 = printed.values().sum();
+    assert_eq!(
+        total_line,
+        format!("{total} calls; socket functions open at each call:"),
+        "{output}"
+    );
+    // Every call was made with at least itself open: depth 1 and up, none at 0.
+    let header = lines.next().unwrap_or_default();
+    assert!(header.starts_with("value |---"), "{output}");
+    let mut in_histogram = 0;
+    for row in lines.take_while(|line| !line.is_empty()) {
+        let (label, rest) = row.split_once('|').unwrap_or_else(|| panic!("{row}"));
+        let count: u64 = rest
+            .split_whitespace()
+            .last()
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
+        if label.trim() == "0" {
+            assert_eq!(count, 0, "{output}");
+        }
+        in_histogram += count;
+    }
+    assert_eq!(in_histogram, total, "{output}");
+    let oracle = without_others(oracle_counts(result));
+    assert_accounted(&without_others(printed), &oracle, 1, result);
+}
+
 /// The second run takes the kernel's symbols and ftrace's list from the cache the first
 /// wrote, lists the same points, and a trace with them names the right callers: the
 /// cached image lands where KASLR put it.
@@ -427,6 +491,7 @@ fn cached_symbols_serve_as_the_kernels_own(kernel: Kernel) {
 kernel_tests!(
     cached_symbols_serve_as_the_kernels_own,
     the_summary_example_runs,
+    the_counting_example_matches_the_oracle,
     auto_matches_the_oracle,
     session_matches_the_oracle,
     multi_matches_the_oracle,
