@@ -11,11 +11,13 @@ use std::rc::Rc;
 use super::array::{Array, Element, Full, Key, KeyPart};
 use super::context::ProbeContext;
 use super::indent::{IndentState, ReturnOf};
+use super::library::{self, Answer, Failure, LibraryState};
 use super::stats::Stats;
 use crate::output::printf::{Arg, MAX_STRING_LEN, PRINT_LIMIT};
 use crate::script::{
     ArithOp, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr,
-    Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty, Value, MAX_PRINT_ARGS,
+    Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty, Value,
+    MAX_PRINT_ARGS,
 };
 use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceFile, Span, StrContext};
 
@@ -41,6 +43,12 @@ pub enum RuntimeError {
     DivisionByZero { near: String },
     #[error("Array overflow, check {limit} near {near}")]
     ArrayFull { limit: String, near: String },
+    /// A library function's refusal (`error("...")` has no place, as in SystemTap).
+    #[error("{message}{}", near.as_ref().map(|near| format!(" near {near}")).unwrap_or_default())]
+    Library {
+        message: String,
+        near: Option<String>,
+    },
     #[error("MAXNESTING exceeded near {near}")]
     NestingLimit { near: String },
     #[error("MAXACTION exceeded near {near}")]
@@ -81,6 +89,9 @@ struct Machine {
     returned_str: Vec<u8>,
     /// What the running probe printed, functions it called included, in order.
     output: Vec<u8>,
+    /// What `warn()` said while the probe ran, for stderr.
+    warnings: Vec<String>,
+    library: LibraryState,
     pool: Vec<Vec<u8>>,
     exit_requested: bool,
 }
@@ -128,6 +139,8 @@ impl Interpreter {
                 returned_int: 0,
                 returned_str: Vec::new(),
                 output: Vec::new(),
+                warnings: Vec::new(),
+                library: LibraryState::default(),
                 pool: Vec::new(),
                 exit_requested: false,
             },
@@ -157,6 +170,9 @@ impl Interpreter {
         // What the body printed is kept, even if it then failed, as SystemTap keeps it.
         let written = out.write_all(&m.output);
         m.output.clear();
+        for warning in m.warnings.drain(..) {
+            eprintln!("WARNING: {warning}");
+        }
         match ran {
             // Lowering allows `break` and `continue` only inside loops, which catch them,
             // and `return` only in functions.
@@ -377,6 +393,16 @@ impl Machine {
                     self.stats_entry(place, ctx)?.add(value);
                 }
                 Stmt::Call(call) => self.call(call, ctx)?,
+                Stmt::Library(call) => {
+                    let mut said = self.take_buffer();
+                    let result = self.library(call, ctx, &mut said);
+                    if result.is_ok() && call.function == Library::Warn {
+                        self.warnings
+                            .push(String::from_utf8_lossy(&said).into_owned());
+                    }
+                    self.pool.push(said);
+                    result?;
+                }
                 Stmt::Return(value) => {
                     match value {
                         Some(Value::Int(e)) => self.returned_int = self.int(e, ctx)?,
@@ -500,6 +526,51 @@ impl Machine {
             Ok(()) | Err(Stop::Return) => Ok(()),
             Err(other) => Err(other),
         }
+    }
+
+    /// Runs a library function: its arguments first, then the function, whose string
+    /// result (if any) goes to `dst`.
+    fn library(
+        &mut self,
+        call: &LibraryCall,
+        ctx: &dyn ProbeContext,
+        dst: &mut Vec<u8>,
+    ) -> Result<Answer, Stop> {
+        let mut ints = Vec::with_capacity(call.args.len());
+        let mut texts: Vec<Vec<u8>> = Vec::with_capacity(call.args.len());
+        for arg in &call.args {
+            match arg {
+                Value::Str(e) => {
+                    let mut text = self.take_buffer();
+                    let result = self.str(e, ctx, &mut text);
+                    texts.push(text);
+                    if let Err(stop) = result {
+                        self.pool.extend(texts);
+                        return Err(stop);
+                    }
+                }
+                Value::Int(e) => ints.push(self.int(e, ctx)?),
+                Value::Hist(_) => ints.push(0),
+            }
+        }
+        let (mut next_int, mut next_text) = (ints.iter(), texts.iter());
+        let args: Vec<library::Arg<'_>> = call
+            .args
+            .iter()
+            .map(|arg| match arg {
+                Value::Str(_) => library::Arg::Str(next_text.next().map_or(&[][..], Vec::as_slice)),
+                _ => library::Arg::Int(next_int.next().copied().unwrap_or(0)),
+            })
+            .collect();
+        let result = library::call(call.function, &args, &mut self.library, dst);
+        drop(args);
+        self.pool.extend(texts);
+        result.map_err(|Failure(message)| {
+            Stop::Error(RuntimeError::Library {
+                message,
+                near: (call.function != Library::Error).then(|| self.source.near(call.span)),
+            })
+        })
     }
 
     /// Charges one loop iteration against the probe's budget.
@@ -777,6 +848,15 @@ impl Machine {
                 self.call(call, ctx)?;
                 self.returned_int
             }
+            IntExpr::Library(call) => {
+                let mut unused = self.take_buffer();
+                let answer = self.library(call, ctx, &mut unused);
+                self.pool.push(unused);
+                match answer? {
+                    Answer::Int(n) => n,
+                    Answer::Done => 0,
+                }
+            }
             IntExpr::Context(what) => match what {
                 IntContext::Tid => ctx.tid(),
                 IntContext::Pid => ctx.pid(),
@@ -893,6 +973,12 @@ impl Machine {
             StrExpr::Call(call) => {
                 self.call(call, ctx)?;
                 dst.extend_from_slice(&self.returned_str);
+            }
+            StrExpr::Library(call) => {
+                // A string result is a string value: within the length limit.
+                let start = dst.len();
+                self.library(call, ctx, dst)?;
+                dst.truncate(start + (dst.len() - start).min(MAX_STRING_LEN - 1));
             }
             StrExpr::Sprintf(call) => {
                 let start = dst.len();

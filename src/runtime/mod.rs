@@ -5,6 +5,7 @@ pub mod context;
 pub mod dispatch;
 pub mod indent;
 pub mod interp;
+pub mod library;
 pub mod stats;
 pub mod timers;
 

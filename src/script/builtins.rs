@@ -1,7 +1,7 @@
 //! The builtin functions scripts can call: one table of names, signatures and what answers
 //! each, read by type inference and by lowering alike.
 
-use super::ir::{IntContext, StrContext, Ty};
+use super::ir::{IntContext, Library, StrContext, Ty};
 
 /// Who answers a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub(super) enum Answer {
     Exit,
     /// The print family, whose arguments follow their format rather than a signature.
     Print(PrintKind),
+    /// A library function of the arguments (and the clock).
+    Library(Library),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,22 @@ const fn printer(name: &'static str, kind: PrintKind, returns: Option<Ty>) -> Bu
     }
 }
 
+const fn library(
+    name: &'static str,
+    params: &'static [Ty],
+    returns: Option<Ty>,
+    function: Library,
+) -> Builtin {
+    Builtin {
+        name,
+        params,
+        returns,
+        answer: Answer::Library(function),
+    }
+}
+
+use Ty::{Long, Str};
+
 const BUILTINS: &[Builtin] = &[
     fact("tid", IntContext::Tid),
     fact("pid", IntContext::Pid),
@@ -110,6 +128,34 @@ const BUILTINS: &[Builtin] = &[
         returns: None,
         answer: Answer::Exit,
     },
+    library("strlen", &[Str], Some(Long), Library::Strlen),
+    library("substr", &[Str, Long, Long], Some(Str), Library::Substr),
+    library("isinstr", &[Str, Str], Some(Long), Library::Isinstr),
+    library(
+        "str_replace",
+        &[Str, Str, Str],
+        Some(Str),
+        Library::StrReplace,
+    ),
+    library("strtol", &[Str, Long], Some(Long), Library::Strtol),
+    library("stringat", &[Str, Long], Some(Long), Library::Stringat),
+    library("text_str", &[Str], Some(Str), Library::TextStr),
+    library(
+        "text_strn",
+        &[Str, Long, Long],
+        Some(Str),
+        Library::TextStrn,
+    ),
+    library("ctime", &[Long], Some(Str), Library::Ctime),
+    library("randint", &[Long], Some(Long), Library::Randint),
+    library("HZ", &[], Some(Long), Library::Hz),
+    library("gettimeofday_ns", &[], Some(Long), Library::GettimeofdayNs),
+    library("local_clock_ns", &[], Some(Long), Library::LocalClockNs),
+    library("local_clock_us", &[], Some(Long), Library::LocalClockUs),
+    library("local_clock_ms", &[], Some(Long), Library::LocalClockMs),
+    library("local_clock_s", &[], Some(Long), Library::LocalClockS),
+    library("error", &[Str], None, Library::Error),
+    library("warn", &[Str], None, Library::Warn),
     printer("printf", PrintKind::Printf, None),
     printer("sprintf", PrintKind::Sprintf, Some(Ty::Str)),
     printer("print", PrintKind::Print, None),

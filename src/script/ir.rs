@@ -133,6 +133,7 @@ pub(crate) enum IntExpr {
     /// `@count(x)` and friends; `span` locates the operator for errors on empty aggregates.
     Stat(StatOp, Place, Span),
     Call(Box<Call>),
+    Library(Box<LibraryCall>),
     Context(IntContext),
     /// `thread_indent_depth` (thread) or `indent_depth`.
     IndentDepth {
@@ -153,12 +154,46 @@ pub(crate) enum StrExpr {
     Assign(Place, bool, Box<StrExpr>),
     Context(StrContext),
     Call(Box<Call>),
+    Library(Box<LibraryCall>),
     /// `thread_indent` (thread) or `indent`.
     Indent {
         thread: bool,
         delta: Box<IntExpr>,
     },
     Sprintf(Box<PrintCall>),
+}
+
+/// A function of rstap's library, answered in the runtime from its arguments alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Library {
+    Strlen,
+    Substr,
+    Isinstr,
+    StrReplace,
+    Strtol,
+    Stringat,
+    TextStr,
+    TextStrn,
+    Ctime,
+    Randint,
+    Hz,
+    GettimeofdayNs,
+    LocalClockNs,
+    LocalClockUs,
+    LocalClockMs,
+    LocalClockS,
+    /// `error(msg)`: fails the probe with `msg`.
+    Error,
+    /// `warn(msg)`: `WARNING: msg` on stderr, and the probe goes on.
+    Warn,
+}
+
+/// A call of a library function; `span` is the call's, for its errors.
+#[derive(Debug, Clone)]
+pub(crate) struct LibraryCall {
+    pub(crate) function: Library,
+    pub(crate) args: Vec<Value>,
+    pub(crate) span: Span,
 }
 
 /// A call of a script function with its arguments, one per parameter.
@@ -256,6 +291,7 @@ pub(crate) enum Stmt {
     Aggregate(Place, IntExpr),
     /// A call of a function that returns nothing.
     Call(Box<Call>),
+    Library(Box<LibraryCall>),
     Return(Option<Value>),
 }
 

@@ -18,11 +18,11 @@ mod source;
 
 pub(crate) use ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram,
-    IntExpr, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
+    IntExpr, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
 };
 pub use ir::{
-    CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, ProbePoint, ProbePointKind,
-    StrContext, Ty,
+    CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library, ProbePoint,
+    ProbePointKind, StrContext, Ty,
 };
 pub use parser::MAX_NESTING;
 pub use passes::MAX_PRINT_ARGS;

@@ -12,8 +12,8 @@ use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
 use crate::script::builtins::{self, Answer, PrintKind};
 use crate::script::ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CheckedProbe, CheckedScript, CmpOp, Deletion,
-    ElementRef, ForeachLoop, Globals, HistKind, Histogram, IntExpr, Place, PrintCall, Shown, Slot,
-    SortOrder, StatOp, Stmt, StrExpr, Ty, Value,
+    ElementRef, ForeachLoop, Globals, HistKind, Histogram, IntExpr, Library, LibraryCall, Place,
+    PrintCall, Shown, Slot, SortOrder, StatOp, Stmt, StrExpr, Ty, Value,
 };
 use crate::script::lexer::Op;
 use crate::script::points;
@@ -635,6 +635,13 @@ impl<'a> Lowering<'a> {
                     self.arity(name, *name_span, args, 0)?;
                     return Ok(Stmt::Exit);
                 }
+                Some(Answer::Library(function))
+                    if builtins::lookup(name).and_then(|b| b.returns).is_none() =>
+                {
+                    return Ok(Stmt::Library(
+                        self.library_call(name, function, e.span, args)?,
+                    ));
+                }
                 _ => {}
             },
             ExprKind::Aggregate { target, value } => {
@@ -1103,10 +1110,42 @@ impl<'a> Lowering<'a> {
                 thread,
                 delta: Box::new(self.int(&args[0])?),
             }),
+            Answer::Library(function) => {
+                let call = self.library_call(name, function, span, args)?;
+                match builtin.returns {
+                    Some(Ty::Str) => Value::Str(StrExpr::Library(call)),
+                    Some(_) => Value::Int(IntExpr::Library(call)),
+                    None => return Err(self.error(span, format!("{name}() has no value to use"))),
+                }
+            }
             Answer::Exit | Answer::Print(_) => {
                 return Err(self.error(span, format!("{name}() has no value to use")))
             }
         })
+    }
+
+    /// A library call's arguments, each of its parameter's type.
+    fn library_call(
+        &mut self,
+        name: &str,
+        function: Library,
+        span: Span,
+        args: &[Expr],
+    ) -> Result<Box<LibraryCall>, ScriptError> {
+        let params = builtins::lookup(name).map_or(&[][..], |b| b.params);
+        self.arity(name, span, args, params.len())?;
+        let mut values = Vec::with_capacity(args.len());
+        for (arg, ty) in args.iter().zip(params) {
+            values.push(match ty {
+                Ty::Str => Value::Str(self.str(arg)?),
+                _ => Value::Int(self.int(arg)?),
+            });
+        }
+        Ok(Box::new(LibraryCall {
+            function,
+            args: values,
+            span,
+        }))
     }
 
     /// `print(@hist_log(x))`: a histogram, which SystemTap prints only on its own.
