@@ -31,7 +31,8 @@ impl WallClock {
     }
 }
 
-fn clock_ns(clock: libc::clockid_t) -> i64 {
+/// A clock's time in nanoseconds.
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> i64 {
     let mut time = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -1,6 +1,7 @@
 //! rstap's library of string, number and time functions (`strlen`, `substr`, `ctime`, ...),
 //! written to SystemTap's tapset documentation: what each takes, gives, and refuses.
 
+use super::dispatch::clock_ns;
 use crate::output::printf::MAX_STRING_LEN;
 use crate::script::Library;
 
@@ -123,16 +124,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
-}
-
-fn clock_ns(clock: libc::clockid_t) -> i64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the struct it is given; both clocks always exist.
-    unsafe { libc::clock_gettime(clock, &mut now) };
-    now.tv_sec * 1_000_000_000 + now.tv_nsec
 }
 
 fn next_random(state: &mut LibraryState) -> u64 {
