@@ -141,10 +141,13 @@ struct Planner<'k> {
     kernel: &'k KernelFunctions<'k>,
     by_address: BTreeMap<u64, PlannedFunction>,
     skipped: BTreeMap<String, String>,
+    /// How many functions points have matched so far.
+    matched: usize,
 }
 
 impl<'k> Planner<'k> {
     fn add(&mut self, probe: usize, variant: FunctionVariant, candidate: Candidate<'_>) {
+        self.matched += 1;
         let symbol = candidate.symbol;
         if let Some(reason) = self.kernel.exclusion(&symbol) {
             self.skipped
@@ -206,10 +209,20 @@ pub fn plan(
         kernel,
         by_address: BTreeMap::new(),
         skipped: BTreeMap::new(),
+        matched: 0,
     };
     let (mut begin, mut end, mut error) = (Vec::new(), Vec::new(), Vec::new());
     for (probe, checked) in script.probes.iter().enumerate() {
+        // Set once a sufficient point (`!`) matched: the probe's later points are not
+        // looked at.
+        let mut satisfied = false;
         for point in &checked.points {
+            if satisfied {
+                break;
+            }
+            // Points other than kernel functions always resolve.
+            satisfied =
+                point.sufficient && !matches!(point.kind, ProbePointKind::KernelFunction { .. });
             let (function, file, variant) = match &point.kind {
                 ProbePointKind::Begin { priority } => {
                     begin.push((*priority, probe));
@@ -251,8 +264,9 @@ pub fn plan(
                 )
                 .into());
             }
-            match file {
-                None => plan_by_name(&mut planner, probe, point, function, variant, source)?,
+            let before = planner.matched;
+            let planned = match file {
+                None => plan_by_name(&mut planner, probe, point, function, variant, source),
                 Some(file) => plan_by_source(
                     &mut planner,
                     probe,
@@ -261,7 +275,13 @@ pub fn plan(
                     variant,
                     source,
                     sources,
-                )?,
+                ),
+            };
+            match planned {
+                // An optional point (`?`, `!`) that cannot be resolved is left out.
+                Err(_) if point.optional => {}
+                Err(err) => return Err(err),
+                Ok(()) => satisfied = point.sufficient && planner.matched > before,
             }
         }
     }

@@ -61,6 +61,31 @@ pub enum RuntimeError {
     NoSuchProbe(usize),
 }
 
+impl RuntimeError {
+    /// Whether `try`/`catch` catches it: SystemTap's script errors are caught, but not
+    /// running out of MAXACTION, nor failing to write output.
+    fn catchable(&self) -> bool {
+        !matches!(
+            self,
+            RuntimeError::ActionLimit { .. }
+                | RuntimeError::Output(_)
+                | RuntimeError::NoSuchProbe(_)
+        )
+    }
+
+    /// The error in its own words, without where it happened: what `catch (msg)` gets.
+    fn words(&self) -> String {
+        match self {
+            RuntimeError::DivisionByZero { .. } => "division by 0".to_string(),
+            RuntimeError::ArrayFull { limit, .. } => format!("Array overflow, check {limit}"),
+            RuntimeError::EmptyAggregate { .. } => "empty aggregate".to_string(),
+            RuntimeError::NestingLimit { .. } => "MAXNESTING exceeded".to_string(),
+            RuntimeError::Library { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 pub struct Interpreter {
     probes: Vec<CheckedProbe>,
     shown_at_exit: Vec<Shown>,
@@ -393,6 +418,19 @@ impl Machine {
                     self.stats_entry(place, ctx)?.add(value);
                 }
                 Stmt::Call(call) => self.call(call, ctx)?,
+                Stmt::Try {
+                    body,
+                    message,
+                    handler,
+                } => match self.block(body, ctx) {
+                    Err(Stop::Error(error)) if error.catchable() => {
+                        if let Some(slot) = message {
+                            self.set_str(*slot, error.words().as_bytes());
+                        }
+                        self.block(handler, ctx)?;
+                    }
+                    other => other?,
+                },
                 Stmt::Library(call) => {
                     let mut said = self.take_buffer();
                     let result = self.library(call, ctx, &mut said);

@@ -54,6 +54,10 @@ pub struct Probe {
 pub struct PointSyntax {
     pub components: Vec<PointComponent>,
     pub span: Span,
+    /// Followed by `?` (or `!`).
+    pub optional: bool,
+    /// Followed by `!`.
+    pub sufficient: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +108,13 @@ pub enum Stmt {
     Delete(Expr),
     /// `return` or `return EXPR`, in a function.
     Return(Option<Expr>, Span),
+    /// `try { ... } catch [(VAR)] { ... }`.
+    Try {
+        body: Block,
+        message: Option<Name>,
+        handler: Block,
+        span: Span,
+    },
     Break(Span),
     Continue(Span),
     Next(Span),
@@ -135,6 +146,12 @@ impl Stmt {
             Stmt::While {
                 condition, body, ..
             } => vec![Part::Expr(condition), Part::Stmt(body)],
+            Stmt::Try { body, handler, .. } => body
+                .statements
+                .iter()
+                .chain(&handler.statements)
+                .map(Part::Stmt)
+                .collect(),
             Stmt::For {
                 init,
                 condition,
@@ -165,7 +182,10 @@ impl Stmt {
         match self {
             Stmt::Block(block) => block.span,
             Stmt::Expr(e) | Stmt::Delete(e) => e.span,
-            Stmt::If { span, .. } | Stmt::While { span, .. } | Stmt::For { span, .. } => *span,
+            Stmt::If { span, .. }
+            | Stmt::While { span, .. }
+            | Stmt::For { span, .. }
+            | Stmt::Try { span, .. } => *span,
             Stmt::Foreach(foreach) => foreach.span,
             Stmt::Return(_, span)
             | Stmt::Break(span)

@@ -293,6 +293,12 @@ pub(crate) enum Stmt {
     Call(Box<Call>),
     Library(Box<LibraryCall>),
     Return(Option<Value>),
+    /// `try { body } catch (message) { handler }`: `message` gets the error's own words.
+    Try {
+        body: Vec<Stmt>,
+        message: Option<Slot>,
+        handler: Vec<Stmt>,
+    },
 }
 
 /// A script that parsed and type-checked, ready to attach and run.
@@ -373,6 +379,10 @@ pub struct ProbePoint {
     /// As written in the script, e.g. `kernel.function("sock_*").call`.
     pub text: String,
     pub span: Span,
+    /// `POINT?` or `POINT!`: if it matches nothing, it is left out rather than an error.
+    pub optional: bool,
+    /// `POINT!`: if it matches, the probe's later points are left out.
+    pub sufficient: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

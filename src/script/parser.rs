@@ -20,17 +20,6 @@ pub(super) const KEYWORDS: &[&str] = &[
     "break", "continue", "delete", "try", "catch", "private",
 ];
 
-/// Keywords of statements and declarations rstap does not take yet, and what they are.
-const NOT_YET_KEYWORDS: &[(&str, &str)] = &[("try", "`try`/`catch`"), ("catch", "`try`/`catch`")];
-
-/// The refusal for a keyword rstap does not take yet.
-fn not_yet(keyword: &str) -> Option<String> {
-    NOT_YET_KEYWORDS
-        .iter()
-        .find(|(word, _)| *word == keyword)
-        .map(|(_, what)| format!("not supported yet: {what}"))
-}
-
 pub fn parse(source: &SourceFile, args: &[String]) -> Result<Script, ScriptError> {
     let tokens = preprocess(source, tokenize(source, args)?, &Facts::of_this_system())?;
     if let Some(refused) = tokens.iter().find_map(|token| match &token.kind {
@@ -127,14 +116,6 @@ impl Parser<'_> {
         ScriptError::at(self.source, span, message)
     }
 
-    /// The refusal for the next token, if it is a keyword rstap does not take yet.
-    fn peek_not_yet_keyword(&self) -> Option<String> {
-        match &self.peek().kind {
-            TokenKind::Ident(word) => not_yet(word),
-            _ => None,
-        }
-    }
-
     fn unexpected(&self, wanted: &str) -> ScriptError {
         let token = self.peek();
         let found = match &token.kind {
@@ -206,8 +187,6 @@ impl Parser<'_> {
             } else if self.peek_keyword("global") {
                 self.advance();
                 self.globals(&mut script.globals)?;
-            } else if let Some(refusal) = self.peek_not_yet_keyword() {
-                return Err(self.error(self.peek().span, refusal));
             } else {
                 return Err(self.unexpected("'probe', 'global' or 'function'"));
             }
@@ -378,14 +357,15 @@ impl Parser<'_> {
                 break;
             }
         }
-        if self.peek_op(Op::Question) || self.peek_op(Op::Bang) {
-            return Err(self.error(
-                self.peek().span,
-                "not supported yet: optional probe points (`POINT?`, `POINT!`)",
-            ));
-        }
+        let sufficient = self.eat_op(Op::Bang);
+        let optional = sufficient || self.eat_op(Op::Question);
         let span = components[0].span.to(components[components.len() - 1].span);
-        Ok(PointSyntax { components, span })
+        Ok(PointSyntax {
+            components,
+            span,
+            optional,
+            sufficient,
+        })
     }
 
     fn block(&mut self) -> Result<Block, ScriptError> {
@@ -443,6 +423,28 @@ impl Parser<'_> {
             self.advance();
             return Ok(Stmt::Delete(self.expression()?));
         }
+        if self.peek_keyword("try") {
+            self.advance();
+            let body = self.block()?;
+            if !self.peek_keyword("catch") {
+                return Err(self.unexpected("'catch' after a try block"));
+            }
+            self.advance();
+            let message = if self.eat_op(Op::LParen) {
+                let name = self.name("a variable for the error message")?;
+                self.expect_op(Op::RParen)?;
+                Some(name)
+            } else {
+                None
+            };
+            let handler = self.block()?;
+            return Ok(Stmt::Try {
+                body,
+                message,
+                handler,
+                span: self.end_of(start),
+            });
+        }
         if self.peek_keyword("return") {
             self.advance();
             // A value follows unless the statement ends here.
@@ -451,9 +453,6 @@ impl Parser<'_> {
                 || self.peek().kind == TokenKind::Eof;
             let value = if ends { None } else { Some(self.expression()?) };
             return Ok(Stmt::Return(value, self.end_of(start)));
-        }
-        if let Some(refusal) = self.peek_not_yet_keyword() {
-            return Err(self.error(start, refusal));
         }
         if let TokenKind::Ident(word) = &self.peek().kind {
             if KEYWORDS.contains(&word.as_str()) {
@@ -1118,20 +1117,12 @@ mod tests {
     fn constructs_not_supported_yet_are_named() {
         for (text, refusal) in [
             (
-                "probe begin { try { } catch { } }",
-                "t.stp:1:15: error: not supported yet: `try`/`catch`",
-            ),
-            (
                 "probe syscall.* { }",
                 "t.stp:1:15: error: not supported yet: wildcard probe point components",
             ),
             (
                 "probe kernel.{function(\"a\")} { }",
                 "t.stp:1:14: error: not supported yet: probe point groups",
-            ),
-            (
-                "probe begin? { }",
-                "t.stp:1:12: error: not supported yet: optional probe points",
             ),
             (
                 "probe a = begin { }",

@@ -100,6 +100,8 @@ pub(super) fn resolve(point: &PointSyntax, text: &str) -> Result<ProbePoint, Poi
         kind: (provider.build)(c)?,
         text: text.to_string(),
         span: point.span,
+        optional: point.optional,
+        sufficient: point.sufficient,
     })
 }
 

@@ -68,6 +68,13 @@ impl<'a> Walk<'a> {
     fn stmt(&mut self, stmt: &'a Stmt) {
         match stmt {
             Stmt::Delete(target) => self.target(target),
+            Stmt::Try {
+                message: Some(name),
+                ..
+            } => {
+                self.note(&name.name, true);
+                self.parts(stmt);
+            }
             Stmt::Foreach(foreach) => {
                 for name in foreach.value.iter().chain(&foreach.keys) {
                     self.note(&name.name, true);

@@ -228,6 +228,13 @@ impl Pass<'_> {
 
     fn stmt(&mut self, stmt: &Stmt) {
         match stmt {
+            Stmt::Try {
+                message: Some(name),
+                ..
+            } => {
+                self.set_var(&name.name, Some(Ty::Str));
+                self.parts(stmt);
+            }
             Stmt::Return(Some(value), _) => {
                 let ty = self.expr(value);
                 let mut changed = false;

@@ -58,15 +58,17 @@ pub(super) fn lower(
     // The functions each body calls, bodies numbered as in `Symbols`.
     let mut calls: Vec<Vec<usize>> = Vec::new();
     for (index, probe) in script.probes.iter().enumerate() {
-        let points = probe
-            .points
-            .iter()
-            .map(|point| {
-                let text = &source.text()[point.span.start..point.span.end];
-                points::resolve(point, text)
-                    .map_err(|(span, message)| ScriptError::at(source, span, message))
-            })
-            .collect::<Result<_, _>>()?;
+        let mut points = Vec::with_capacity(probe.points.len());
+        for point in &probe.points {
+            let text = &source.text()[point.span.start..point.span.end];
+            match points::resolve(point, text) {
+                Ok(resolved) => points.push(resolved),
+                // An optional point of a kind rstap does not know is left out, as SystemTap
+                // leaves out an optional point it cannot resolve.
+                Err(_) if point.optional => {}
+                Err((span, message)) => return Err(ScriptError::at(source, span, message)),
+            }
+        }
         let mut lowering = Lowering::new(source, symbols, &layout, index, &mut linear);
         let body = lowering.block(&probe.body.statements)?;
         calls.push(lowering.callees);
@@ -486,6 +488,24 @@ impl<'a> Lowering<'a> {
                 });
             }
             ast::Stmt::Foreach(foreach) => out.push(self.foreach(foreach)?),
+            ast::Stmt::Try {
+                body,
+                message,
+                handler,
+                ..
+            } => {
+                let body = self.block(&body.statements)?;
+                let message = match message {
+                    Some(name) => Some(self.typed_slot(name, Ty::Str)?),
+                    None => None,
+                };
+                let handler = self.block(&handler.statements)?;
+                out.push(Stmt::Try {
+                    body,
+                    message,
+                    handler,
+                });
+            }
             ast::Stmt::Return(value, span) => {
                 let Some(function) = self.function else {
                     return Err(self.error(*span, "cannot 'return' outside a function"));
