@@ -437,6 +437,8 @@ impl Machine {
                     if result.is_ok() && call.function == Library::Warn {
                         self.warnings
                             .push(String::from_utf8_lossy(&said).into_owned());
+                    } else if call.function.prints() {
+                        self.output.extend_from_slice(&said);
                     }
                     self.pool.push(said);
                     result?;

@@ -114,7 +114,30 @@ pub fn call(
             dst.extend_from_slice(text(0));
             Answer::Done
         }
+        Library::AnsiClearScreen => print(dst, "\x1b[1;1H\x1b[J"),
+        Library::AnsiSetColor => print(dst, &format!("\x1b[{}m", int(0))),
+        Library::AnsiSetColors => print(dst, &format!("\x1b[{};{}m", int(1), int(0))),
+        Library::AnsiSetColorsAndAttribute => {
+            let attribute = match int(2) {
+                0 => String::new(),
+                attribute => format!(";{attribute}"),
+            };
+            print(dst, &format!("\x1b[{};{}{attribute}m", int(1), int(0)))
+        }
+        Library::AnsiResetColor => print(dst, "\x1b[0;0m"),
+        Library::AnsiNewLine => print(dst, "\n"),
+        Library::AnsiCursorMove => print(dst, &format!("\x1b[{};{}H", int(1), int(0))),
+        Library::AnsiCursorHide => print(dst, "\x1b[>5I"),
+        Library::AnsiCursorShow => print(dst, "\x1b[>5h"),
+        Library::AnsiCursorSave => print(dst, "\x1b[s"),
+        Library::AnsiCursorRestore => print(dst, "\x1b[u"),
     })
+}
+
+/// What a printing function prints, appended to its output.
+fn print(dst: &mut Vec<u8>, text: &str) -> Answer {
+    dst.extend_from_slice(text.as_bytes());
+    Answer::Done
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -30,6 +30,19 @@ pub(super) enum PrintKind {
     Sprintf,
     Print,
     Println,
+    /// `sprint` and `sprintln`: print's and println's text, as a string.
+    Sprint,
+    Sprintln,
+}
+
+impl PrintKind {
+    /// Whether the call gives its text as a string rather than printing it.
+    pub(super) fn gives_string(self) -> bool {
+        matches!(
+            self,
+            PrintKind::Sprintf | PrintKind::Sprint | PrintKind::Sprintln
+        )
+    }
 }
 
 #[derive(Debug)]
@@ -156,14 +169,64 @@ const BUILTINS: &[Builtin] = &[
     library("local_clock_s", &[], Some(Long), Library::LocalClockS),
     library("error", &[Str], None, Library::Error),
     library("warn", &[Str], None, Library::Warn),
+    library("ansi_clear_screen", &[], None, Library::AnsiClearScreen),
+    library("ansi_set_color", &[Long], None, Library::AnsiSetColor),
+    library(
+        "ansi_set_color",
+        &[Long, Long],
+        None,
+        Library::AnsiSetColors,
+    ),
+    library(
+        "ansi_set_color",
+        &[Long, Long, Long],
+        None,
+        Library::AnsiSetColorsAndAttribute,
+    ),
+    library(
+        "ansi_set_color2",
+        &[Long, Long],
+        None,
+        Library::AnsiSetColors,
+    ),
+    library(
+        "ansi_set_color3",
+        &[Long, Long, Long],
+        None,
+        Library::AnsiSetColorsAndAttribute,
+    ),
+    library("ansi_reset_color", &[], None, Library::AnsiResetColor),
+    library("ansi_new_line", &[], None, Library::AnsiNewLine),
+    library(
+        "ansi_cursor_move",
+        &[Long, Long],
+        None,
+        Library::AnsiCursorMove,
+    ),
+    library("ansi_cursor_hide", &[], None, Library::AnsiCursorHide),
+    library("ansi_cursor_show", &[], None, Library::AnsiCursorShow),
+    library("ansi_cursor_save", &[], None, Library::AnsiCursorSave),
+    library("ansi_cursor_restore", &[], None, Library::AnsiCursorRestore),
     printer("printf", PrintKind::Printf, None),
     printer("sprintf", PrintKind::Sprintf, Some(Ty::Str)),
     printer("print", PrintKind::Print, None),
     printer("println", PrintKind::Println, None),
+    printer("sprint", PrintKind::Sprint, Some(Ty::Str)),
+    printer("sprintln", PrintKind::Sprintln, Some(Ty::Str)),
 ];
 
+/// The builtin `name`, its first form if it has several.
 pub(super) fn lookup(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|builtin| builtin.name == name)
+}
+
+/// The form of builtin `name` that takes `arity` arguments, else its first form (whose
+/// arity the caller then reports).
+pub(super) fn lookup_by_arity(name: &str, arity: usize) -> Option<&'static Builtin> {
+    BUILTINS
+        .iter()
+        .find(|builtin| builtin.name == name && builtin.params.len() == arity)
+        .or_else(|| lookup(name))
 }
 
 #[cfg(test)]
@@ -171,14 +234,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_unique() {
+    fn forms_are_unique() {
         for (i, builtin) in BUILTINS.iter().enumerate() {
             assert!(
-                BUILTINS[..i].iter().all(|other| other.name != builtin.name),
+                BUILTINS[..i].iter().all(|other| other.name != builtin.name
+                    || other.params.len() != builtin.params.len()),
                 "{} is listed twice",
                 builtin.name
             );
         }
+        let form = |arity| lookup_by_arity("ansi_set_color", arity).map(|b| b.answer);
+        assert_eq!(form(2), Some(Answer::Library(Library::AnsiSetColors)));
         assert_eq!(lookup("sprintf").and_then(|b| b.returns), Some(Ty::Str));
         assert!(lookup("nope").is_none());
     }

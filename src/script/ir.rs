@@ -186,6 +186,39 @@ pub enum Library {
     Error,
     /// `warn(msg)`: `WARNING: msg` on stderr, and the probe goes on.
     Warn,
+    /// The `ansi_*` functions, which print terminal escape sequences.
+    AnsiClearScreen,
+    AnsiSetColor,
+    AnsiSetColors,
+    AnsiSetColorsAndAttribute,
+    AnsiResetColor,
+    AnsiNewLine,
+    AnsiCursorMove,
+    AnsiCursorHide,
+    AnsiCursorShow,
+    AnsiCursorSave,
+    AnsiCursorRestore,
+}
+
+impl Library {
+    /// Whether what it gives is printed, as the print functions print.
+    pub fn prints(self) -> bool {
+        use Library::*;
+        matches!(
+            self,
+            AnsiClearScreen
+                | AnsiSetColor
+                | AnsiSetColors
+                | AnsiSetColorsAndAttribute
+                | AnsiResetColor
+                | AnsiNewLine
+                | AnsiCursorMove
+                | AnsiCursorHide
+                | AnsiCursorShow
+                | AnsiCursorSave
+                | AnsiCursorRestore
+        )
+    }
 }
 
 /// A call of a library function; `span` is the call's, for its errors.

@@ -648,19 +648,23 @@ impl<'a> Lowering<'a> {
                 name_span,
                 args,
             } => match builtins::lookup(name).map(|b| b.answer) {
-                Some(Answer::Print(kind)) if kind != PrintKind::Sprintf => {
+                Some(Answer::Print(kind)) if !kind.gives_string() => {
                     return Ok(Stmt::Print(self.print_call(name, kind, *name_span, args)?))
                 }
                 Some(Answer::Exit) => {
                     self.arity(name, *name_span, args, 0)?;
                     return Ok(Stmt::Exit);
                 }
-                Some(Answer::Library(function))
+                Some(Answer::Library(_))
                     if builtins::lookup(name).and_then(|b| b.returns).is_none() =>
                 {
-                    return Ok(Stmt::Library(
-                        self.library_call(name, function, e.span, args)?,
-                    ));
+                    // Overloaded by arity, as ansi_set_color is.
+                    let form = builtins::lookup_by_arity(name, args.len()).map(|b| b.answer);
+                    if let Some(Answer::Library(function)) = form {
+                        return Ok(Stmt::Library(
+                            self.library_call(name, function, e.span, args)?,
+                        ));
+                    }
                 }
                 _ => {}
             },
@@ -1107,11 +1111,11 @@ impl<'a> Lowering<'a> {
                 None => Err(self.error(span, format!("{name}() returns no value to use"))),
             };
         }
-        let Some(builtin) = builtins::lookup(name) else {
+        let Some(builtin) = builtins::lookup_by_arity(name, args.len()) else {
             return Err(self.error(span, format!("unknown function '{name}'")));
         };
         if let Answer::Print(kind) = builtin.answer {
-            if kind != PrintKind::Sprintf {
+            if !kind.gives_string() {
                 return Err(self.error(span, format!("{name}() prints and has no value to use")));
             }
             return Ok(Value::Str(StrExpr::Sprintf(Box::new(
@@ -1152,7 +1156,7 @@ impl<'a> Lowering<'a> {
         span: Span,
         args: &[Expr],
     ) -> Result<Box<LibraryCall>, ScriptError> {
-        let params = builtins::lookup(name).map_or(&[][..], |b| b.params);
+        let params = builtins::lookup_by_arity(name, args.len()).map_or(&[][..], |b| b.params);
         self.arity(name, span, args, params.len())?;
         let mut values = Vec::with_capacity(args.len());
         for (arg, ty) in args.iter().zip(params) {
@@ -1266,10 +1270,10 @@ impl<'a> Lowering<'a> {
                 format!("too many arguments to {name}() (at most {MAX_PRINT_ARGS})"),
             ));
         }
-        if kind == PrintKind::Print && args.is_empty() {
-            return Err(self.error(span, "print() needs at least one argument"));
+        if matches!(kind, PrintKind::Print | PrintKind::Sprint) && args.is_empty() {
+            return Err(self.error(span, format!("{name}() needs at least one argument")));
         }
-        if matches!(kind, PrintKind::Print | PrintKind::Println) {
+        if kind != PrintKind::Printf && kind != PrintKind::Sprintf {
             let first_histogram = match args.first() {
                 Some(first) => self.histogram(name, span, first, args.len() - 1)?,
                 None => None,
@@ -1293,7 +1297,10 @@ impl<'a> Lowering<'a> {
                 })
                 .collect();
             return Ok(PrintCall {
-                format: Format::for_values(&kinds, kind == PrintKind::Println),
+                format: Format::for_values(
+                    &kinds,
+                    matches!(kind, PrintKind::Println | PrintKind::Sprintln),
+                ),
                 args: values,
             });
         }
