@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::kernel::{AttachPolicy, Mechanism};
-use crate::script::ScriptInput;
+use crate::script::{Limits, ScriptInput};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -41,8 +41,13 @@ pub struct Cli {
     #[arg(short = 'e', value_name = "SCRIPT")]
     pub script_text: Option<String>,
 
+    /// Set SystemTap's limit NAME (MAXMAPENTRIES, MAXACTION, MAXNESTING) to VALUE
+    /// (repeatable).
+    #[arg(short = 'D', value_name = "NAME=VALUE", value_parser = parse_assignment)]
+    pub defines: Vec<(String, String)>,
+
     /// Set global NAME to VALUE before the script starts (repeatable).
-    #[arg(short = 'G', value_name = "NAME=VALUE", value_parser = parse_global_value)]
+    #[arg(short = 'G', value_name = "NAME=VALUE", value_parser = parse_assignment)]
     pub global_values: Vec<(String, String)>,
 
     /// List the probe points PROBE matches, sorted, one per line, and exit.
@@ -97,7 +102,7 @@ pub struct Cli {
     pub last_pass: Option<u8>,
 }
 
-fn parse_global_value(text: &str) -> Result<(String, String), String> {
+fn parse_assignment(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
         _ => Err(format!("expected NAME=VALUE, found {text:?}")),
@@ -113,13 +118,19 @@ impl Cli {
         }
     }
 
-    /// What the command line gives the script: the operands after it, and -G values.
-    pub fn script_input(&self) -> ScriptInput {
+    /// What the command line gives the script: the operands after it, -G values and -D
+    /// limits; an error says which -D cannot be.
+    pub fn script_input(&self) -> Result<ScriptInput, String> {
         let skip = usize::from(self.script_text.is_none());
-        ScriptInput {
+        let mut limits = Limits::default();
+        for (name, value) in &self.defines {
+            limits.set(name, value)?;
+        }
+        Ok(ScriptInput {
             args: self.operands.iter().skip(skip).cloned().collect(),
             globals: self.global_values.clone(),
-        }
+            limits,
+        })
     }
 
     /// The pass `-p` asks to stop after: 1 (parse) or 2 (elaborate), since passes 3 and 4
@@ -188,11 +199,11 @@ mod tests {
         let cli = Cli::try_parse_from(["rstap", "x.stp", "-v", "1", "--", "-two", "-G", "a=b"]);
         let cli = cli.unwrap();
         assert_eq!(cli.script_file(), Some("x.stp"));
-        assert_eq!(cli.script_input().args, ["1", "-two", "-G", "a=b"]);
+        assert_eq!(cli.script_input().unwrap().args, ["1", "-two", "-G", "a=b"]);
         let cli = Cli::try_parse_from(["rstap", "-e", "probe begin {}", "-G", "n=0x10", "a"]);
         let cli = cli.unwrap();
         assert_eq!(cli.script_file(), None);
-        let input = cli.script_input();
+        let input = cli.script_input().unwrap();
         assert_eq!(input.args, ["a"]);
         assert_eq!(input.globals, [("n".to_string(), "0x10".to_string())]);
         assert!(Cli::try_parse_from(["rstap", "-e", "x", "-G", "novalue"]).is_err());

@@ -61,7 +61,7 @@ const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
 pub fn run(cli: &Cli) -> Result<i32> {
     libbpf_log::install(cli.verbose >= 2);
     let source = load_source(cli)?;
-    let input = cli.script_input();
+    let input = cli.script_input().map_err(anyhow::Error::msg)?;
     if cli.stop_after() == Some(1) {
         script::parse(&source, &input)?;
         return Ok(0);

@@ -21,12 +21,6 @@ use crate::script::{
 };
 use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceFile, Span, StrContext};
 
-/// How many loop iterations one probe run may make: SystemTap's MAXACTION_INTERRUPTIBLE
-/// (10 times MAXACTION's 1000), its budget for a probe that may loop. SystemTap charges
-/// every statement against it; rstap charges loop iterations, so that a straight-line body
-/// always runs and a runaway loop still ends in SystemTap's error.
-const MAX_ITERATIONS: u32 = 10_000;
-
 /// What the caller should do after a probe body ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -103,8 +97,12 @@ struct Machine {
     int_locals: Vec<i64>,
     str_locals: Vec<Vec<u8>>,
     indent: IndentState,
-    /// Loop iterations the running probe may still make (SystemTap's MAXACTION budget).
+    /// Loop iterations the running probe may still make, of `max_actions`: SystemTap's
+    /// MAXACTION budget. SystemTap charges every statement against it; rstap charges loop
+    /// iterations, so that a straight-line body always runs and a runaway loop still ends
+    /// in SystemTap's error.
     iterations_left: u32,
+    max_actions: u32,
     functions: Rc<[CheckedFunction]>,
     max_nesting: usize,
     /// How many function calls are open.
@@ -157,7 +155,8 @@ impl Interpreter {
                 int_locals: Vec::new(),
                 str_locals: Vec::new(),
                 indent: IndentState::new(),
-                iterations_left: MAX_ITERATIONS,
+                iterations_left: script.max_actions,
+                max_actions: script.max_actions,
                 functions: script.functions.clone().into(),
                 max_nesting: script.max_nesting,
                 nesting: 0,
@@ -184,7 +183,7 @@ impl Interpreter {
             .get(probe_index)
             .ok_or(RuntimeError::NoSuchProbe(probe_index))?;
         let m = &mut self.machine;
-        m.iterations_left = MAX_ITERATIONS;
+        m.iterations_left = m.max_actions;
         // Locals start as 0 and "" on every hit.
         m.int_locals.clear();
         m.int_locals.resize(probe.int_locals, 0);

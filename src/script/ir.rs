@@ -341,6 +341,8 @@ pub struct CheckedScript {
     pub(crate) functions: Vec<CheckedFunction>,
     /// How deep function calls may nest: SystemTap's MAXNESTING, from the call graph.
     pub(crate) max_nesting: usize,
+    /// Loop iterations one probe run may make (SystemTap's MAXACTION budget).
+    pub(crate) max_actions: u32,
     pub(crate) source: SourceFile,
     pub(crate) globals: Globals,
 }

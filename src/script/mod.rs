@@ -10,6 +10,7 @@ mod ast;
 mod builtins;
 mod ir;
 mod lexer;
+mod limits;
 mod parser;
 mod passes;
 mod points;
@@ -24,6 +25,7 @@ pub use ir::{
     CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library, ProbePoint,
     ProbePointKind, StrContext, Ty,
 };
+pub use limits::Limits;
 pub use parser::MAX_NESTING;
 pub use passes::MAX_PRINT_ARGS;
 pub use source::{LineCol, ScriptError, SourceFile, Span};
@@ -35,6 +37,8 @@ pub struct ScriptInput {
     pub args: Vec<String>,
     /// `-G NAME=VALUE`: initial values of globals, overriding the script's.
     pub globals: Vec<(String, String)>,
+    /// `-D NAME=VALUE`: SystemTap's limits.
+    pub limits: Limits,
 }
 
 /// Parses the text only: stap's pass 1.
@@ -53,5 +57,5 @@ pub fn compile_with(
     input: &ScriptInput,
 ) -> Result<CheckedScript, ScriptError> {
     let script = parser::parse(source, &input.args)?;
-    passes::check(source, &script, &input.globals)
+    passes::check(source, &script, &input.globals, &input.limits)
 }

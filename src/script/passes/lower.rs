@@ -16,14 +16,12 @@ use crate::script::ir::{
     PrintCall, Shown, Slot, SortOrder, StatOp, Stmt, StrExpr, Ty, Value,
 };
 use crate::script::lexer::Op;
+use crate::script::limits::Limits;
 use crate::script::points;
 use crate::script::source::{ScriptError, SourceFile, Span};
 
 /// SystemTap refuses print calls with more arguments than this.
 pub const MAX_PRINT_ARGS: usize = 32;
-
-/// SystemTap's default MAXMAPENTRIES: how many elements an array holds unless declared.
-pub const MAX_MAP_ENTRIES: usize = 2048;
 
 /// Where each global lives.
 struct GlobalLayout {
@@ -37,8 +35,9 @@ pub(super) fn lower(
     script: &ast::Script,
     symbols: &Symbols,
     shown_at_exit: &[String],
+    limits: &Limits,
 ) -> Result<CheckedScript, ScriptError> {
-    let mut layout = layout_globals(script, symbols);
+    let mut layout = layout_globals(script, symbols, limits);
     layout.globals.shown_at_exit = shown_at_exit
         .iter()
         .map(|name| match layout.arrays.get(name) {
@@ -100,7 +99,9 @@ pub(super) fn lower(
             str_locals: lowering.str_locals,
         });
     }
-    let max_nesting = max_nesting(&calls, script.probes.len());
+    let max_nesting = limits
+        .nesting
+        .unwrap_or_else(|| max_nesting(&calls, script.probes.len()));
     let mut globals = layout.globals;
     for (owner, kind) in linear {
         let kinds = match owner {
@@ -115,6 +116,7 @@ pub(super) fn lower(
         probes,
         functions,
         max_nesting,
+        max_actions: limits.actions,
         source: source.clone(),
         globals,
     })
@@ -159,8 +161,9 @@ pub(super) fn set_globals(
     script: &ast::Script,
     symbols: &Symbols,
     values: &[(String, String)],
+    limits: &Limits,
 ) -> Result<(), ScriptError> {
-    let layout = layout_globals(script, symbols);
+    let layout = layout_globals(script, symbols, limits);
     for (name, value) in values {
         let refuse = |why: &str| ScriptError::without_place(format!("-G {name}={value}: {why}"));
         match layout.scalars.get(name) {
@@ -203,7 +206,7 @@ fn parse_long(text: &str) -> Option<i64> {
 }
 
 /// Numbers the globals per type in declaration order; a type never learned is long.
-fn layout_globals(script: &ast::Script, symbols: &Symbols) -> GlobalLayout {
+fn layout_globals(script: &ast::Script, symbols: &Symbols, limits: &Limits) -> GlobalLayout {
     let mut layout = GlobalLayout {
         scalars: HashMap::new(),
         arrays: HashMap::new(),
@@ -226,7 +229,9 @@ fn layout_globals(script: &ast::Script, symbols: &Symbols) -> GlobalLayout {
                 name: decl.name.clone(),
                 keys,
                 value: ty,
-                max_entries: declared.size.map_or(MAX_MAP_ENTRIES, |size| size as usize),
+                max_entries: declared
+                    .size
+                    .map_or(limits.map_entries, |size| size as usize),
                 declared_size: declared.size.is_some(),
                 wraps: declared.wraps,
                 linear: Vec::new(),

@@ -11,6 +11,7 @@ pub use lower::MAX_PRINT_ARGS;
 
 use super::ast;
 use super::ir::CheckedScript;
+use super::limits::Limits;
 use super::source::{ScriptError, SourceFile};
 
 /// `global_values` are `-G NAME=VALUE` settings, overriding the script's initial values.
@@ -18,11 +19,12 @@ pub(super) fn check(
     source: &SourceFile,
     script: &ast::Script,
     global_values: &[(String, String)],
+    limits: &Limits,
 ) -> Result<CheckedScript, ScriptError> {
     let symbols = infer::infer(source, script)?;
     let shown_at_exit = display::unread_globals(script);
-    let mut checked = lower::lower(source, script, &symbols, &shown_at_exit)?;
-    lower::set_globals(&mut checked, script, &symbols, global_values)?;
+    let mut checked = lower::lower(source, script, &symbols, &shown_at_exit, limits)?;
+    lower::set_globals(&mut checked, script, &symbols, global_values, limits)?;
     Ok(checked)
 }
 
