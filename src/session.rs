@@ -19,7 +19,7 @@ use crate::resolve::code::KernelCode;
 use crate::resolve::denylist::DenyList;
 use crate::resolve::index_cache::default_cache_dir;
 use crate::resolve::kallsyms::KernelSymbols;
-use crate::resolve::plan::{self, KernelFunctions, PlanError, ProbePlan};
+use crate::resolve::plan::{self, KernelFunctions, PlanError, ProbePlan, SessionProbe};
 use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::resolve::symbol_cache;
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
@@ -322,7 +322,7 @@ impl<'a> Tracer<'a> {
             self.report_attach(probes, &targets, started.elapsed());
         }
 
-        let mut end = self.run_session_probes(&mut interpreter, &self.plan.begin, "begin", target);
+        let mut end = self.run_session_probes(&mut interpreter, &self.plan.begin, target);
         if end.is_none() && self.flush_output()? {
             end = Some(LoopEnd::Stopped);
         }
@@ -358,10 +358,9 @@ impl<'a> Tracer<'a> {
         if matches!(end, LoopEnd::Failed(_)) {
             // SystemTap runs its error probes, and then stops: no end probes. What they do
             // cannot make the run end otherwise, so their own outcome is dropped.
-            let _ = self.run_session_probes(&mut interpreter, &self.plan.error, "error", target);
+            let _ = self.run_session_probes(&mut interpreter, &self.plan.error, target);
         } else {
-            if let Some(failure) =
-                self.run_session_probes(&mut interpreter, &self.plan.end, "end", target)
+            if let Some(failure) = self.run_session_probes(&mut interpreter, &self.plan.end, target)
             {
                 end = failure;
             }
@@ -386,13 +385,12 @@ impl<'a> Tracer<'a> {
     fn run_session_probes(
         &mut self,
         interpreter: &mut Interpreter,
-        probes: &[usize],
-        point: &'static str,
+        probes: &[SessionProbe],
         target: i64,
     ) -> Option<LoopEnd> {
-        let context = SessionContext::new(point, target);
-        for &probe in probes {
-            match interpreter.run_probe(probe, &context, &mut self.output) {
+        for probe in probes {
+            let context = SessionContext::new(&probe.point, target);
+            match interpreter.run_probe(probe.probe, &context, &mut self.output) {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Exit) => return Some(LoopEnd::ScriptExit),
                 Err(err) => return Some(LoopEnd::Failed(err)),

@@ -52,12 +52,20 @@ pub struct ProbePlan {
     /// In address order.
     pub functions: Vec<PlannedFunction>,
     pub skipped: Vec<SkippedFunction>,
-    /// Probes to run once before tracing starts, and once after it ends.
-    pub begin: Vec<usize>,
-    pub end: Vec<usize>,
+    /// Probes to run once before tracing starts, and once after it ends, in order.
+    pub begin: Vec<SessionProbe>,
+    pub end: Vec<SessionProbe>,
     /// Probes to run when a probe fails, before rstap stops.
-    pub error: Vec<usize>,
+    pub error: Vec<SessionProbe>,
     pub timers: Vec<PlannedTimer>,
+}
+
+/// A begin, end or error probe point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionProbe {
+    pub probe: usize,
+    /// As written, which `pp()` gives (`begin(-1)`).
+    pub point: String,
 }
 
 /// A timer probe point.
@@ -225,15 +233,15 @@ pub fn plan(
                 point.sufficient && !matches!(point.kind, ProbePointKind::KernelFunction { .. });
             let (function, file, variant) = match &point.kind {
                 ProbePointKind::Begin { priority } => {
-                    begin.push((*priority, probe));
+                    begin.push((*priority, probe, point.text.clone()));
                     continue;
                 }
                 ProbePointKind::End { priority } => {
-                    end.push((*priority, probe));
+                    end.push((*priority, probe, point.text.clone()));
                     continue;
                 }
                 ProbePointKind::Error { priority } => {
-                    error.push((*priority, probe));
+                    error.push((*priority, probe, point.text.clone()));
                     continue;
                 }
                 ProbePointKind::Never => continue,
@@ -291,8 +299,11 @@ pub fn plan(
         (&mut plan.end, end),
         (&mut plan.error, error),
     ] {
-        points.sort_by_key(|&(priority, _)| priority);
-        *list = points.into_iter().map(|(_, probe)| probe).collect();
+        points.sort_by_key(|&(priority, ..)| priority);
+        *list = points
+            .into_iter()
+            .map(|(_, probe, point)| SessionProbe { probe, point })
+            .collect();
     }
     (plan.functions, plan.skipped) = planner.finish();
     mark_shared_names(&mut plan.functions, kernel.symbols);

@@ -58,6 +58,33 @@ pub struct PointSyntax {
     pub optional: bool,
     /// Followed by `!`.
     pub sufficient: bool,
+    /// Spelled out of a group (`kernel.{function("a"), function("b")}`), whose text at
+    /// `span` is the group's rather than this point's.
+    pub grouped: bool,
+}
+
+impl PointSyntax {
+    /// The point as `pp()` names it: as written, or spelled out if it came from a group.
+    pub fn text(&self, source: &str) -> String {
+        if !self.grouped {
+            return source[self.span.start..self.span.end].to_string();
+        }
+        let components: Vec<String> = self
+            .components
+            .iter()
+            .map(|component| match &component.argument {
+                None => component.name.clone(),
+                Some(PointArg::Number(n)) => format!("{}({n})", component.name),
+                Some(PointArg::Str(lit)) => {
+                    let text = String::from_utf8_lossy(&lit.value)
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"");
+                    format!("{}(\"{text}\")", component.name)
+                }
+            })
+            .collect();
+        components.join(".")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

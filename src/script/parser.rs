@@ -295,9 +295,9 @@ impl Parser<'_> {
     }
 
     fn probe(&mut self) -> Result<Probe, ScriptError> {
-        let mut points = vec![self.probe_point()?];
+        let mut points = self.probe_point()?;
         while self.eat_op(Op::Comma) {
-            points.push(self.probe_point()?);
+            points.extend(self.probe_point()?);
         }
         if self.peek_keyword("if") {
             return Err(self.error(
@@ -315,8 +315,31 @@ impl Parser<'_> {
         Ok(Probe { points, body })
     }
 
-    fn probe_point(&mut self) -> Result<PointSyntax, ScriptError> {
-        let mut components = Vec::new();
+    /// One probe point as written, which a group (`kernel.{function("a"), function("b")}`)
+    /// makes several.
+    fn probe_point(&mut self) -> Result<Vec<PointSyntax>, ScriptError> {
+        let start = self.peek().span;
+        let (chains, grouped) = self.point_chain()?;
+        let span = start.to(self.tokens[self.pos.saturating_sub(1)].span);
+        let sufficient = self.eat_op(Op::Bang);
+        let optional = sufficient || self.eat_op(Op::Question);
+        Ok(chains
+            .into_iter()
+            .map(|components| PointSyntax {
+                components,
+                span,
+                optional,
+                sufficient,
+                grouped,
+            })
+            .collect())
+    }
+
+    /// Dotted components, each a name with an optional argument or a `{...}` group of
+    /// alternatives: every chain they spell, and whether a group was among them.
+    fn point_chain(&mut self) -> Result<(Vec<Vec<PointComponent>>, bool), ScriptError> {
+        let mut chains: Vec<Vec<PointComponent>> = vec![Vec::new()];
+        let mut grouped = false;
         loop {
             let at = self.peek().span;
             if self.peek_op(Op::Star) {
@@ -325,46 +348,59 @@ impl Parser<'_> {
                     "not supported yet: wildcard probe point components (`NAME.*`)",
                 ));
             }
-            if self.peek_op(Op::LBrace) {
-                return Err(self.error(at, "not supported yet: probe point groups (`NAME.{A, B}`)"));
-            }
-            let (name, name_span) = self.expect_ident("a probe point")?;
-            let mut span = name_span;
-            let argument = if self.eat_op(Op::LParen) {
-                let negative = self.eat_op(Op::Minus);
-                let token = self.advance();
-                let argument = match token.kind {
-                    TokenKind::Str(lit) if !negative => PointArg::Str(self.adjacent_strings(lit)),
-                    TokenKind::Number(n) if negative => PointArg::Number(n.wrapping_neg()),
-                    TokenKind::Number(n) => PointArg::Number(n),
-                    _ => {
-                        return Err(
-                            self.error(token.span, "expected a string in quotes or a number")
-                        )
+            if self.eat_op(Op::LBrace) {
+                self.nest(at)?;
+                grouped = true;
+                let mut group = Vec::new();
+                loop {
+                    group.extend(self.point_chain()?.0);
+                    if !self.eat_op(Op::Comma) {
+                        break;
                     }
-                };
-                span = span.to(self.expect_op(Op::RParen)?);
-                Some(argument)
+                }
+                self.expect_op(Op::RBrace)?;
+                self.depth -= 1;
+                chains = chains
+                    .iter()
+                    .flat_map(|prefix| {
+                        group.iter().map(move |alternative| {
+                            prefix.iter().chain(alternative).cloned().collect()
+                        })
+                    })
+                    .collect();
             } else {
-                None
-            };
-            components.push(PointComponent {
-                name,
-                argument,
-                span,
-            });
+                let component = self.point_component()?;
+                for chain in &mut chains {
+                    chain.push(component.clone());
+                }
+            }
             if !self.eat_op(Op::Dot) {
-                break;
+                return Ok((chains, grouped));
             }
         }
-        let sufficient = self.eat_op(Op::Bang);
-        let optional = sufficient || self.eat_op(Op::Question);
-        let span = components[0].span.to(components[components.len() - 1].span);
-        Ok(PointSyntax {
-            components,
+    }
+
+    fn point_component(&mut self) -> Result<PointComponent, ScriptError> {
+        let (name, name_span) = self.expect_ident("a probe point")?;
+        let mut span = name_span;
+        let argument = if self.eat_op(Op::LParen) {
+            let negative = self.eat_op(Op::Minus);
+            let token = self.advance();
+            let argument = match token.kind {
+                TokenKind::Str(lit) if !negative => PointArg::Str(self.adjacent_strings(lit)),
+                TokenKind::Number(n) if negative => PointArg::Number(n.wrapping_neg()),
+                TokenKind::Number(n) => PointArg::Number(n),
+                _ => return Err(self.error(token.span, "expected a string in quotes or a number")),
+            };
+            span = span.to(self.expect_op(Op::RParen)?);
+            Some(argument)
+        } else {
+            None
+        };
+        Ok(PointComponent {
+            name,
+            argument,
             span,
-            optional,
-            sufficient,
         })
     }
 
@@ -1119,10 +1155,6 @@ mod tests {
             (
                 "probe syscall.* { }",
                 "t.stp:1:15: error: not supported yet: wildcard probe point components",
-            ),
-            (
-                "probe kernel.{function(\"a\")} { }",
-                "t.stp:1:14: error: not supported yet: probe point groups",
             ),
             (
                 "probe a = begin { }",

@@ -59,8 +59,7 @@ pub(super) fn lower(
     for (index, probe) in script.probes.iter().enumerate() {
         let mut points = Vec::with_capacity(probe.points.len());
         for point in &probe.points {
-            let text = &source.text()[point.span.start..point.span.end];
-            match points::resolve(point, text) {
+            match points::resolve(point, &point.text(source.text())) {
                 Ok(resolved) => points.push(resolved),
                 // An optional point of a kind rstap does not know is left out, as SystemTap
                 // leaves out an optional point it cannot resolve.
