@@ -45,6 +45,14 @@ struct Parser<'a> {
     depth: usize,
 }
 
+/// One probe point spelled out of a group, with the marks its members carried.
+#[derive(Default)]
+struct Chain {
+    components: Vec<PointComponent>,
+    optional: bool,
+    sufficient: bool,
+}
+
 /// Binding strength of binary operators, from loosest (`||`) to tightest (`*`), as in
 /// SystemTap's grammar; all are left-associative.
 fn precedence(op: Op) -> Option<u8> {
@@ -321,24 +329,29 @@ impl Parser<'_> {
         let start = self.peek().span;
         let (chains, grouped) = self.point_chain()?;
         let span = start.to(self.tokens[self.pos.saturating_sub(1)].span);
-        let sufficient = self.eat_op(Op::Bang);
-        let optional = sufficient || self.eat_op(Op::Question);
+        let (optional, sufficient) = self.point_marks();
         Ok(chains
             .into_iter()
-            .map(|components| PointSyntax {
-                components,
+            .map(|chain| PointSyntax {
+                components: chain.components,
                 span,
-                optional,
-                sufficient,
+                optional: optional || chain.optional,
+                sufficient: sufficient || chain.sufficient,
                 grouped,
             })
             .collect())
     }
 
+    /// `!` or `?` after a point: whether it is optional, and sufficient.
+    fn point_marks(&mut self) -> (bool, bool) {
+        let sufficient = self.eat_op(Op::Bang);
+        (sufficient || self.eat_op(Op::Question), sufficient)
+    }
+
     /// Dotted components, each a name with an optional argument or a `{...}` group of
     /// alternatives: every chain they spell, and whether a group was among them.
-    fn point_chain(&mut self) -> Result<(Vec<Vec<PointComponent>>, bool), ScriptError> {
-        let mut chains: Vec<Vec<PointComponent>> = vec![Vec::new()];
+    fn point_chain(&mut self) -> Result<(Vec<Chain>, bool), ScriptError> {
+        let mut chains = vec![Chain::default()];
         let mut grouped = false;
         loop {
             let at = self.peek().span;
@@ -353,7 +366,14 @@ impl Parser<'_> {
                 grouped = true;
                 let mut group = Vec::new();
                 loop {
-                    group.extend(self.point_chain()?.0);
+                    let (mut members, _) = self.point_chain()?;
+                    // Marks on a member: `kernel.{trace("a")!, trace("b")}`.
+                    let (optional, sufficient) = self.point_marks();
+                    for member in &mut members {
+                        member.optional |= optional;
+                        member.sufficient |= sufficient;
+                    }
+                    group.extend(members);
                     if !self.eat_op(Op::Comma) {
                         break;
                     }
@@ -363,15 +383,22 @@ impl Parser<'_> {
                 chains = chains
                     .iter()
                     .flat_map(|prefix| {
-                        group.iter().map(move |alternative| {
-                            prefix.iter().chain(alternative).cloned().collect()
+                        group.iter().map(move |alternative| Chain {
+                            components: prefix
+                                .components
+                                .iter()
+                                .chain(&alternative.components)
+                                .cloned()
+                                .collect(),
+                            optional: prefix.optional || alternative.optional,
+                            sufficient: prefix.sufficient || alternative.sufficient,
                         })
                     })
                     .collect();
             } else {
                 let component = self.point_component()?;
                 for chain in &mut chains {
-                    chain.push(component.clone());
+                    chain.components.push(component.clone());
                 }
             }
             if !self.eat_op(Op::Dot) {
