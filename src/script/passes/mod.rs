@@ -177,6 +177,81 @@ mod tests {
     }
 
     #[test]
+    fn arrays_aggregates_and_functions_are_checked() {
+        for (text, message) in [
+            (
+                "global a; probe begin { a[1] = 1; a[1, 2] = 3 }",
+                "array 'a' has 1 key elsewhere, 2 here",
+            ),
+            ("probe begin { b[1] = 1 }", "array 'b' is not declared"),
+            (
+                "global a; probe begin { a[1] = 1; x = a }",
+                "'a' is an array",
+            ),
+            (
+                "global s; probe begin { s <<< 1; x = s + 1 }",
+                "read with @count",
+            ),
+            (
+                "global s; probe begin { s <<< 1; s = 2 }",
+                "takes values with '<<<'",
+            ),
+            (
+                "global n; probe begin { n = 1; n <<< 2 }",
+                "'<<<' adds to a statistics aggregate",
+            ),
+            (
+                "probe begin { x = @count(1) }",
+                "expected a variable or an array element",
+            ),
+            (
+                "global s; probe begin { s <<< 1; printf(\"%s\", @hist_log(s)) }",
+                "printed with print or println",
+            ),
+            (
+                "global s; probe begin { s <<< 1; print(@hist_linear(s, 0, 10, 0)) }",
+                "step must be positive",
+            ),
+            (
+                "function f(a) { return a } probe begin { f(1, 2) }",
+                "f() takes 1 argument, given 2",
+            ),
+            (
+                "function g() { } probe begin { x = g() }",
+                "g() returns no value",
+            ),
+            (
+                "probe begin { return 1 }",
+                "cannot 'return' outside a function",
+            ),
+            (
+                "function f() { } function f() { }",
+                "function 'f' is defined twice",
+            ),
+            (
+                "global a; probe begin { a[1] = 1; foreach (k in a) delete a }",
+                "modified during 'foreach'",
+            ),
+            (
+                "global a; probe begin { a[\"x\"] = 1; foreach (v = k in a) x = v . \"s\" }",
+                "expected a string",
+            ),
+            (
+                "probe begin { x++; x .= \"s\" }",
+                "cannot be applied to 'x', a long",
+            ),
+            ("probe timer.ms(0) { }", "needs a positive number"),
+            (
+                "probe timer.s(1).randomize(2) { }",
+                "less than its interval",
+            ),
+        ] {
+            let error = error_of(text);
+            assert!(error.contains(message), "{text}: {error}");
+        }
+    }
+
+    #[test]
     fn too_many_print_arguments() {
         let args = ", 1".repeat(MAX_PRINT_ARGS + 1);
         let format = "%d".repeat(MAX_PRINT_ARGS + 1);
