@@ -27,6 +27,8 @@ pub struct Failure(pub String);
 pub struct LibraryState {
     /// xorshift64 state for `randint`; 0 until first used.
     random: u64,
+    /// What `tokenize` has yet to split.
+    untokenized: Vec<u8>,
 }
 
 /// Runs `function` on `args` (as many and of the types its signature says); a string
@@ -81,6 +83,25 @@ pub fn call(
         }
         Library::TextStr => {
             escape(text(0), dst);
+            Answer::Done
+        }
+        Library::Tokenize => {
+            let (input, delimiters) = (text(0), text(1));
+            if !input.is_empty() {
+                state.untokenized = input.to_vec();
+            }
+            let rest = std::mem::take(&mut state.untokenized);
+            let is_delimiter = |byte: &u8| delimiters.contains(byte);
+            let start = rest
+                .iter()
+                .position(|b| !is_delimiter(b))
+                .unwrap_or(rest.len());
+            let end = rest[start..]
+                .iter()
+                .position(is_delimiter)
+                .map_or(rest.len(), |n| start + n);
+            dst.extend_from_slice(&rest[start..end]);
+            state.untokenized = rest[end..].to_vec();
             Answer::Done
         }
         Library::TextStrn => {

@@ -174,6 +174,8 @@ pub enum Library {
     Stringat,
     TextStr,
     TextStrn,
+    /// `tokenize(input, delimiters)`: the next token, `""` input going on with the last.
+    Tokenize,
     Ctime,
     Randint,
     Hz,
