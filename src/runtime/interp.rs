@@ -110,7 +110,8 @@ struct Machine {
     /// What the last `return` gave.
     returned_int: i64,
     returned_str: Vec<u8>,
-    /// What the running probe printed, functions it called included, in order.
+    /// What functions called from expressions printed, for the statement that called them
+    /// to print first.
     output: Vec<u8>,
     /// What `warn()` said while the probe ran, for stderr.
     warnings: Vec<String>,
@@ -190,7 +191,7 @@ impl Interpreter {
         m.str_locals.truncate(probe.str_locals);
         m.str_locals.iter_mut().for_each(Vec::clear);
         m.str_locals.resize_with(probe.str_locals, Vec::new);
-        let ran = m.block(&probe.body, ctx);
+        let ran = m.block(&probe.body, ctx, out);
         // What the body printed is kept, even if it then failed, as SystemTap keeps it.
         let written = out.write_all(&m.output);
         m.output.clear();
@@ -360,108 +361,147 @@ fn compare_elements(a: &Element, b: &Element, figure: StatOp) -> std::cmp::Order
 }
 
 impl Machine {
-    fn block(&mut self, body: &[Stmt], ctx: &dyn ProbeContext) -> Result<(), Stop> {
+    /// Runs statements, printing to `out`. What functions called from expressions print
+    /// waits in `self.output` until the statement that called them prints or ends.
+    fn block(
+        &mut self,
+        body: &[Stmt],
+        ctx: &dyn ProbeContext,
+        out: &mut dyn Write,
+    ) -> Result<(), Stop> {
         for stmt in body {
-            match stmt {
-                Stmt::Eval(Value::Int(e)) => {
-                    self.int(e, ctx)?;
-                }
-                Stmt::Eval(Value::Str(e)) => {
-                    let mut scratch = self.take_buffer();
-                    let result = self.str(e, ctx, &mut scratch);
-                    self.pool.push(scratch);
-                    result?;
-                }
-                Stmt::Eval(Value::Hist(_)) => {}
-                Stmt::Print(call) => {
-                    let mut line = self.take_buffer();
-                    let result = self.format(call, ctx, &mut line, PRINT_LIMIT);
-                    self.output.extend_from_slice(&line);
-                    self.pool.push(line);
-                    result?;
-                }
-                Stmt::Exit => self.exit_requested = true,
-                Stmt::Next => return Err(Stop::Next),
-                Stmt::Break => return Err(Stop::Break),
-                Stmt::Continue => return Err(Stop::Continue),
-                Stmt::If(condition, then, otherwise) => {
-                    if self.int(condition, ctx)? != 0 {
-                        self.block(then, ctx)?;
-                    } else {
-                        self.block(otherwise, ctx)?;
-                    }
-                }
-                Stmt::Loop {
-                    condition,
-                    body,
-                    step,
-                    body_span,
-                } => loop {
-                    self.iteration(*body_span)?;
-                    if let Some(condition) = condition {
-                        if self.int(condition, ctx)? == 0 {
-                            break;
-                        }
-                    }
-                    match self.block(body, ctx) {
-                        Ok(()) | Err(Stop::Continue) => {}
-                        Err(Stop::Break) => break,
-                        Err(other) => return Err(other),
-                    }
-                    self.block(step, ctx)?;
-                },
-                Stmt::Foreach(foreach) => self.foreach(foreach, ctx)?,
-                Stmt::Delete(deletion) => self.delete(deletion, ctx)?,
-                Stmt::Aggregate(place, value) => {
-                    let value = self.int(value, ctx)?;
-                    self.stats_entry(place, ctx)?.add(value);
-                }
-                Stmt::Call(call) => self.call(call, ctx)?,
-                Stmt::Try {
-                    body,
-                    message,
-                    handler,
-                } => match self.block(body, ctx) {
-                    Err(Stop::Error(error)) if error.catchable() => {
-                        if let Some(slot) = message {
-                            self.set_str(*slot, error.words().as_bytes());
-                        }
-                        self.block(handler, ctx)?;
-                    }
-                    other => other?,
-                },
-                Stmt::Library(call) => {
-                    let mut said = self.take_buffer();
-                    let result = self.library(call, ctx, &mut said);
-                    if result.is_ok() && call.function == Library::Warn {
-                        self.warnings
-                            .push(String::from_utf8_lossy(&said).into_owned());
-                    } else if call.function.prints() {
-                        self.output.extend_from_slice(&said);
-                    }
-                    self.pool.push(said);
-                    result?;
-                }
-                Stmt::Return(value) => {
-                    match value {
-                        Some(Value::Int(e)) => self.returned_int = self.int(e, ctx)?,
-                        Some(Value::Str(e)) => {
-                            let mut text = self.take_buffer();
-                            let result = self.str(e, ctx, &mut text);
-                            std::mem::swap(&mut self.returned_str, &mut text);
-                            self.pool.push(text);
-                            result?;
-                        }
-                        Some(Value::Hist(_)) | None => {}
-                    }
-                    return Err(Stop::Return);
-                }
+            self.statement(stmt, ctx, out)?;
+            if !self.output.is_empty() {
+                self.flush_pending(out)?;
             }
         }
         Ok(())
     }
 
-    fn foreach(&mut self, foreach: &ForeachLoop, ctx: &dyn ProbeContext) -> Result<(), Stop> {
+    /// Prints what functions called from expressions printed.
+    fn flush_pending(&mut self, out: &mut dyn Write) -> Result<(), Stop> {
+        let written = out.write_all(&self.output);
+        self.output.clear();
+        written.map_err(|e| Stop::Error(e.into()))
+    }
+
+    fn statement(
+        &mut self,
+        stmt: &Stmt,
+        ctx: &dyn ProbeContext,
+        out: &mut dyn Write,
+    ) -> Result<(), Stop> {
+        match stmt {
+            Stmt::Eval(Value::Int(e)) => {
+                self.int(e, ctx)?;
+            }
+            Stmt::Eval(Value::Str(e)) => {
+                let mut scratch = self.take_buffer();
+                let result = self.str(e, ctx, &mut scratch);
+                self.pool.push(scratch);
+                result?;
+            }
+            Stmt::Eval(Value::Hist(_)) => {}
+            Stmt::Print(call) => {
+                let mut line = self.take_buffer();
+                let result = self
+                    .format(call, ctx, &mut line, PRINT_LIMIT)
+                    .and_then(|()| {
+                        if !self.output.is_empty() {
+                            self.flush_pending(out)?;
+                        }
+                        out.write_all(&line).map_err(|e| Stop::Error(e.into()))
+                    });
+                self.pool.push(line);
+                result?;
+            }
+            Stmt::Exit => self.exit_requested = true,
+            Stmt::Next => return Err(Stop::Next),
+            Stmt::Break => return Err(Stop::Break),
+            Stmt::Continue => return Err(Stop::Continue),
+            Stmt::If(condition, then, otherwise) => {
+                if self.int(condition, ctx)? != 0 {
+                    self.block(then, ctx, out)?;
+                } else {
+                    self.block(otherwise, ctx, out)?;
+                }
+            }
+            Stmt::Loop {
+                condition,
+                body,
+                step,
+                body_span,
+            } => loop {
+                self.iteration(*body_span)?;
+                if let Some(condition) = condition {
+                    if self.int(condition, ctx)? == 0 {
+                        break;
+                    }
+                }
+                match self.block(body, ctx, out) {
+                    Ok(()) | Err(Stop::Continue) => {}
+                    Err(Stop::Break) => break,
+                    Err(other) => return Err(other),
+                }
+                self.block(step, ctx, out)?;
+            },
+            Stmt::Foreach(foreach) => self.foreach(foreach, ctx, out)?,
+            Stmt::Delete(deletion) => self.delete(deletion, ctx)?,
+            Stmt::Aggregate(place, value) => {
+                let value = self.int(value, ctx)?;
+                self.stats_entry(place, ctx)?.add(value);
+            }
+            Stmt::Call(call) => self.call(call, ctx, out)?,
+            Stmt::Try {
+                body,
+                message,
+                handler,
+            } => match self.block(body, ctx, out) {
+                Err(Stop::Error(error)) if error.catchable() => {
+                    if let Some(slot) = message {
+                        self.set_str(*slot, error.words().as_bytes());
+                    }
+                    self.block(handler, ctx, out)?;
+                }
+                other => other?,
+            },
+            Stmt::Library(call) => {
+                let mut said = self.take_buffer();
+                let result = self.library(call, ctx, &mut said);
+                if result.is_ok() && call.function == Library::Warn {
+                    self.warnings
+                        .push(String::from_utf8_lossy(&said).into_owned());
+                } else if call.function.prints() {
+                    self.output.extend_from_slice(&said);
+                    self.flush_pending(out)?;
+                }
+                self.pool.push(said);
+                result?;
+            }
+            Stmt::Return(value) => {
+                match value {
+                    Some(Value::Int(e)) => self.returned_int = self.int(e, ctx)?,
+                    Some(Value::Str(e)) => {
+                        let mut text = self.take_buffer();
+                        let result = self.str(e, ctx, &mut text);
+                        std::mem::swap(&mut self.returned_str, &mut text);
+                        self.pool.push(text);
+                        result?;
+                    }
+                    Some(Value::Hist(_)) | None => {}
+                }
+                return Err(Stop::Return);
+            }
+        }
+        Ok(())
+    }
+
+    fn foreach(
+        &mut self,
+        foreach: &ForeachLoop,
+        ctx: &dyn ProbeContext,
+        out: &mut dyn Write,
+    ) -> Result<(), Stop> {
         let limit = match &foreach.limit {
             Some(limit) => usize::try_from(self.int(limit, ctx)?).unwrap_or(0),
             None => usize::MAX,
@@ -507,7 +547,7 @@ impl Machine {
                     Element::Stats(_) => {}
                 }
             }
-            match self.block(&foreach.body, ctx) {
+            match self.block(&foreach.body, ctx, out) {
                 Ok(()) | Err(Stop::Continue) => {}
                 Err(Stop::Break) => break,
                 Err(other) => return Err(other),
@@ -534,7 +574,12 @@ impl Machine {
 
     /// Runs a script function: its arguments are evaluated in the caller's frame, its body
     /// in a frame of its own; the result is left in the return slots.
-    fn call(&mut self, call: &Call, ctx: &dyn ProbeContext) -> Result<(), Stop> {
+    fn call(
+        &mut self,
+        call: &Call,
+        ctx: &dyn ProbeContext,
+        out: &mut dyn Write,
+    ) -> Result<(), Stop> {
         let functions = Rc::clone(&self.functions);
         let function = &functions[call.function];
         let mut ints = vec![0; function.int_locals];
@@ -557,7 +602,7 @@ impl Machine {
         self.nesting += 1;
         self.returned_int = 0;
         self.returned_str.clear();
-        let result = self.block(&function.body, ctx);
+        let result = self.block(&function.body, ctx, out);
         self.nesting -= 1;
         std::mem::swap(&mut self.int_locals, &mut ints);
         std::mem::swap(&mut self.str_locals, &mut strs);
@@ -610,6 +655,15 @@ impl Machine {
                 near: (call.function != Library::Error).then(|| self.source.near(call.span)),
             })
         })
+    }
+
+    /// A call whose value an expression uses: what it prints waits in `self.output`.
+    fn call_in_expression(&mut self, call: &Call, ctx: &dyn ProbeContext) -> Result<(), Stop> {
+        let mut printed = self.take_buffer();
+        let result = self.call(call, ctx, &mut printed);
+        self.output.extend_from_slice(&printed);
+        self.pool.push(printed);
+        result
     }
 
     /// Charges one loop iteration against the probe's budget.
@@ -884,7 +938,7 @@ impl Machine {
             }
             IntExpr::Stat(op, place, span) => self.stat(*op, place, *span, ctx)?,
             IntExpr::Call(call) => {
-                self.call(call, ctx)?;
+                self.call_in_expression(call, ctx)?;
                 self.returned_int
             }
             IntExpr::Library(call) => {
@@ -1010,7 +1064,7 @@ impl Machine {
                 }
             }
             StrExpr::Call(call) => {
-                self.call(call, ctx)?;
+                self.call_in_expression(call, ctx)?;
                 dst.extend_from_slice(&self.returned_str);
             }
             StrExpr::Library(call) => {
