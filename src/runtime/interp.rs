@@ -115,6 +115,11 @@ struct Machine {
     output: Vec<u8>,
     /// What `warn()` said while the probe ran, for stderr.
     warnings: Vec<String>,
+    /// The last `=~`: whether it matched, what it matched against, and where each group
+    /// of the expression was in it.
+    matched: bool,
+    match_subject: Vec<u8>,
+    match_groups: Vec<Option<(usize, usize)>>,
     library: LibraryState,
     pool: Vec<Vec<u8>>,
     exit_requested: bool,
@@ -165,6 +170,9 @@ impl Interpreter {
                 returned_str: Vec::new(),
                 output: Vec::new(),
                 warnings: Vec::new(),
+                matched: false,
+                match_subject: Vec::new(),
+                match_groups: Vec::new(),
                 library: LibraryState::default(),
                 pool: Vec::new(),
                 exit_requested: false,
@@ -905,6 +913,30 @@ impl Machine {
                     _ => 0,
                 }
             }
+            IntExpr::Matches {
+                subject,
+                regex,
+                negate,
+            } => {
+                let mut text = std::mem::take(&mut self.match_subject);
+                text.clear();
+                let result = self.str(subject, ctx, &mut text);
+                self.match_groups.clear();
+                self.matched = false;
+                if result.is_ok() {
+                    if let Some(captures) = regex.captures(&text) {
+                        self.matched = true;
+                        self.match_groups.extend(
+                            captures
+                                .iter()
+                                .map(|group| group.map(|g| (g.start(), g.end()))),
+                        );
+                    }
+                }
+                self.match_subject = text;
+                result?;
+                i64::from(self.matched != *negate)
+            }
             IntExpr::Contains(element) => {
                 let key = self.key(element, ctx)?;
                 i64::from(self.arrays[element.array].contains(&key))
@@ -1066,6 +1098,35 @@ impl Machine {
             StrExpr::Call(call) => {
                 self.call_in_expression(call, ctx)?;
                 dst.extend_from_slice(&self.returned_str);
+            }
+            StrExpr::Matched(group, span) => {
+                let group = self.int(group, ctx)?;
+                let failure = |message: String| {
+                    Stop::Error(RuntimeError::Library {
+                        message,
+                        near: Some(self.source.near(*span)),
+                    })
+                };
+                if !self.matched {
+                    return Err(failure(format!(
+                        "Attempted to get subexpression {group} from failed match"
+                    )));
+                }
+                match usize::try_from(group)
+                    .ok()
+                    .and_then(|g| self.match_groups.get(g))
+                {
+                    Some(Some((start, end))) => {
+                        dst.extend_from_slice(&self.match_subject[*start..*end])
+                    }
+                    // A group the match left out (`a|(b)` matching "a") is "".
+                    Some(None) => {}
+                    None => {
+                        return Err(failure(format!(
+                            "Attempted to get nonexistent subexpression {group}"
+                        )))
+                    }
+                }
             }
             StrExpr::Library(call) => {
                 // A string result is a string value: within the length limit.

@@ -22,6 +22,8 @@ pub(super) enum Answer {
     Print(PrintKind),
     /// A library function of the arguments (and the clock).
     Library(Library),
+    /// `matched(n)`, `matched_str()`: the last regular expression match.
+    Matched,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +209,18 @@ const BUILTINS: &[Builtin] = &[
     library("ansi_cursor_show", &[], None, Library::AnsiCursorShow),
     library("ansi_cursor_save", &[], None, Library::AnsiCursorSave),
     library("ansi_cursor_restore", &[], None, Library::AnsiCursorRestore),
+    Builtin {
+        name: "matched",
+        params: &[Long],
+        returns: Some(Str),
+        answer: Answer::Matched,
+    },
+    Builtin {
+        name: "matched_str",
+        params: &[],
+        returns: Some(Str),
+        answer: Answer::Matched,
+    },
     printer("printf", PrintKind::Printf, None),
     printer("sprintf", PrintKind::Sprintf, Some(Ty::Str)),
     printer("print", PrintKind::Print, None),

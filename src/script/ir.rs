@@ -130,6 +130,13 @@ pub(crate) enum IntExpr {
     },
     /// `[keys] in array`.
     Contains(ElementRef),
+    /// `subject =~ "regex"` (or `!~` when `negate`); a match's groups are kept for
+    /// `matched()`.
+    Matches {
+        subject: Box<StrExpr>,
+        regex: Box<regex::bytes::Regex>,
+        negate: bool,
+    },
     /// `@count(x)` and friends; `span` locates the operator for errors on empty aggregates.
     Stat(StatOp, Place, Span),
     Call(Box<Call>),
@@ -155,6 +162,8 @@ pub(crate) enum StrExpr {
     Context(StrContext),
     Call(Box<Call>),
     Library(Box<LibraryCall>),
+    /// `matched(n)`: group `n` of the last successful `=~`; `span` is the call's.
+    Matched(Box<IntExpr>, Span),
     /// `thread_indent` (thread) or `indent`.
     Indent {
         thread: bool,

@@ -63,7 +63,7 @@ fn precedence(op: Op) -> Option<u8> {
         Op::Caret => 3,
         Op::Amp => 4,
         // IN_LEVEL (5): `key in array`.
-        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => 6,
+        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Match | Op::NotMatch => 6,
         Op::Shl | Op::Shr => 7,
         Op::Dot => 8,
         Op::Plus | Op::Minus => 9,

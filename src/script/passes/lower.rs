@@ -1032,6 +1032,20 @@ impl<'a> Lowering<'a> {
                 op_span,
             )));
         }
+        if matches!(op, Op::Match | Op::NotMatch) {
+            let subject = Box::new(self.str(left)?);
+            let ExprKind::Str(pattern) = &right.kind else {
+                return Err(self.error(right.span, "a regular expression must be a literal string"));
+            };
+            let text = String::from_utf8_lossy(&pattern.value);
+            let regex = regex::bytes::Regex::new(&text)
+                .map_err(|e| self.error(right.span, format!("invalid regular expression: {e}")))?;
+            return Ok(Value::Int(IntExpr::Matches {
+                subject,
+                regex: Box::new(regex),
+                negate: op == Op::NotMatch,
+            }));
+        }
         if let Some(cmp) = compare_op(op) {
             return Ok(Value::Int(match self.value(left)? {
                 Value::Str(l) => IntExpr::StrCompare(cmp, Box::new(l), Box::new(self.str(right)?)),
@@ -1138,6 +1152,13 @@ impl<'a> Lowering<'a> {
                 thread,
                 delta: Box::new(self.int(&args[0])?),
             }),
+            Answer::Matched => {
+                let group = match args.first() {
+                    Some(arg) => self.int(arg)?,
+                    None => IntExpr::Const(0),
+                };
+                Value::Str(StrExpr::Matched(Box::new(group), span))
+            }
             Answer::Library(function) => {
                 let call = self.library_call(name, function, span, args)?;
                 match builtin.returns {
