@@ -514,10 +514,31 @@ impl Machine {
             Some(limit) => usize::try_from(self.int(limit, ctx)?).unwrap_or(0),
             None => usize::MAX,
         };
+        let slice = match &foreach.slice {
+            Some(slice) => {
+                let mut wanted = Vec::with_capacity(slice.len());
+                for key in slice {
+                    wanted.push(match key {
+                        Some(key) => Some(self.key_part(key, ctx)?),
+                        None => None,
+                    });
+                }
+                Some(wanted)
+            }
+            None => None,
+        };
         // The body cannot change the array (lowering refuses it), so a snapshot of the
         // elements in their order is what the loop walks.
         let array = &self.arrays[foreach.array];
-        let mut elements: Vec<(&Key, &Element)> = array.iter().collect();
+        let in_slice = |key: &Key| match &slice {
+            Some(wanted) => key
+                .iter()
+                .zip(wanted)
+                .all(|(part, wanted)| wanted.as_ref().is_none_or(|w| w == part)),
+            None => true,
+        };
+        let mut elements: Vec<(&Key, &Element)> =
+            array.iter().filter(|(key, _)| in_slice(key)).collect();
         if let Some(order) = foreach.sort {
             elements.sort_by(|a, b| {
                 let ordering = match order.key {
@@ -711,20 +732,24 @@ impl Machine {
     fn key(&mut self, element: &ElementRef, ctx: &dyn ProbeContext) -> Result<Key, Stop> {
         let mut key = Vec::with_capacity(element.keys.len());
         for part in &element.keys {
-            key.push(match part {
-                Value::Str(e) => {
-                    let mut text = self.take_buffer();
-                    let result = self.str(e, ctx, &mut text);
-                    let part = KeyPart::Str(text.as_slice().into());
-                    self.pool.push(text);
-                    result?;
-                    part
-                }
-                Value::Int(e) => KeyPart::Int(self.int(e, ctx)?),
-                Value::Hist(_) => KeyPart::Int(0),
-            });
+            key.push(self.key_part(part, ctx)?);
         }
         Ok(key)
+    }
+
+    fn key_part(&mut self, part: &Value, ctx: &dyn ProbeContext) -> Result<KeyPart, Stop> {
+        Ok(match part {
+            Value::Str(e) => {
+                let mut text = self.take_buffer();
+                let result = self.str(e, ctx, &mut text);
+                let part = KeyPart::Str(text.as_slice().into());
+                self.pool.push(text);
+                result?;
+                part
+            }
+            Value::Int(e) => KeyPart::Int(self.int(e, ctx)?),
+            Value::Hist(_) => KeyPart::Int(0),
+        })
     }
 
     /// The element `element` names, made if new.

@@ -192,8 +192,11 @@ impl Stmt {
                 .chain(std::iter::once(Part::Stmt(body)))
                 .collect(),
             Stmt::Foreach(foreach) => foreach
-                .limit
+                .slice
                 .iter()
+                .flatten()
+                .flatten()
+                .chain(&foreach.limit)
                 .map(Part::Expr)
                 .chain(std::iter::once(Part::Stmt(&foreach.body)))
                 .collect(),
@@ -230,6 +233,8 @@ pub struct Foreach {
     pub value: Option<Name>,
     pub keys: Vec<Name>,
     pub array: Name,
+    /// `in a[k, *]`: the keys elements must have, `None` for any.
+    pub slice: Option<Vec<Option<Expr>>>,
     /// `in a @sum-`: for an array of aggregates, which figure sorts by value.
     pub sort_figure: Option<Name>,
     pub sort: Option<Sort>,

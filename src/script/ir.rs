@@ -294,6 +294,8 @@ pub(crate) enum Deletion {
 #[derive(Debug, Clone)]
 pub(crate) struct ForeachLoop {
     pub(crate) array: usize,
+    /// `in a[k, *]`: the key each element must have at each position, if any.
+    pub(crate) slice: Option<Vec<Option<Value>>>,
     /// The variables that receive each key, with their types.
     pub(crate) keys: Vec<(Ty, Slot)>,
     pub(crate) value: Option<(Ty, Slot)>,

@@ -636,12 +636,24 @@ impl Parser<'_> {
         }
         self.advance();
         let array = self.name("an array name")?;
-        if self.peek_op(Op::LBracket) {
-            return Err(self.error(
-                self.peek().span,
-                "not supported yet: foreach over a slice of an array (`in a[k, *]`)",
-            ));
-        }
+        // `in a[k, *]`: only the elements whose keys match those given.
+        let slice = if self.eat_op(Op::LBracket) {
+            let mut slice = Vec::new();
+            loop {
+                slice.push(if self.eat_op(Op::Star) {
+                    None
+                } else {
+                    Some(self.expression()?)
+                });
+                if !self.eat_op(Op::Comma) {
+                    break;
+                }
+            }
+            self.expect_op(Op::RBracket)?;
+            Some(slice)
+        } else {
+            None
+        };
         let sort_figure = match &self.peek().kind {
             TokenKind::Stat(op) => {
                 let name = op.clone();
@@ -663,6 +675,7 @@ impl Parser<'_> {
             value,
             keys,
             array,
+            slice,
             sort_figure,
             sort,
             limit,

@@ -590,11 +590,29 @@ impl<'a> Lowering<'a> {
             descending: sort.descending,
         });
         let limit = foreach.limit.as_ref().map(|l| self.int(l)).transpose()?;
+        let slice = match &foreach.slice {
+            Some(slice) if slice.len() != key_types.len() => {
+                return Err(self.key_count(&foreach.array, slice.len(), key_types.len()))
+            }
+            Some(slice) => {
+                let mut wanted = Vec::with_capacity(slice.len());
+                for (key, ty) in slice.iter().zip(&key_types) {
+                    wanted.push(match (key, ty) {
+                        (None, _) => None,
+                        (Some(key), Ty::Str) => Some(Value::Str(self.str(key)?)),
+                        (Some(key), _) => Some(Value::Int(self.int(key)?)),
+                    });
+                }
+                Some(wanted)
+            }
+            None => None,
+        };
         self.iterating.push(array);
         let body = self.loop_body(&foreach.body);
         self.iterating.pop();
         Ok(Stmt::Foreach(Box::new(ForeachLoop {
             array,
+            slice,
             keys,
             value,
             sort,
