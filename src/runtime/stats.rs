@@ -261,7 +261,7 @@ fn draw(buckets: &[u64], kind: HistKind, log: bool, out: &mut Vec<u8>) {
             prefix,
             "@".repeat(bar as usize),
             buckets[i],
-            pad = value_width - width(value),
+            pad = value_width.saturating_sub(width(value)),
             count = (BAR_WIDTH - bar) as usize + 1 + count_width,
         );
     }

@@ -1273,6 +1273,17 @@ impl<'a> Lowering<'a> {
                         "@hist_linear's upper bound must be above its lower bound",
                     ));
                 }
+                // SystemTap's limit, which it checks as the script starts.
+                let buckets = (i128::from(high) - i128::from(low)) / i128::from(step);
+                if buckets > 125 {
+                    return Err(self.error(
+                        arg.span,
+                        format!(
+                            "@hist_linear would have {buckets} buckets: the number of buckets \
+                             ((high - low) / step) must be between 1 and 126"
+                        ),
+                    ));
+                }
                 HistKind::Linear { low, high, step }
             }
             ("hist_log", _) => {

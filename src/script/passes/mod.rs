@@ -213,6 +213,10 @@ mod tests {
                 "step must be positive",
             ),
             (
+                "global s; probe begin { s <<< 1; print(@hist_linear(s, 0, 1500, 2)) }",
+                "must be between 1 and 126",
+            ),
+            (
                 "function f(a) { return a } probe begin { f(1, 2) }",
                 "f() takes 1 argument, given 2",
             ),
