@@ -90,7 +90,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 "grep -E '^(__sys_|sock_)' /sys/kernel/tracing/available_filter_functions \
                    | cut -d' ' -f1 >functions\n\
                  cat >counts.stp <<'RSTAP_EXAMPLE_END'\n{}RSTAP_EXAMPLE_END\n\
-                 ftrace-count.sh --after-exec socket-workload functions -- \
+                 ftrace-count.sh functions -- \
                      rstap -o counts -c 'socket-workload --rounds {ROUNDS}' counts.stp >oracle",
                 include_str!("../../examples/socket-counts.stp")
             ),
