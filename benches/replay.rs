@@ -223,8 +223,9 @@ probe kernel.function("__sys_*").return, kernel.function("sock_*").return { }
 probe end { foreach (f in calls) total += @count(calls[f]); println(total) }
 "#;
 
-/// Checks, before any timing, that the counting script counts every call.
-fn check_counts(script_text: &str, events: &[Event]) {
+/// Runs `events` through the script's call and return probes, untimed: the interpreter
+/// after them, and what they printed.
+fn replay_untimed(script_text: &str, events: &[Event]) -> (Interpreter, Vec<u8>) {
     let source = SourceFile::new("replay.stp", script_text);
     let script = compile(&source).unwrap_or_else(|err| panic!("{err}"));
     let mut interpreter = Interpreter::new(&script);
@@ -234,6 +235,12 @@ fn check_counts(script_text: &str, events: &[Event]) {
             .run_probe(usize::from(event.is_return), event, &mut out)
             .unwrap();
     }
+    (interpreter, out)
+}
+
+/// Checks, before any timing, that the counting script counts every call.
+fn check_counts(script_text: &str, events: &[Event]) {
+    let (mut interpreter, mut out) = replay_untimed(script_text, events);
     assert!(out.is_empty());
     interpreter.run_probe(2, &events[0], &mut out).unwrap();
     let calls = events.iter().filter(|event| !event.is_return).count();
@@ -243,15 +250,7 @@ fn check_counts(script_text: &str, events: &[Event]) {
 /// Checks, before any timing, that the replay produces what the seed script prints: one
 /// line per event, in thread_indent's layout.
 fn check_output(script_text: &str, events: &[Event]) {
-    let source = SourceFile::new("replay.stp", script_text);
-    let script = compile(&source).unwrap_or_else(|err| panic!("{err}"));
-    let mut interpreter = Interpreter::new(&script);
-    let mut out = Vec::new();
-    for event in events {
-        interpreter
-            .run_probe(usize::from(event.is_return), event, &mut out)
-            .unwrap();
-    }
+    let (_, out) = replay_untimed(script_text, events);
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), events.len());

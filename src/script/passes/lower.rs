@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::infer::Symbols;
+use super::infer::{FunctionSym, Symbols};
 use crate::output::printf::{ArgKind, Format, FormatError, MAX_STRING_LEN};
 use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
 use crate::script::builtins::{self, Answer, PrintKind};
@@ -81,7 +81,7 @@ pub(super) fn lower(
     for (index, function) in script.functions.iter().enumerate() {
         let body = script.probes.len() + index;
         let mut lowering = Lowering::new(source, symbols, &layout, body, &mut linear);
-        lowering.function = Some(index);
+        lowering.function = symbols.functions.get(&function.name.name);
         let mut params = Vec::with_capacity(function.params.len());
         for (param, _) in &function.params {
             // A parameter no call or use gives a type is a long, as an unused local is.
@@ -337,7 +337,7 @@ struct Lowering<'a> {
     /// The body's number, as in `Symbols`.
     body: usize,
     /// The function whose body this is.
-    function: Option<usize>,
+    function: Option<&'a FunctionSym>,
     /// The functions this body calls.
     callees: Vec<usize>,
     local_slots: HashMap<String, (Ty, usize)>,
@@ -514,12 +514,7 @@ impl<'a> Lowering<'a> {
                 let Some(function) = self.function else {
                     return Err(self.error(*span, "cannot 'return' outside a function"));
                 };
-                let returns = self
-                    .symbols
-                    .functions
-                    .values()
-                    .find(|f| f.index == function);
-                let value = match (value, returns.and_then(|f| f.returns)) {
+                let value = match (value, function.returns) {
                     (None, _) => None,
                     (Some(value), Some(Ty::Str)) => Some(Value::Str(self.str(value)?)),
                     (Some(value), _) => Some(Value::Int(self.int(value)?)),
