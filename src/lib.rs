@@ -14,3 +14,4 @@ pub mod resolve;
 pub mod runtime;
 pub mod script;
 pub mod session;
+pub mod system;

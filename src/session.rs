@@ -44,10 +44,8 @@ fn run_due_timers(
     mut run: impl FnMut(usize, &SessionContext) -> Result<Flow, RuntimeError>,
 ) -> Option<LoopEnd> {
     for (probe, point) in timers.due(Instant::now()) {
-        match run(probe, &SessionContext::new(&point, target)) {
-            Ok(Flow::Continue) => {}
-            Ok(Flow::Exit) => return Some(LoopEnd::ScriptExit),
-            Err(err) => return Some(LoopEnd::Failed(err)),
+        if let Some(end) = LoopEnd::after(run(probe, &SessionContext::new(&point, target))) {
+            return Some(end);
         }
     }
     None
@@ -229,8 +227,22 @@ struct Tracer<'a> {
 enum LoopEnd {
     Stopped,
     ScriptExit,
+    /// `abort()`: no end probes, no display of unread globals.
+    ScriptAbort,
     CommandExited(i32),
     Failed(RuntimeError),
+}
+
+impl LoopEnd {
+    /// How the session ends after a probe ran this way, if it ends.
+    fn after(ran: Result<Flow, RuntimeError>) -> Option<LoopEnd> {
+        match ran {
+            Ok(Flow::Continue) => None,
+            Ok(Flow::Exit) => Some(LoopEnd::ScriptExit),
+            Ok(Flow::Abort) => Some(LoopEnd::ScriptAbort),
+            Err(err) => Some(LoopEnd::Failed(err)),
+        }
+    }
 }
 
 impl<'a> Tracer<'a> {
@@ -355,18 +367,23 @@ impl<'a> Tracer<'a> {
         }
 
         let mut end = end.unwrap_or(LoopEnd::Stopped);
-        if matches!(end, LoopEnd::Failed(_)) {
-            // SystemTap runs its error probes, and then stops: no end probes. What they do
-            // cannot make the run end otherwise, so their own outcome is dropped.
-            let _ = self.run_session_probes(&mut interpreter, &self.plan.error, target);
-        } else {
-            if let Some(failure) = self.run_session_probes(&mut interpreter, &self.plan.end, target)
-            {
-                end = failure;
+        match end {
+            LoopEnd::Failed(_) => {
+                // SystemTap runs its error probes, and then stops: no end probes. What they
+                // do cannot make the run end otherwise, so their own outcome is dropped.
+                let _ = self.run_session_probes(&mut interpreter, &self.plan.error, target);
+            }
+            LoopEnd::ScriptAbort => {}
+            _ => {
+                if let Some(failure) =
+                    self.run_session_probes(&mut interpreter, &self.plan.end, target)
+                {
+                    end = failure;
+                }
             }
         }
         // After the end probes, unless one failed: SystemTap's display of unread globals.
-        if !matches!(end, LoopEnd::Failed(_)) {
+        if !matches!(end, LoopEnd::Failed(_) | LoopEnd::ScriptAbort) {
             if let Err(err) = interpreter.show_unread_globals(&mut self.output) {
                 end = LoopEnd::Failed(err);
             }
@@ -390,10 +407,9 @@ impl<'a> Tracer<'a> {
     ) -> Option<LoopEnd> {
         for probe in probes {
             let context = SessionContext::new(&probe.point, target);
-            match interpreter.run_probe(probe.probe, &context, &mut self.output) {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Exit) => return Some(LoopEnd::ScriptExit),
-                Err(err) => return Some(LoopEnd::Failed(err)),
+            let ran = interpreter.run_probe(probe.probe, &context, &mut self.output);
+            if let Some(end) = LoopEnd::after(ran) {
+                return Some(end);
             }
         }
         None
@@ -422,14 +438,10 @@ impl<'a> Tracer<'a> {
             let result = dispatcher
                 .borrow_mut()
                 .dispatch(record, &mut **output.borrow_mut());
-            match result {
-                Ok(Flow::Continue) => 0,
-                Ok(Flow::Exit) => {
-                    outcome.replace(Some(LoopEnd::ScriptExit));
-                    -1
-                }
-                Err(err) => {
-                    outcome.replace(Some(LoopEnd::Failed(err)));
+            match LoopEnd::after(result) {
+                None => 0,
+                end => {
+                    outcome.replace(end);
                     -1
                 }
             }
@@ -604,7 +616,7 @@ impl<'a> Tracer<'a> {
                 status = 1;
             }
             LoopEnd::CommandExited(code) => status = code,
-            LoopEnd::Stopped | LoopEnd::ScriptExit => {}
+            LoopEnd::Stopped | LoopEnd::ScriptExit | LoopEnd::ScriptAbort => {}
         }
         // Like SystemTap's transport failures and reentrancy skips, these are warnings:
         // the run did what it was asked, and the exit status says how it ended.

@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 
 use super::stats::Stats;
-use crate::script::{ArrayInfo, HistKind, Ty};
+use crate::script::{ArrayInfo, StatsShape, Ty};
 
 /// One key component.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,7 +49,7 @@ impl Element {
 
     pub fn stats_mut(&mut self) -> &mut Stats {
         if !matches!(self, Element::Stats(_)) {
-            *self = Element::Stats(Stats::new(&[]));
+            *self = Element::Stats(Stats::new(&StatsShape::default()));
         }
         match self {
             Element::Stats(stats) => stats,
@@ -70,8 +70,8 @@ pub struct Array {
     declared_size: bool,
     wraps: bool,
     value: Ty,
-    /// The linear histograms the script prints of this array's aggregates.
-    linear: Vec<HistKind>,
+    /// How this array's aggregates are kept.
+    stats: StatsShape,
 }
 
 impl Array {
@@ -82,7 +82,7 @@ impl Array {
             declared_size: info.declared_size,
             wraps: info.wraps,
             value: info.value,
-            linear: info.linear.clone(),
+            stats: info.stats.clone(),
         }
     }
 
@@ -112,11 +112,11 @@ impl Array {
             }
             self.elements.shift_remove_index(0);
         }
-        let (value, linear) = (self.value, &self.linear);
+        let (value, shape) = (self.value, &self.stats);
         Ok(self.elements.entry(key).or_insert_with(|| match value {
             Ty::Long => Element::Int(0),
             Ty::Str => Element::Str(Vec::new()),
-            Ty::Stats => Element::Stats(Stats::new(linear)),
+            Ty::Stats => Element::Stats(Stats::new(shape)),
         }))
     }
 
@@ -145,7 +145,7 @@ mod tests {
             max_entries,
             declared_size: true,
             wraps,
-            linear: Vec::new(),
+            stats: StatsShape::default(),
         })
     }
 

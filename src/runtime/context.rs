@@ -17,6 +17,16 @@ pub trait ProbeContext {
     fn pp(&self) -> &str;
     /// The event's wall-clock time in microseconds.
     fn gettimeofday_us(&self) -> i64;
+    /// The event's wall-clock time in nanoseconds; contexts that know it no better than
+    /// to the microsecond keep this default.
+    fn gettimeofday_ns(&self) -> i64 {
+        self.gettimeofday_us() * 1_000
+    }
+    /// The event's CLOCK_MONOTONIC time; the default, now, is right where the body runs
+    /// as the event happens (begin, end, timers).
+    fn monotonic_ns(&self) -> i64 {
+        super::dispatch::clock_ns(libc::CLOCK_MONOTONIC)
+    }
     /// The `-x`/`-c` process id, or 0.
     fn target(&self) -> i64;
 }

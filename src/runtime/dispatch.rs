@@ -27,7 +27,11 @@ impl WallClock {
     }
 
     pub fn to_unix_us(self, monotonic_ns: u64) -> i64 {
-        (monotonic_ns as i64 + self.realtime_minus_monotonic_ns) / 1_000
+        self.to_unix_ns(monotonic_ns) / 1_000
+    }
+
+    pub fn to_unix_ns(self, monotonic_ns: u64) -> i64 {
+        monotonic_ns as i64 + self.realtime_minus_monotonic_ns
     }
 }
 
@@ -156,8 +160,9 @@ impl<'a> Dispatcher<'a> {
                 clock: self.clock,
                 target: self.target,
             };
-            if let Flow::Exit = self.interpreter.run_probe(handler.probe, &context, out)? {
-                return Ok(Flow::Exit);
+            match self.interpreter.run_probe(handler.probe, &context, out)? {
+                Flow::Continue => {}
+                ended => return Ok(ended),
             }
         }
         Ok(Flow::Continue)
@@ -231,6 +236,12 @@ impl ProbeContext for EventContext<'_> {
     fn gettimeofday_us(&self) -> i64 {
         self.clock.to_unix_us(self.event.timestamp_ns)
     }
+    fn gettimeofday_ns(&self) -> i64 {
+        self.clock.to_unix_ns(self.event.timestamp_ns)
+    }
+    fn monotonic_ns(&self) -> i64 {
+        self.event.timestamp_ns as i64
+    }
     fn target(&self) -> i64 {
         self.target
     }
@@ -280,7 +291,10 @@ impl ProbeContext for SessionContext {
         &self.point
     }
     fn gettimeofday_us(&self) -> i64 {
-        clock_ns(libc::CLOCK_REALTIME) / 1_000
+        self.gettimeofday_ns() / 1_000
+    }
+    fn gettimeofday_ns(&self) -> i64 {
+        clock_ns(libc::CLOCK_REALTIME)
     }
     fn target(&self) -> i64 {
         self.target

@@ -10,7 +10,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::output::printf::{Arg, Format, MAX_STRING_LEN};
+use crate::output::printf::{Arg, Format};
 
 /// Up to this many threads with state, no sweep runs: a sweep asks about every thread.
 const SWEEP_FLOOR: usize = 1024;
@@ -82,12 +82,8 @@ pub struct IndentState {
     global_format: Format,
     /// The number of threads with state at which the next sweep for exited ones runs.
     sweep_at: usize,
-}
-
-impl Default for IndentState {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// MAXSTRINGLEN, which an indent string is cut at.
+    max_string_len: usize,
 }
 
 fn plain_format(text: &str) -> Format {
@@ -97,8 +93,9 @@ fn plain_format(text: &str) -> Format {
 }
 
 impl IndentState {
-    pub fn new() -> Self {
+    pub fn new(max_string_len: usize) -> Self {
         IndentState {
+            max_string_len,
             threads: FxHashMap::default(),
             global: Counter::default(),
             thread_format: plain_format("%6d %s(%d):%-*s"),
@@ -130,14 +127,16 @@ impl IndentState {
             Arg::Int(width),
             Arg::Str(b""),
         ];
-        self.thread_format.write(&args, out, MAX_STRING_LEN - 1);
+        self.thread_format
+            .write(&args, out, self.max_string_len - 1);
     }
 
     /// `indent(delta)`: like `thread_indent` with one counter for all threads and no name.
     pub fn indent(&mut self, delta: i64, now_us: i64, out: &mut Vec<u8>) {
         let (elapsed, width) = self.global.step_timed(delta, now_us);
         let args = [Arg::Int(elapsed), Arg::Int(width), Arg::Str(b"")];
-        self.global_format.write(&args, out, MAX_STRING_LEN - 1);
+        self.global_format
+            .write(&args, out, self.max_string_len - 1);
     }
 
     /// `thread_indent_depth(delta)`: the width alone; the base time is left alone.
@@ -216,6 +215,7 @@ impl IndentState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::printf::MAX_STRING_LEN;
 
     fn line(state: &mut IndentState, tid: i64, comm: &str, delta: i64, now: i64) -> String {
         let mut out = Vec::new();
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn call_and_return_line_up() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         assert_eq!(line(&mut s, 1, "init", 1, 100), "     0 init(1):");
         assert_eq!(line(&mut s, 1, "init", 1, 103), "     3 init(1): ");
         assert_eq!(line(&mut s, 1, "init", -1, 110), "    10 init(1): ");
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn unmatched_return_goes_negative_and_stays_out_of_step() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         assert_eq!(line(&mut s, 7, "a", -1, 50), "     0 a(7):");
         // Counter is -1: not zero, so the base stays at 50.
         assert_eq!(line(&mut s, 7, "a", 1, 60), "    10 a(7):");
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn depth_functions_share_the_counter_but_not_the_clock() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         assert_eq!(s.thread_indent_depth(3, 1), 0);
         assert_eq!(s.thread_indent_depth(3, 1), 1);
         // The base time was never set, so it counts from 0, as in SystemTap.
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn global_indent_has_no_name() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         let mut out = Vec::new();
         s.indent(1, 10, &mut out);
         s.indent(1, 12, &mut out);
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn released_thread_starts_again() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         for tid in 0..SWEEP_FLOOR as i64 {
             line(&mut s, tid, "t", 1, 10);
         }
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn state_of_exited_threads_stays_bounded() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         let mut asked = 0;
         // 100 000 threads, one after another, each leaving its counter at 1.
         for tid in 0..100_000 {
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn live_threads_keep_their_state_through_sweeps() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         for tid in 0..3 * SWEEP_FLOOR as i64 {
             s.thread_indent_depth(tid, 1);
             s.release_exited_threads(|_| true);
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_missed_return_is_closed_by_its_callers() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         assert_eq!(call(&mut s, 10, 0), "     0 t(1):");
         assert_eq!(call(&mut s, 20, 1), "     1 t(1): ");
         assert_eq!(call(&mut s, 30, 2), "     2 t(1):  ");
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn a_return_whose_call_was_missed_leaves_the_counter_alone() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         assert_eq!(call(&mut s, 10, 0), "     0 t(1):");
         // 20's entry was missed: its return prints, and 10 still lines up.
         assert_eq!(ret(&mut s, 20, 1), "     1 t(1):");
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn recursive_calls_return_innermost_first() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         call(&mut s, 10, 0);
         call(&mut s, 10, 1);
         call(&mut s, 10, 2);
@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn calls_that_never_return_are_bounded() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         for now in 0..10 * MAX_OPEN_CALLS as i64 {
             s.entering(1, 7);
             line(&mut s, 1, "t", 1, now);
@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn result_is_cut_at_string_length() {
-        let mut s = IndentState::new();
+        let mut s = IndentState::new(MAX_STRING_LEN);
         for _ in 0..1000 {
             s.thread_indent_depth(1, 1);
         }

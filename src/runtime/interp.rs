@@ -13,7 +13,7 @@ use super::context::ProbeContext;
 use super::indent::{IndentState, ReturnOf};
 use super::library::{self, Answer, Failure, LibraryState};
 use super::stats::Stats;
-use crate::output::printf::{Arg, MAX_STRING_LEN, PRINT_LIMIT};
+use crate::output::printf::{Arg, PRINT_LIMIT};
 use crate::script::{
     ArithOp, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr,
     Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty, Value,
@@ -27,6 +27,8 @@ pub enum Flow {
     Continue,
     /// The script called `exit()`: run the end probes and stop.
     Exit,
+    /// The script called `abort()`: stop without running the end probes.
+    Abort,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,7 @@ struct Machine {
     /// in SystemTap's error.
     iterations_left: u32,
     max_actions: u32,
+    max_string_len: usize,
     functions: Rc<[CheckedFunction]>,
     max_nesting: usize,
     /// How many function calls are open.
@@ -132,6 +135,8 @@ enum Stop {
     Continue,
     /// A function's `return`; its value, if any, is in the machine's return slots.
     Return,
+    /// `abort()`, which no `try` catches and no caller goes on after.
+    Abort,
     Error(RuntimeError),
 }
 
@@ -156,13 +161,14 @@ impl Interpreter {
                 source: script.source.clone(),
                 int_globals: script.globals.ints.clone(),
                 str_globals: script.globals.strs.clone(),
-                stats_globals: script.globals.stats.iter().map(|l| Stats::new(l)).collect(),
+                stats_globals: script.globals.stats.iter().map(Stats::new).collect(),
                 arrays: script.globals.arrays.iter().map(Array::new).collect(),
                 int_locals: Vec::new(),
                 str_locals: Vec::new(),
-                indent: IndentState::new(),
+                indent: IndentState::new(script.max_string_len),
                 iterations_left: script.max_actions,
                 max_actions: script.max_actions,
+                max_string_len: script.max_string_len,
                 functions: script.functions.clone().into(),
                 max_nesting: script.max_nesting,
                 nesting: 0,
@@ -173,7 +179,7 @@ impl Interpreter {
                 matched: false,
                 match_subject: Vec::new(),
                 match_groups: Vec::new(),
-                library: LibraryState::default(),
+                library: LibraryState::new(script.max_string_len),
                 pool: Vec::new(),
                 exit_requested: false,
             },
@@ -210,6 +216,7 @@ impl Interpreter {
             // Lowering allows `break` and `continue` only inside loops, which catch them,
             // and `return` only in functions.
             Ok(()) | Err(Stop::Next | Stop::Break | Stop::Continue | Stop::Return) => {}
+            Err(Stop::Abort) => return written.map(|()| Flow::Abort).map_err(Into::into),
             Err(Stop::Error(e)) => return Err(e),
         }
         written?;
@@ -313,8 +320,8 @@ fn compare<T: Ord + ?Sized>(op: CmpOp, a: &T, b: &T) -> bool {
 }
 
 /// Appends `extra` to a string value, keeping SystemTap's length limit.
-fn append_limited(dst: &mut Vec<u8>, extra: &[u8]) {
-    let room = (MAX_STRING_LEN - 1).saturating_sub(dst.len());
+fn append_limited(dst: &mut Vec<u8>, extra: &[u8], max_string_len: usize) {
+    let room = (max_string_len - 1).saturating_sub(dst.len());
     dst.extend_from_slice(&extra[..extra.len().min(room)]);
 }
 
@@ -424,6 +431,7 @@ impl Machine {
                 result?;
             }
             Stmt::Exit => self.exit_requested = true,
+            Stmt::Abort => return Err(Stop::Abort),
             Stmt::Next => return Err(Stop::Next),
             Stmt::Break => return Err(Stop::Break),
             Stmt::Continue => return Err(Stop::Continue),
@@ -595,7 +603,7 @@ impl Machine {
             Deletion::Var(Ty::Long, slot) => *self.int_slot(*slot) = 0,
             Deletion::Var(Ty::Str, slot) => self.set_str(*slot, b""),
             Deletion::Var(Ty::Stats, Slot::Global(i) | Slot::Local(i)) => {
-                self.stats_globals[*i] = Stats::new(&[]);
+                self.stats_globals[*i].clear();
             }
         }
         Ok(())
@@ -1013,9 +1021,22 @@ impl Machine {
                 IntContext::Cpu => ctx.cpu(),
                 IntContext::Addr => ctx.addr() as i64,
                 IntContext::Target => ctx.target(),
+                IntContext::TimeNs => ctx.gettimeofday_ns(),
                 IntContext::TimeUs => ctx.gettimeofday_us(),
                 IntContext::TimeMs => ctx.gettimeofday_us() / 1000,
                 IntContext::TimeS => ctx.gettimeofday_us() / 1_000_000,
+                IntContext::LocalClockNs => ctx.monotonic_ns(),
+                IntContext::LocalClockUs => ctx.monotonic_ns() / 1_000,
+                IntContext::LocalClockMs => ctx.monotonic_ns() / 1_000_000,
+                IntContext::LocalClockS => ctx.monotonic_ns() / 1_000_000_000,
+                IntContext::Jiffies => {
+                    self.library
+                        .jiffies(ctx.monotonic_ns())
+                        .map_err(|Failure(message)| RuntimeError::Library {
+                            message,
+                            near: None,
+                        })?
+                }
             },
             IntExpr::IndentDepth { thread, delta } => {
                 let delta = self.int(delta, ctx)?;
@@ -1067,7 +1088,7 @@ impl Machine {
                 let result = self.str(l, ctx, &mut joined).and_then(|()| {
                     let mut right = self.take_buffer();
                     let result = self.str(r, ctx, &mut right);
-                    append_limited(&mut joined, &right);
+                    append_limited(&mut joined, &right, self.max_string_len);
                     self.pool.push(right);
                     result
                 });
@@ -1084,12 +1105,13 @@ impl Machine {
             }
             StrExpr::Assign(place, append, value) => {
                 let mut new = self.take_buffer();
+                let max_string_len = self.max_string_len;
                 let result = self.str(value, ctx, &mut new).and_then(|()| {
                     let target = self.str_place(place, ctx)?;
                     if !append {
                         target.clear();
                     }
-                    append_limited(target, &new);
+                    append_limited(target, &new, max_string_len);
                     dst.extend_from_slice(target);
                     Ok(())
                 });
@@ -1157,17 +1179,17 @@ impl Machine {
                 // A string result is a string value: within the length limit.
                 let start = dst.len();
                 self.library(call, ctx, dst)?;
-                dst.truncate(start + (dst.len() - start).min(MAX_STRING_LEN - 1));
+                dst.truncate(start + (dst.len() - start).min(self.max_string_len - 1));
             }
             StrExpr::Sprintf(call) => {
                 let start = dst.len();
-                self.format(call, ctx, dst, MAX_STRING_LEN)?;
+                self.format(call, ctx, dst, self.max_string_len)?;
                 // The result is a C string of at most MAXSTRINGLEN - 1 bytes.
                 let end = dst[start..]
                     .iter()
                     .position(|&b| b == 0)
                     .map_or(dst.len(), |n| start + n);
-                dst.truncate(end.min(start + MAX_STRING_LEN - 1));
+                dst.truncate(end.min(start + self.max_string_len - 1));
             }
         }
         Ok(())

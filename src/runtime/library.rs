@@ -1,9 +1,11 @@
 //! rstap's library of string, number and time functions (`strlen`, `substr`, `ctime`, ...),
 //! written to SystemTap's tapset documentation: what each takes, gives, and refuses.
 
+use std::cell::OnceCell;
+
 use super::dispatch::clock_ns;
-use crate::output::printf::MAX_STRING_LEN;
 use crate::script::Library;
+use crate::system::{self, OwnProcess, TickSample};
 
 /// An argument's value.
 pub enum Arg<'a> {
@@ -22,13 +24,61 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure(pub String);
 
-/// The state some functions keep between calls.
-#[derive(Debug, Default)]
+/// The state some functions keep between calls, and the facts they read once.
+#[derive(Debug)]
 pub struct LibraryState {
+    /// MAXSTRINGLEN, which `text_strn` cuts at.
+    max_string_len: usize,
     /// xorshift64 state for `randint`; 0 until first used.
     random: u64,
     /// What `tokenize` has yet to split.
     untokenized: Vec<u8>,
+    hz: OnceCell<Result<i64, String>>,
+    ticks: OnceCell<Result<TickSample, String>>,
+    time_zone: OnceCell<(i64, String)>,
+    process: OnceCell<OwnProcess>,
+}
+
+impl LibraryState {
+    pub fn new(max_string_len: usize) -> Self {
+        LibraryState {
+            max_string_len,
+            random: 0,
+            untokenized: Vec::new(),
+            hz: OnceCell::new(),
+            ticks: OnceCell::new(),
+            time_zone: OnceCell::new(),
+            process: OnceCell::new(),
+        }
+    }
+
+    fn hz(&self) -> Result<i64, Failure> {
+        self.hz
+            .get_or_init(system::kernel_hz)
+            .clone()
+            .map_err(Failure)
+    }
+
+    /// `jiffies()` at a CLOCK_MONOTONIC time: the kernel's count at one moment, read once,
+    /// carried forward at HZ.
+    pub fn jiffies(&self, monotonic_ns: i64) -> Result<i64, Failure> {
+        let hz = self.hz()?;
+        let sample = self
+            .ticks
+            .get_or_init(system::tick_sample)
+            .clone()
+            .map_err(Failure)?;
+        let elapsed = i128::from(monotonic_ns - sample.monotonic_ns);
+        Ok(sample.jiffies + (elapsed * i128::from(hz) / 1_000_000_000) as i64)
+    }
+
+    fn time_zone(&self) -> &(i64, String) {
+        self.time_zone.get_or_init(system::local_time_zone)
+    }
+
+    fn process(&self) -> &OwnProcess {
+        self.process.get_or_init(system::own_process)
+    }
 }
 
 /// Runs `function` on `args` (as many and of the types its signature says); a string
@@ -105,7 +155,7 @@ pub fn call(
             Answer::Done
         }
         Library::TextStrn => {
-            text_strn(text(0), int(1), int(2) != 0, dst);
+            text_strn(text(0), int(1), int(2) != 0, state.max_string_len, dst);
             Answer::Done
         }
         Library::Ctime => {
@@ -121,13 +171,20 @@ pub fn call(
             }
             Answer::Int((next_random(state) % range as u64) as i64)
         }
-        // Debian's kernels are built with HZ=250.
-        Library::Hz => Answer::Int(250),
-        Library::GettimeofdayNs => Answer::Int(clock_ns(libc::CLOCK_REALTIME)),
-        Library::LocalClockNs => Answer::Int(clock_ns(libc::CLOCK_MONOTONIC)),
-        Library::LocalClockUs => Answer::Int(clock_ns(libc::CLOCK_MONOTONIC) / 1_000),
-        Library::LocalClockMs => Answer::Int(clock_ns(libc::CLOCK_MONOTONIC) / 1_000_000),
-        Library::LocalClockS => Answer::Int(clock_ns(libc::CLOCK_MONOTONIC) / 1_000_000_000),
+        Library::Hz => Answer::Int(state.hz()?),
+        Library::TzGmtoff => Answer::Int(state.time_zone().0),
+        Library::TzName => print(dst, &state.time_zone().1),
+        Library::TzCtime => {
+            let (west, name) = state.time_zone();
+            ctime(int(0).wrapping_sub(*west), dst);
+            print(dst, &format!(" {name}"))
+        }
+        Library::Uid => Answer::Int(state.process().uid),
+        Library::Gid => Answer::Int(state.process().gid),
+        Library::Euid => Answer::Int(state.process().euid),
+        Library::Egid => Answer::Int(state.process().egid),
+        Library::Ppid => Answer::Int(state.process().ppid),
+        Library::Pexecname => print(dst, &state.process().parent_name),
         Library::Error => {
             return Err(Failure(String::from_utf8_lossy(text(0)).into_owned()));
         }
@@ -243,10 +300,10 @@ fn push_escaped(byte: u8, dst: &mut Vec<u8>) {
 
 /// `text_strn(s, len, quoted)`: escaped as by `text_str`, at most `len` bytes of it (0 for
 /// the string length limit), in double quotes if `quoted`, with `...` after when cut.
-fn text_strn(text: &[u8], len: i64, quoted: bool, dst: &mut Vec<u8>) {
+fn text_strn(text: &[u8], len: i64, quoted: bool, max_string_len: usize, dst: &mut Vec<u8>) {
     let limit = match usize::try_from(len) {
-        Ok(0) | Err(_) => MAX_STRING_LEN - 1,
-        Ok(len) => len.min(MAX_STRING_LEN - 1),
+        Ok(0) | Err(_) => max_string_len - 1,
+        Ok(len) => len.min(max_string_len - 1),
     };
     if quoted {
         dst.push(b'"');
@@ -315,10 +372,17 @@ fn ctime(seconds: i64, dst: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::printf::MAX_STRING_LEN;
 
     fn string(function: Library, args: &[Arg<'_>]) -> String {
         let mut out = Vec::new();
-        call(function, args, &mut LibraryState::default(), &mut out).unwrap();
+        call(
+            function,
+            args,
+            &mut LibraryState::new(MAX_STRING_LEN),
+            &mut out,
+        )
+        .unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -326,7 +390,7 @@ mod tests {
         match call(
             function,
             args,
-            &mut LibraryState::default(),
+            &mut LibraryState::new(MAX_STRING_LEN),
             &mut Vec::new(),
         ) {
             Ok(Answer::Int(n)) => n,
@@ -361,7 +425,7 @@ mod tests {
             call(
                 Library::Stringat,
                 &[Str(b"AB"), Int(2)],
-                &mut LibraryState::default(),
+                &mut LibraryState::new(MAX_STRING_LEN),
                 &mut Vec::new()
             )
             .err(),
@@ -397,7 +461,7 @@ mod tests {
             "Wed Jun 30 21:49:08 1993"
         );
         assert_eq!(string(Library::Ctime, &[Int(-1)]), "<invalid time>");
-        let mut state = LibraryState::default();
+        let mut state = LibraryState::new(MAX_STRING_LEN);
         for _ in 0..100 {
             let Ok(Answer::Int(n)) = call(Library::Randint, &[Int(6)], &mut state, &mut Vec::new())
             else {

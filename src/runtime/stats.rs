@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::script::HistKind;
+use crate::script::{HistKind, StatsShape};
 
 /// Log histogram buckets: 64 for negative values, one for 0, 63 for positive ones.
 const LOG_BUCKETS: usize = 128;
@@ -24,7 +24,9 @@ pub struct Stats {
     min: i64,
     max: i64,
     /// SystemTap's running mean and sum of squared deviations, in its integer arithmetic
-    /// (see [`Stats::variance`]), and the variance they give.
+    /// (see [`Stats::variance`]), and the variance they give: all of values scaled up by
+    /// `shift` bits, `@variance(x, shift)`'s help against truncation.
+    shift: u32,
     mean: i64,
     squares: i64,
     running_variance: i64,
@@ -34,38 +36,51 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn new(linear: &[HistKind]) -> Self {
+    pub fn new(shape: &StatsShape) -> Self {
         Stats {
             count: 0,
             sum: 0,
             min: 0,
             max: 0,
+            shift: shape.variance_shift,
             mean: 0,
             squares: 0,
             running_variance: 0,
             log: None,
-            linear: linear
+            linear: shape
+                .linear
                 .iter()
                 .map(|&kind| (kind, vec![0; linear_buckets(kind)]))
                 .collect(),
         }
     }
 
+    /// Empties the aggregate (`delete x`), keeping how it is kept.
+    pub fn clear(&mut self) {
+        (self.count, self.sum, self.min, self.max) = (0, 0, 0, 0);
+        (self.mean, self.squares, self.running_variance) = (0, 0, 0);
+        self.log = None;
+        for (_, buckets) in &mut self.linear {
+            buckets.fill(0);
+        }
+    }
+
     pub fn add(&mut self, value: i64) {
+        let scaled = value.wrapping_shl(self.shift);
         if self.count == 0 {
             (self.min, self.max) = (value, value);
-            self.mean = value;
+            self.mean = scaled;
         } else {
             self.min = self.min.min(value);
             self.max = self.max.max(value);
             // Welford's update as SystemTap's runtime does it: the deviation truncated to
             // 32 bits, every division truncating.
             let count = self.count + 1;
-            let delta = i64::from(value.wrapping_sub(self.mean) as i32);
+            let delta = i64::from(scaled.wrapping_sub(self.mean) as i32);
             self.mean = self.mean.wrapping_add(delta / count);
             self.squares = self
                 .squares
-                .wrapping_add(delta.wrapping_mul(value.wrapping_sub(self.mean)));
+                .wrapping_add(delta.wrapping_mul(scaled.wrapping_sub(self.mean)));
             self.running_variance = self.squares / (count - 1);
         }
         self.count += 1;
@@ -115,19 +130,19 @@ impl Stats {
         if count == 0 {
             return None;
         }
-        if !global {
-            return Some(self.running_variance);
-        }
-        let mean = self.sum / count;
-        let error = self.mean.wrapping_sub(mean);
-        let spread = count.wrapping_mul(error.wrapping_mul(error));
-        let within = (count - 1).wrapping_mul(self.running_variance);
-        Some(
+        let scaled = if global {
+            let mean = self.sum.wrapping_shl(self.shift) / count;
+            let error = self.mean.wrapping_sub(mean);
+            let spread = count.wrapping_mul(error.wrapping_mul(error));
+            let within = (count - 1).wrapping_mul(self.running_variance);
             spread
                 .wrapping_add(within)
                 .checked_div(count - 1)
-                .unwrap_or(0),
-        )
+                .unwrap_or(0)
+        } else {
+            self.running_variance
+        };
+        Some(scaled >> (2 * self.shift).min(63))
     }
 
     /// Draws a histogram of the aggregate. A linear one must be among those `new` was given.
@@ -273,7 +288,10 @@ mod tests {
     use super::*;
 
     fn stats_of(values: impl IntoIterator<Item = i64>, linear: &[HistKind]) -> Stats {
-        let mut stats = Stats::new(linear);
+        let mut stats = Stats::new(&StatsShape {
+            linear: linear.to_vec(),
+            variance_shift: 0,
+        });
         for value in values {
             stats.add(value);
         }
@@ -322,7 +340,7 @@ mod tests {
         assert_eq!(stats_of(1000..10000, &[]).variance(true), Some(47241750));
         assert_eq!(stats_of([5], &[]).variance(true), Some(0));
         assert_eq!(stats_of([-7, 0], &[]).avg(), Some(-3));
-        let empty = Stats::new(&[]);
+        let empty = Stats::new(&StatsShape::default());
         assert_eq!(
             (empty.min(), empty.avg(), empty.variance(true)),
             (None, None, None)

@@ -38,9 +38,16 @@ pub enum IntContext {
     Cpu,
     Addr,
     Target,
+    TimeNs,
     TimeUs,
     TimeMs,
     TimeS,
+    /// `local_clock_*()`: CLOCK_MONOTONIC at the event, in these units.
+    LocalClockNs,
+    LocalClockUs,
+    LocalClockMs,
+    LocalClockS,
+    Jiffies,
 }
 
 /// String-valued facts about the event being handled.
@@ -188,11 +195,19 @@ pub enum Library {
     Ctime,
     Randint,
     Hz,
-    GettimeofdayNs,
-    LocalClockNs,
-    LocalClockUs,
-    LocalClockMs,
-    LocalClockS,
+    /// `tz_gmtoff()`, `tz_name()`, `tz_ctime(s)`: the local time zone, as rstap found it
+    /// when it started.
+    TzGmtoff,
+    TzName,
+    TzCtime,
+    /// rstap's own process, where `begin`, `end` and timer probes run: `uid()`, `gid()`,
+    /// `euid()`, `egid()`, `ppid()`, `pexecname()`.
+    Uid,
+    Gid,
+    Euid,
+    Egid,
+    Ppid,
+    Pexecname,
     /// `error(msg)`: fails the probe with `msg`.
     Error,
     /// `warn(msg)`: `WARNING: msg` on stderr, and the probe goes on.
@@ -212,6 +227,13 @@ pub enum Library {
 }
 
 impl Library {
+    /// Whether it answers for rstap's own process, which only probes that run in it
+    /// (begin, end, timers) are in.
+    pub fn is_own_process_fact(self) -> bool {
+        use Library::*;
+        matches!(self, Uid | Gid | Euid | Egid | Ppid | Pexecname)
+    }
+
     /// Whether what it gives is printed, as the print functions print.
     pub fn prints(self) -> bool {
         use Library::*;
@@ -319,6 +341,8 @@ pub(crate) enum Stmt {
     Eval(Value),
     Print(PrintCall),
     Exit,
+    /// `abort()`: the probe stops here, and the script with it, skipping end probes.
+    Abort,
     Next,
     Break,
     Continue,
@@ -356,6 +380,8 @@ pub struct CheckedScript {
     pub(crate) max_nesting: usize,
     /// Loop iterations one probe run may make (SystemTap's MAXACTION budget).
     pub(crate) max_actions: u32,
+    /// MAXSTRINGLEN: strings hold at most one byte less.
+    pub(crate) max_string_len: usize,
     pub(crate) source: SourceFile,
     pub(crate) globals: Globals,
 }
@@ -383,8 +409,8 @@ impl CheckedScript {
 pub(crate) struct Globals {
     pub(crate) ints: Vec<i64>,
     pub(crate) strs: Vec<Vec<u8>>,
-    /// The global aggregates, each with the linear histograms the script prints of it.
-    pub(crate) stats: Vec<Vec<HistKind>>,
+    /// The global aggregates, each kept as the script reads it.
+    pub(crate) stats: Vec<StatsShape>,
     pub(crate) arrays: Vec<ArrayInfo>,
     /// What SystemTap prints when the script ends: the globals written but never read.
     pub(crate) shown_at_exit: Vec<Shown>,
@@ -409,8 +435,16 @@ pub(crate) struct ArrayInfo {
     pub(crate) declared_size: bool,
     /// `global a%`: a full array drops its oldest element instead of failing.
     pub(crate) wraps: bool,
-    /// For an array of aggregates, the linear histograms the script prints of them.
-    pub(crate) linear: Vec<HistKind>,
+    /// For an array of aggregates, how each element is kept.
+    pub(crate) stats: StatsShape,
+}
+
+/// How an aggregate is kept: the linear histograms the script prints of it, and the bit
+/// shift its `@variance(x, N)` is computed with (SystemTap allows one per aggregate).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsShape {
+    pub linear: Vec<HistKind>,
+    pub variance_shift: u32,
 }
 
 #[derive(Debug, Clone)]

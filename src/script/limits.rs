@@ -12,6 +12,8 @@ pub struct Limits {
     /// MAXNESTING, if set: how deep function calls may nest (else worked out from the
     /// script's calls, as SystemTap does).
     pub nesting: Option<usize>,
+    /// MAXSTRINGLEN: strings hold at most one byte less.
+    pub string_len: usize,
 }
 
 impl Default for Limits {
@@ -20,6 +22,7 @@ impl Default for Limits {
             map_entries: 2048,
             actions: 10_000,
             nesting: None,
+            string_len: crate::output::printf::MAX_STRING_LEN,
         }
     }
 }
@@ -39,8 +42,12 @@ impl Limits {
             "MAXACTION" => self.actions = fits(number()?.saturating_mul(10))?,
             "MAXACTION_INTERRUPTIBLE" => self.actions = fits(number()?)?,
             "MAXNESTING" => self.nesting = Some(number()? as usize),
-            "MAXSTRINGLEN"
-            | "MAXERRORS"
+            // Below 2 a string could hold nothing; the ceiling is SystemTap's printf buffer.
+            "MAXSTRINGLEN" => match number()? {
+                n @ 2..=8192 => self.string_len = n as usize,
+                _ => return Err(format!("-D {name}={value}: must be from 2 to 8192")),
+            },
+            "MAXERRORS"
             | "MAXSKIPPED"
             | "MAXTRYLOCK"
             | "MAXBACKTRACE"
@@ -54,7 +61,7 @@ impl Limits {
             _ => {
                 return Err(format!(
                     "-D {name}: not a limit rstap knows (MAXMAPENTRIES, MAXACTION, \
-                     MAXACTION_INTERRUPTIBLE, MAXNESTING)"
+                     MAXACTION_INTERRUPTIBLE, MAXNESTING, MAXSTRINGLEN)"
                 ))
             }
         }
@@ -79,8 +86,14 @@ mod tests {
             .set("MAXACTION", "0")
             .unwrap_err()
             .contains("positive"));
+        limits.set("MAXSTRINGLEN", "1024").unwrap();
+        assert_eq!(limits.string_len, 1024);
         assert!(limits
-            .set("MAXSTRINGLEN", "1024")
+            .set("MAXSTRINGLEN", "1")
+            .unwrap_err()
+            .contains("from 2"));
+        assert!(limits
+            .set("MAXERRORS", "3")
             .unwrap_err()
             .contains("not supported yet"));
         assert!(limits.set("NOPE", "1").unwrap_err().contains("not a limit"));

@@ -23,7 +23,7 @@ pub(crate) use ir::{
 };
 pub use ir::{
     CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library, ProbePoint,
-    ProbePointKind, StrContext, Ty,
+    ProbePointKind, StatsShape, StrContext, Ty,
 };
 pub use limits::Limits;
 pub use parser::MAX_NESTING;

@@ -30,11 +30,8 @@ pub struct Facts {
 impl Facts {
     /// The running system's.
     pub fn of_this_system() -> Facts {
-        let kernel_release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|release| release.trim().to_string())
-            .unwrap_or_default();
         Facts {
-            kernel_release,
+            kernel_release: crate::system::kernel_release(),
             arch: std::env::consts::ARCH.to_string(),
             config: OnceCell::new(),
         }
@@ -48,7 +45,7 @@ impl Facts {
             arch: arch.to_string(),
             config: OnceCell::new(),
         };
-        let _ = facts.config.set(parse_config(config));
+        let _ = facts.config.set(crate::system::parse_config(config));
         facts
     }
 
@@ -62,18 +59,9 @@ impl Facts {
     }
 
     fn config(&self) -> &HashMap<String, String> {
-        self.config.get_or_init(|| {
-            let path = format!("/boot/config-{}", self.kernel_release);
-            parse_config(&std::fs::read_to_string(path).unwrap_or_default())
-        })
+        self.config
+            .get_or_init(|| crate::system::kernel_config(&self.kernel_release))
     }
-}
-
-fn parse_config(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(name, value)| (name.to_string(), value.trim_matches('"').to_string()))
-        .collect()
 }
 
 /// How many macro expansions one script may make: more is taken for runaway recursion.

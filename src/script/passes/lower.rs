@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 
 use super::infer::{FunctionSym, Symbols};
-use crate::output::printf::{ArgKind, Format, FormatError, MAX_STRING_LEN};
+use crate::output::printf::{ArgKind, Format, FormatError};
 use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
 use crate::script::builtins::{self, Answer, PrintKind};
 use crate::script::ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CheckedProbe, CheckedScript, CmpOp, Deletion,
     ElementRef, ForeachLoop, Globals, HistKind, Histogram, IntExpr, Library, LibraryCall, Place,
-    PrintCall, Shown, Slot, SortOrder, StatOp, Stmt, StrExpr, Ty, Value,
+    PrintCall, ProbePointKind, Shown, Slot, SortOrder, StatOp, StatsShape, Stmt, StrExpr, Ty,
+    Value,
 };
 use crate::script::lexer::Op;
 use crate::script::limits::Limits;
@@ -52,10 +53,12 @@ pub(super) fn lower(
             }
         })
         .collect();
-    let mut linear = Vec::new();
+    let mut shapes = HashMap::new();
     let mut probes = Vec::new();
-    // The functions each body calls, bodies numbered as in `Symbols`.
+    // The functions each body calls, bodies numbered as in `Symbols`, and the first fact
+    // of rstap's own process each asks for.
     let mut calls: Vec<Vec<usize>> = Vec::new();
+    let mut own_process_facts: Vec<Option<(&'static str, Span)>> = Vec::new();
     for (index, probe) in script.probes.iter().enumerate() {
         let mut points = Vec::with_capacity(probe.points.len());
         for point in &probe.points {
@@ -67,9 +70,10 @@ pub(super) fn lower(
                 Err((span, message)) => return Err(ScriptError::at(source, span, message)),
             }
         }
-        let mut lowering = Lowering::new(source, symbols, &layout, index, &mut linear);
+        let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
         let body = lowering.block(&probe.body.statements)?;
         calls.push(lowering.callees);
+        own_process_facts.push(lowering.own_process_fact);
         probes.push(CheckedProbe {
             points,
             body,
@@ -80,7 +84,7 @@ pub(super) fn lower(
     let mut functions = Vec::new();
     for (index, function) in script.functions.iter().enumerate() {
         let body = script.probes.len() + index;
-        let mut lowering = Lowering::new(source, symbols, &layout, body, &mut linear);
+        let mut lowering = Lowering::new(source, symbols, &layout, limits, body, &mut shapes);
         lowering.function = symbols.functions.get(&function.name.name);
         let mut params = Vec::with_capacity(function.params.len());
         for (param, _) in &function.params {
@@ -90,6 +94,7 @@ pub(super) fn lower(
         }
         let statements = lowering.block(&function.body.statements)?;
         calls.push(lowering.callees);
+        own_process_facts.push(lowering.own_process_fact);
         functions.push(CheckedFunction {
             name_span: function.name.span,
             params,
@@ -98,17 +103,15 @@ pub(super) fn lower(
             str_locals: lowering.str_locals,
         });
     }
+    refuse_own_process_facts_in_kernel_probes(source, &probes, &calls, &own_process_facts)?;
     let max_nesting = limits
         .nesting
         .unwrap_or_else(|| max_nesting(&calls, script.probes.len()));
     let mut globals = layout.globals;
-    for (owner, kind) in linear {
-        let kinds = match owner {
-            Aggregates::Global(i) => &mut globals.stats[i],
-            Aggregates::Array(i) => &mut globals.arrays[i].linear,
-        };
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
+    for (owner, shape) in shapes {
+        match owner {
+            Aggregates::Global(i) => globals.stats[i] = shape,
+            Aggregates::Array(i) => globals.arrays[i].stats = shape,
         }
     }
     Ok(CheckedScript {
@@ -116,9 +119,50 @@ pub(super) fn lower(
         functions,
         max_nesting,
         max_actions: limits.actions,
+        max_string_len: limits.string_len,
         source: source.clone(),
         globals,
     })
+}
+
+/// Refuses `uid()` and the other facts of rstap's own process in a probe on kernel events,
+/// where SystemTap answers with the event's task: rstap's events do not carry them yet.
+fn refuse_own_process_facts_in_kernel_probes(
+    source: &SourceFile,
+    probes: &[CheckedProbe],
+    calls: &[Vec<usize>],
+    facts: &[Option<(&'static str, Span)>],
+) -> Result<(), ScriptError> {
+    for (index, probe) in probes.iter().enumerate() {
+        let on_kernel_events = probe
+            .points
+            .iter()
+            .any(|point| matches!(point.kind, ProbePointKind::KernelFunction { .. }));
+        if !on_kernel_events {
+            continue;
+        }
+        // The probe's body and every function it reaches, the probe's body first.
+        let mut seen = vec![false; calls.len()];
+        let mut pending = vec![index];
+        while let Some(body) = pending.pop() {
+            if std::mem::replace(&mut seen[body], true) {
+                continue;
+            }
+            if let Some((name, span)) = facts[body] {
+                return Err(ScriptError::at(
+                    source,
+                    span,
+                    format!(
+                        "not supported yet: {name}() in a probe on kernel functions: rstap's \
+                         kernel events do not carry the task's credentials or parent; {name}() \
+                         answers in begin, end and timer probes, for rstap's own process"
+                    ),
+                ));
+            }
+            pending.extend(calls[body].iter().map(|&function| probes.len() + function));
+        }
+    }
+    Ok(())
 }
 
 /// SystemTap's MAXNESTING: one more than the longest chain of calls from a probe, a call
@@ -170,7 +214,9 @@ pub(super) fn set_globals(
                 checked.globals.ints[index] = parse_long(value)
                     .ok_or_else(|| refuse("the global is a long; give a number"))?;
             }
-            Some(&(Ty::Str, index)) => checked.globals.strs[index] = string_value(value.as_bytes()),
+            Some(&(Ty::Str, index)) => {
+                checked.globals.strs[index] = string_value(value.as_bytes(), limits)
+            }
             Some(&(Ty::Stats, _)) => return Err(refuse("a statistics aggregate takes no value")),
             None if layout.arrays.contains_key(name) => {
                 return Err(refuse("an array takes no value"))
@@ -233,7 +279,7 @@ fn layout_globals(script: &ast::Script, symbols: &Symbols, limits: &Limits) -> G
                     .map_or(limits.map_entries, |size| size as usize),
                 declared_size: declared.size.is_some(),
                 wraps: declared.wraps,
-                linear: Vec::new(),
+                stats: StatsShape::default(),
             });
             continue;
         }
@@ -252,13 +298,13 @@ fn layout_globals(script: &ast::Script, symbols: &Symbols, limits: &Limits) -> G
                 globals
                     .strs
                     .push(match decl.init.as_ref().map(|e| &e.kind) {
-                        Some(ExprKind::Str(lit)) => string_value(&lit.value),
+                        Some(ExprKind::Str(lit)) => string_value(&lit.value, limits),
                         _ => Vec::new(),
                     });
                 globals.strs.len() - 1
             }
             Ty::Stats => {
-                globals.stats.push(Vec::new());
+                globals.stats.push(StatsShape::default());
                 globals.stats.len() - 1
             }
         };
@@ -268,9 +314,9 @@ fn layout_globals(script: &ast::Script, symbols: &Symbols, limits: &Limits) -> G
 }
 
 /// A string as SystemTap stores it: up to the first NUL, at most `MAXSTRINGLEN - 1` bytes.
-fn string_value(bytes: &[u8]) -> Vec<u8> {
+fn string_value(bytes: &[u8], limits: &Limits) -> Vec<u8> {
     let bytes = bytes.split(|&b| b == 0).next().unwrap_or_default();
-    bytes[..bytes.len().min(MAX_STRING_LEN - 1)].to_vec()
+    bytes[..bytes.len().min(limits.string_len - 1)].to_vec()
 }
 
 fn compound_op(op: Op) -> Option<ArithOp> {
@@ -334,12 +380,15 @@ struct Lowering<'a> {
     source: &'a SourceFile,
     symbols: &'a Symbols,
     layout: &'a GlobalLayout,
+    limits: &'a Limits,
     /// The body's number, as in `Symbols`.
     body: usize,
     /// The function whose body this is.
     function: Option<&'a FunctionSym>,
     /// The functions this body calls.
     callees: Vec<usize>,
+    /// The first fact of rstap's own process the body asks for (`uid()`...).
+    own_process_fact: Option<(&'static str, Span)>,
     local_slots: HashMap<String, (Ty, usize)>,
     int_locals: usize,
     str_locals: usize,
@@ -347,42 +396,57 @@ struct Lowering<'a> {
     loops: usize,
     /// The arrays of the enclosing `foreach` loops, which their bodies may not change.
     iterating: Vec<usize>,
-    /// The aggregates whose linear histograms are printed, and with what buckets: their
-    /// buckets are counted as values arrive.
-    linear: &'a mut Vec<(Aggregates, HistKind)>,
+    /// How the aggregates the script reads must be kept: the linear histograms it prints
+    /// (their buckets are counted as values arrive), the bit shift of their variance.
+    shapes: &'a mut HashMap<Aggregates, StatsShape>,
 }
 
 /// A call of a script function, with the type of its value (`None`: it has none).
 type FunctionCall = (Option<Ty>, Box<Call>);
 
 /// A global aggregate, or the aggregates of an array.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Aggregates {
     Global(usize),
     Array(usize),
 }
+
+impl Aggregates {
+    fn of(place: &Place) -> Self {
+        match place {
+            Place::Var(Slot::Global(i) | Slot::Local(i)) => Aggregates::Global(*i),
+            Place::Element(element) => Aggregates::Array(element.array),
+        }
+    }
+}
+
+/// SystemTap's largest `@variance` bit shift.
+const MAX_VARIANCE_SHIFT: i64 = 62;
 
 impl<'a> Lowering<'a> {
     fn new(
         source: &'a SourceFile,
         symbols: &'a Symbols,
         layout: &'a GlobalLayout,
+        limits: &'a Limits,
         body: usize,
-        linear: &'a mut Vec<(Aggregates, HistKind)>,
+        shapes: &'a mut HashMap<Aggregates, StatsShape>,
     ) -> Self {
         Lowering {
             source,
             symbols,
             layout,
+            limits,
             body,
             function: None,
             callees: Vec::new(),
+            own_process_fact: None,
             local_slots: HashMap::new(),
             int_locals: 0,
             str_locals: 0,
             loops: 0,
             iterating: Vec::new(),
-            linear,
+            shapes,
         }
     }
 
@@ -672,6 +736,10 @@ impl<'a> Lowering<'a> {
                     self.arity(name, *name_span, args, 0)?;
                     return Ok(Stmt::Exit);
                 }
+                Some(Answer::Abort) => {
+                    self.arity(name, *name_span, args, 0)?;
+                    return Ok(Stmt::Abort);
+                }
                 Some(Answer::Library(_))
                     if builtins::lookup(name).and_then(|b| b.returns).is_none() =>
                 {
@@ -861,7 +929,7 @@ impl<'a> Lowering<'a> {
     fn value(&mut self, e: &Expr) -> Result<Value, ScriptError> {
         Ok(match &e.kind {
             ExprKind::Number(n) => Value::Int(IntExpr::Const(*n)),
-            ExprKind::Str(lit) => Value::Str(StrExpr::Const(string_value(&lit.value))),
+            ExprKind::Str(lit) => Value::Str(StrExpr::Const(string_value(&lit.value, self.limits))),
             ExprKind::Var(name) => {
                 let (ty, slot) = self.slot(name, e.span)?;
                 self.aggregate_read(ty, e.span)?;
@@ -962,10 +1030,44 @@ impl<'a> Lowering<'a> {
                         format!("@{op} can only be printed, as in print(@{op}(x))"),
                     ));
                 };
-                if !args.is_empty() {
-                    return Err(self.error(*op_span, format!("@{op} takes only the aggregate")));
-                }
+                let shift = match (what, args.as_slice()) {
+                    (StatOp::Variance, []) => Some(0),
+                    (_, []) => None,
+                    (StatOp::Variance, [shift]) => match shift.kind {
+                        ExprKind::Number(n @ 0..=MAX_VARIANCE_SHIFT) => Some(n as u32),
+                        _ => {
+                            return Err(self.error(
+                                shift.span,
+                                format!(
+                                    "@variance's bit shift must be a literal number from 0 \
+                                     to {MAX_VARIANCE_SHIFT}"
+                                ),
+                            ))
+                        }
+                    },
+                    (StatOp::Variance, _) => {
+                        return Err(self.error(
+                            *op_span,
+                            "@variance takes the aggregate and, optionally, a bit shift",
+                        ))
+                    }
+                    _ => {
+                        return Err(self.error(*op_span, format!("@{op} takes only the aggregate")))
+                    }
+                };
                 let place = self.aggregate(operand)?;
+                if let Some(shift) = shift {
+                    let shape = self.shapes.entry(Aggregates::of(&place)).or_default();
+                    // SystemTap keeps one shift per aggregate; 0 is its "none given".
+                    let previous = shape.variance_shift;
+                    if previous != 0 && previous != shift {
+                        return Err(self.error(
+                            *op_span,
+                            format!("conflicting bit shifts declared (previously {previous})"),
+                        ));
+                    }
+                    shape.variance_shift = shift;
+                }
                 Value::Int(IntExpr::Stat(what, place, *op_span))
             }
         })
@@ -1173,6 +1275,9 @@ impl<'a> Lowering<'a> {
                 Value::Str(StrExpr::Matched(Box::new(group), span))
             }
             Answer::Library(function) => {
+                if function.is_own_process_fact() && self.own_process_fact.is_none() {
+                    self.own_process_fact = Some((builtin.name, span));
+                }
                 let call = self.library_call(name, function, span, args)?;
                 match builtin.returns {
                     Some(Ty::Str) => Value::Str(StrExpr::Library(call)),
@@ -1180,7 +1285,7 @@ impl<'a> Lowering<'a> {
                     None => return Err(self.error(span, format!("{name}() has no value to use"))),
                 }
             }
-            Answer::Exit | Answer::Print(_) => {
+            Answer::Exit | Answer::Abort | Answer::Print(_) => {
                 return Err(self.error(span, format!("{name}() has no value to use")))
             }
         })
@@ -1293,11 +1398,10 @@ impl<'a> Lowering<'a> {
         };
         let place = self.aggregate(operand)?;
         if let HistKind::Linear { .. } = kind {
-            let owner = match &place {
-                Place::Var(Slot::Global(i) | Slot::Local(i)) => Aggregates::Global(*i),
-                Place::Element(element) => Aggregates::Array(element.array),
-            };
-            self.linear.push((owner, kind));
+            let shape = self.shapes.entry(Aggregates::of(&place)).or_default();
+            if !shape.linear.contains(&kind) {
+                shape.linear.push(kind);
+            }
         }
         Ok(Some(Value::Hist(Box::new(Histogram {
             place,

@@ -1,0 +1,169 @@
+//! Facts about the machine rstap runs on that scripts can ask for: the kernel's release and
+//! build configuration (`%( CONFIG_HZ ... %)`, `HZ()`), its tick count (`jiffies()`), the
+//! local time zone (`tz_ctime()`) and rstap's own process (`uid()` in a `begin` probe).
+
+use std::collections::HashMap;
+use std::io::Read;
+
+/// `uname -r`, e.g. `6.12.118+deb13-cloud-amd64`; "" if /proc cannot tell.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|release| release.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Where the running kernel's build configuration may be, in the order they are tried.
+pub fn kernel_config_paths(release: &str) -> [String; 2] {
+    [format!("/boot/config-{release}"), "/proc/config.gz".into()]
+}
+
+/// The kernel's build configuration, `CONFIG_NAME` to its value (quotes removed); empty if
+/// neither Debian's /boot file nor the kernel's own /proc/config.gz can be read.
+pub fn kernel_config(release: &str) -> HashMap<String, String> {
+    let [boot, proc] = kernel_config_paths(release);
+    let text = std::fs::read_to_string(boot).ok().or_else(|| {
+        let mut text = String::new();
+        let file = std::fs::File::open(proc).ok()?;
+        flate2::read::GzDecoder::new(file)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    });
+    parse_config(&text.unwrap_or_default())
+}
+
+pub fn parse_config(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.trim_matches('"').to_string()))
+        .collect()
+}
+
+/// The kernel's tick rate, its CONFIG_HZ.
+pub fn kernel_hz() -> Result<i64, String> {
+    let release = kernel_release();
+    let config = kernel_config(&release);
+    config
+        .get("CONFIG_HZ")
+        .and_then(|hz| hz.parse().ok())
+        .filter(|&hz: &i64| hz > 0)
+        .ok_or_else(|| {
+            let [boot, proc] = kernel_config_paths(&release);
+            format!("cannot tell the kernel's HZ: neither {boot} nor {proc} gives CONFIG_HZ")
+        })
+}
+
+/// The kernel's `jiffies` at a CLOCK_MONOTONIC time, as /proc/timer_list shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickSample {
+    pub monotonic_ns: i64,
+    pub jiffies: i64,
+}
+
+pub fn tick_sample() -> Result<TickSample, String> {
+    let text = std::fs::read_to_string("/proc/timer_list")
+        .map_err(|err| format!("cannot read /proc/timer_list for the kernel's jiffies: {err}"))?;
+    parse_tick_sample(&text).ok_or_else(|| "/proc/timer_list shows no jiffies".to_string())
+}
+
+fn parse_tick_sample(text: &str) -> Option<TickSample> {
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    };
+    Some(TickSample {
+        monotonic_ns: field("now at ")?,
+        jiffies: field("jiffies: ")?,
+    })
+}
+
+/// The local time zone as the C library sees it now: seconds west of UTC (SystemTap's
+/// `tz_gmtoff()`) and its abbreviation.
+pub fn local_time_zone() -> (i64, String) {
+    // SAFETY: time(NULL) only reads the clock; localtime_r writes the tm it is given, and
+    // tm_zone then points at a static, NUL-terminated abbreviation (or is null).
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return (0, "UTC".into());
+        }
+        let name = if tm.tm_zone.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(tm.tm_zone)
+                .to_string_lossy()
+                .into_owned()
+        };
+        (-tm.tm_gmtoff, name)
+    }
+}
+
+/// rstap's own process, which `begin`, `end` and timer probes run in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnProcess {
+    pub uid: i64,
+    pub gid: i64,
+    pub euid: i64,
+    pub egid: i64,
+    pub ppid: i64,
+    /// The parent's comm.
+    pub parent_name: String,
+}
+
+pub fn own_process() -> OwnProcess {
+    // SAFETY: these calls have no failure mode and touch no memory.
+    let (uid, gid, euid, egid, ppid) = unsafe {
+        (
+            libc::getuid(),
+            libc::getgid(),
+            libc::geteuid(),
+            libc::getegid(),
+            libc::getppid(),
+        )
+    };
+    OwnProcess {
+        uid: i64::from(uid),
+        gid: i64::from(gid),
+        euid: i64::from(euid),
+        egid: i64::from(egid),
+        ppid: i64::from(ppid),
+        parent_name: std::fs::read_to_string(format!("/proc/{ppid}/comm"))
+            .map(|comm| comm.trim_end().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_list_gives_time_and_jiffies() {
+        let text = "Timer List Version: v0.9\nHRTIMER_MAX_CLOCK_BASES: 8\nnow at 394498808202 nsecs\n\ncpu: 0\n  .last_jiffies   : 4294990840\njiffies: 4294991439\n";
+        assert_eq!(
+            parse_tick_sample(text),
+            Some(TickSample {
+                monotonic_ns: 394_498_808_202,
+                jiffies: 4_294_991_439
+            })
+        );
+        assert_eq!(parse_tick_sample("now at 5 nsecs\n"), None);
+    }
+
+    #[test]
+    fn config_values_lose_their_quotes() {
+        let config = parse_config("# comment\nCONFIG_HZ=250\nCONFIG_LOCALVERSION=\"-x\"\n");
+        assert_eq!(config["CONFIG_HZ"], "250");
+        assert_eq!(config["CONFIG_LOCALVERSION"], "-x");
+    }
+
+    #[test]
+    fn own_process_is_this_one() {
+        let own = own_process();
+        // SAFETY: getppid has no failure mode.
+        assert_eq!(own.ppid, i64::from(unsafe { libc::getppid() }));
+        assert!(!own.parent_name.is_empty());
+    }
+}
