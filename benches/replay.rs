@@ -12,6 +12,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use rstap::output::Captured;
 use rstap::runtime::{Flow, Interpreter, ProbeContext};
 use rstap::script::{compile, SourceFile};
 
@@ -194,20 +195,24 @@ fn replay(script_text: &str, events: &[Event]) -> (usize, Duration) {
         "the scripts have a call and a return probe first"
     );
     let mut interpreter = Interpreter::new(&script);
-    let mut out = Vec::with_capacity(2 * OUTPUT_CHUNK);
+    let mut out = Captured {
+        output: Vec::with_capacity(2 * OUTPUT_CHUNK),
+        reports: Vec::new(),
+    };
     let mut written = 0;
     let started = Instant::now();
     for event in events {
         let probe = usize::from(event.is_return);
         let flow = interpreter.run_probe(probe, event, &mut out).unwrap();
         assert_eq!(flow, Flow::Continue);
-        if out.len() >= OUTPUT_CHUNK {
-            written += black_box(&out).len();
-            out.clear();
+        if out.output.len() >= OUTPUT_CHUNK {
+            written += black_box(&out.output).len();
+            out.output.clear();
         }
     }
     let elapsed = started.elapsed();
-    (written + out.len(), elapsed)
+    assert!(out.reports.is_empty(), "{:?}", out.reports);
+    (written + out.output.len(), elapsed)
 }
 
 /// A script to replay: name, text, the check of its output, and whether it is held to the
@@ -229,22 +234,24 @@ fn replay_untimed(script_text: &str, events: &[Event]) -> (Interpreter, Vec<u8>)
     let source = SourceFile::new("replay.stp", script_text);
     let script = compile(&source).unwrap_or_else(|err| panic!("{err}"));
     let mut interpreter = Interpreter::new(&script);
-    let mut out = Vec::new();
+    let mut out = Captured::default();
     for event in events {
         interpreter
             .run_probe(usize::from(event.is_return), event, &mut out)
             .unwrap();
     }
-    (interpreter, out)
+    assert!(out.reports.is_empty(), "{:?}", out.reports);
+    (interpreter, out.output)
 }
 
 /// Checks, before any timing, that the counting script counts every call.
 fn check_counts(script_text: &str, events: &[Event]) {
-    let (mut interpreter, mut out) = replay_untimed(script_text, events);
-    assert!(out.is_empty());
+    let (mut interpreter, printed) = replay_untimed(script_text, events);
+    assert!(printed.is_empty());
+    let mut out = Captured::default();
     interpreter.run_probe(2, &events[0], &mut out).unwrap();
     let calls = events.iter().filter(|event| !event.is_return).count();
-    assert_eq!(String::from_utf8(out).unwrap(), format!("{calls}\n"));
+    assert_eq!(String::from_utf8(out.output).unwrap(), format!("{calls}\n"));
 }
 
 /// Checks, before any timing, that the replay produces what the seed script prints: one

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use libbpf_rs::RingBufferBuilder;
 
 use crate::cli::Cli;
 use crate::kernel::{libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramStorage};
+use crate::output::{Sink, StapText};
 use crate::process::{self, HeldCommand};
 use crate::resolve::code::KernelCode;
 use crate::resolve::denylist::DenyList;
@@ -53,7 +54,6 @@ fn run_due_timers(
 
 /// How long one wait for events lasts; stop conditions are checked this often.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Runs rstap as the command line asks and returns the process exit status.
 pub fn run(cli: &Cli) -> Result<i32> {
@@ -76,16 +76,14 @@ pub fn run(cli: &Cli) -> Result<i32> {
     if cli.listed_point().is_none() && cli.stop_after().is_none() {
         crate::privileges::check()?;
     }
+    let mut sink = open_sink(cli)?;
     let tables = symbol_cache::load(Path::new(KALLSYMS), default_cache_dir().as_deref())?;
     if cli.verbose > 0 {
-        eprintln!(
-            "rstap: kernel symbols {}",
-            if tables.cached {
-                "from the cache for this kernel build"
-            } else {
-                "read from the kernel"
-            }
-        );
+        sink.note(if tables.cached {
+            "kernel symbols from the cache for this kernel build"
+        } else {
+            "kernel symbols read from the kernel"
+        });
     }
     let (symbols, traceable) = (tables.symbols, tables.traceable);
     let deny = DenyList::default();
@@ -103,14 +101,14 @@ pub fn run(cli: &Cli) -> Result<i32> {
         PlanError::Script(err) => anyhow::Error::new(err),
         PlanError::Source(err) => anyhow::Error::new(err),
     })?;
-    report_plan(cli, &plan, traceable.is_some());
+    report_plan(cli, &plan, traceable.is_some(), &mut sink);
     if cli.listed_point().is_some() {
         return Ok(list(&plan, cli.list_with_variables.is_some()));
     }
     if cli.stop_after().is_some() {
         return Ok(0);
     }
-    Tracer::new(cli, &script, &plan, &symbols)?.run()
+    Tracer::new(cli, &script, &plan, &symbols, sink)?.run()
 }
 
 fn load_source(cli: &Cli) -> Result<SourceFile> {
@@ -194,20 +192,32 @@ fn output_closed(result: io::Result<()>) -> Result<bool> {
     }
 }
 
-fn report_plan(cli: &Cli, plan: &ProbePlan, traceable_known: bool) {
+/// The sink the run's output goes to: SystemTap's text, on stdout or in the `-o` file.
+fn open_sink(cli: &Cli) -> Result<StapText> {
+    let output: Box<dyn Write> = match &cli.output {
+        Some(path) => Box::new(
+            File::create(path)
+                .with_context(|| format!("cannot open output file {}", path.display()))?,
+        ),
+        None => Box::new(io::stdout()),
+    };
+    Ok(StapText::new(output, Box::new(io::stderr())))
+}
+
+fn report_plan(cli: &Cli, plan: &ProbePlan, traceable_known: bool, sink: &mut dyn Sink) {
     if cli.verbose == 0 {
         return;
     }
-    eprintln!(
-        "rstap: {} kernel functions to probe, {} matched but skipped",
+    sink.note(&format!(
+        "{} kernel functions to probe, {} matched but skipped",
         plan.functions.len(),
         plan.skipped.len()
-    );
+    ));
     if !traceable_known {
-        eprintln!("rstap: cannot read ftrace's available_filter_functions; the kernel will refuse what it cannot patch");
+        sink.note("cannot read ftrace's available_filter_functions; the kernel will refuse what it cannot patch");
     }
     for skipped in &plan.skipped {
-        eprintln!("rstap: skipped {}: {}", skipped.name, skipped.reason);
+        sink.note(&format!("skipped {}: {}", skipped.name, skipped.reason));
     }
 }
 
@@ -217,7 +227,7 @@ struct Tracer<'a> {
     script: &'a CheckedScript,
     plan: &'a ProbePlan,
     symbols: &'a KernelSymbols,
-    output: BufWriter<Box<dyn Write>>,
+    output: StapText,
     command: Option<HeldCommand>,
     target_pid: Option<u32>,
     stop: Arc<AtomicBool>,
@@ -251,14 +261,8 @@ impl<'a> Tracer<'a> {
         script: &'a CheckedScript,
         plan: &'a ProbePlan,
         symbols: &'a KernelSymbols,
+        output: StapText,
     ) -> Result<Self> {
-        let sink: Box<dyn Write> = match &cli.output {
-            Some(path) => Box::new(
-                File::create(path)
-                    .with_context(|| format!("cannot open output file {}", path.display()))?,
-            ),
-            None => Box::new(io::stdout()),
-        };
         if let Some(pid) = cli.pid {
             process::check_exists(pid)?;
         }
@@ -279,7 +283,7 @@ impl<'a> Tracer<'a> {
             script,
             plan,
             symbols,
-            output: BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, sink),
+            output,
             command,
             target_pid,
             stop,
@@ -360,10 +364,8 @@ impl<'a> Tracer<'a> {
         let detach_started = Instant::now();
         drop(probes);
         if had_probes && self.cli.verbose > 0 {
-            eprintln!(
-                "rstap: detached in {} ms",
-                detach_started.elapsed().as_millis()
-            );
+            let took = detach_started.elapsed().as_millis();
+            self.output.note(&format!("detached in {took} ms"));
         }
 
         let mut end = end.unwrap_or(LoopEnd::Stopped);
@@ -390,10 +392,10 @@ impl<'a> Tracer<'a> {
         }
         self.flush_output()?;
         if self.cli.verbose > 0 {
-            eprintln!(
-                "rstap: thread_indent state held for {} threads at exit",
-                interpreter.threads_held()
-            );
+            let threads = interpreter.threads_held();
+            self.output.note(&format!(
+                "thread_indent state held for {threads} threads at exit"
+            ));
         }
         Ok(self.report_end(end, lost, missed))
     }
@@ -539,14 +541,20 @@ impl<'a> Tracer<'a> {
     /// With -v: the mechanisms that serve the functions and those refused before them,
     /// the counts, the time taken, and each function skipped and why. Without: only a
     /// warning if functions were skipped.
-    fn report_attach(&self, probes: &KernelProbes<'_>, targets: &[ProbeTarget], elapsed: Duration) {
+    fn report_attach(
+        &mut self,
+        probes: &KernelProbes<'_>,
+        targets: &[ProbeTarget],
+        elapsed: Duration,
+    ) {
         let skipped = probes.skipped();
+        let sink = &mut self.output;
         if self.cli.verbose > 0 {
             for refusal in probes.refusals() {
-                eprintln!(
-                    "rstap: attach: {} refused: {}",
+                sink.note(&format!(
+                    "attach: {} refused: {}",
                     refusal.mechanism, refusal.reason
-                );
+                ));
             }
             let mut by_mechanism = std::collections::BTreeMap::new();
             for index in 0..targets.len() {
@@ -558,61 +566,63 @@ impl<'a> Tracer<'a> {
                 .iter()
                 .map(|(m, n)| format!("{m}: {n}"))
                 .collect();
-            eprintln!(
-                "rstap: attached {} functions ({}), skipped {}, in {} ms",
+            sink.note(&format!(
+                "attached {} functions ({}), skipped {}, in {} ms",
                 probes.attached_count(),
                 counts.join(", "),
                 skipped.len(),
                 elapsed.as_millis()
-            );
+            ));
             for skip in skipped {
-                eprintln!(
-                    "rstap: could not probe {}: {}",
+                sink.note(&format!(
+                    "could not probe {}: {}",
                     targets[skip.target].name, skip.reason
-                );
+                ));
             }
         } else if !skipped.is_empty() {
-            eprintln!(
-                "WARNING: {} of {} functions could not be probed (-v lists them and why)",
+            sink.warning(&format!(
+                "{} of {} functions could not be probed (-v lists them and why)",
                 skipped.len(),
                 targets.len()
-            );
+            ));
         }
     }
 
     /// With -v: where the `missed` hits were, as far as the kernel tells.
-    fn report_misses(&self, probes: &KernelProbes<'_>, targets: &[ProbeTarget], missed: u64) {
+    fn report_misses(&mut self, probes: &KernelProbes<'_>, targets: &[ProbeTarget], missed: u64) {
         let by_target = probes.misses_by_target();
         let nesting = probes.nesting_drops();
+        let sink = &mut self.output;
         if nesting > 0 {
-            eprintln!(
-                "rstap: missed {nesting} hits that rstap's programs would have run inside \
+            sink.note(&format!(
+                "missed {nesting} hits that rstap's programs would have run inside \
                  themselves (nested deeper than a CPU's contexts)"
-            );
+            ));
         }
         for (target, count) in &by_target {
-            eprintln!("rstap: missed {count} hits of {}", targets[*target].name);
+            sink.note(&format!("missed {count} hits of {}", targets[*target].name));
         }
         let counted = nesting + by_target.iter().map(|(_, count)| count).sum::<u64>();
         let unattributed = missed.saturating_sub(counted);
         if unattributed > 0 {
-            eprintln!(
-                "rstap: missed {unattributed} hits of functions served by one shared program \
+            sink.note(&format!(
+                "missed {unattributed} hits of functions served by one shared program \
                  (the kernel counts them per program, not per function)"
-            );
+            ));
         }
     }
 
     /// Prints what went wrong or was lost, SystemTap style, and picks the exit status.
-    fn report_end(&self, end: LoopEnd, lost: u64, missed: u64) -> i32 {
+    fn report_end(&mut self, end: LoopEnd, lost: u64, missed: u64) -> i32 {
+        let sink = &mut self.output;
         let mut status = 0;
         match end {
             // The reader went away (`rstap ... | head`): it asked for no more, as ^C would.
             LoopEnd::Failed(RuntimeError::Output(err))
                 if err.kind() == io::ErrorKind::BrokenPipe => {}
             LoopEnd::Failed(err) => {
-                eprintln!("ERROR: {err}");
-                eprintln!("WARNING: Number of errors: 1, skipped probes: 0");
+                sink.error(&err.to_string());
+                sink.warning("Number of errors: 1, skipped probes: 0");
                 status = 1;
             }
             LoopEnd::CommandExited(code) => status = code,
@@ -621,10 +631,14 @@ impl<'a> Tracer<'a> {
         // Like SystemTap's transport failures and reentrancy skips, these are warnings:
         // the run did what it was asked, and the exit status says how it ended.
         if lost > 0 {
-            eprintln!("WARNING: {lost} events lost: the ring buffer was full (raise --bufsize)");
+            sink.warning(&format!(
+                "{lost} events lost: the ring buffer was full (raise --bufsize)"
+            ));
         }
         if missed > 0 {
-            eprintln!("WARNING: {missed} probe hits missed: another BPF program was running on the same CPU");
+            sink.warning(&format!(
+                "{missed} probe hits missed: another BPF program was running on the same CPU"
+            ));
         }
         status
     }

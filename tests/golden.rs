@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rstap::output::Captured;
 use rstap::runtime::{Flow, Interpreter, ProbeContext};
 use rstap::script::{compile, FunctionVariant, ProbePointKind, SourceFile};
 
@@ -96,7 +97,7 @@ fn run_case(name: &str) -> String {
     };
     let (call_probe, return_probe) = (probe_for(false), probe_for(true));
     let mut interp = Interpreter::new(&script);
-    let mut out = Vec::new();
+    let mut out = Captured::default();
     for line in events_text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -112,7 +113,8 @@ fn run_case(name: &str) -> String {
             Flow::Continue
         );
     }
-    String::from_utf8(out).unwrap()
+    assert!(out.reports.is_empty(), "{:?}", out.reports);
+    String::from_utf8(out.output).unwrap()
 }
 
 fn check(name: &str) {

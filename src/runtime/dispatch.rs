@@ -2,11 +2,11 @@
 //! event belongs to, and answers the tapset functions from the event.
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use super::context::ProbeContext;
 use super::interp::{Flow, Interpreter, RuntimeError};
 use crate::kernel::{Event, EventKind};
+use crate::output::Sink;
 use crate::resolve::code::KernelCode;
 use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{Handler, PlannedFunction, ProbePlan};
@@ -99,7 +99,7 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Runs every handler of the event's function and side, in script order.
-    pub fn dispatch(&mut self, record: &[u8], out: &mut dyn Write) -> Result<Flow, RuntimeError> {
+    pub fn dispatch(&mut self, record: &[u8], out: &mut dyn Sink) -> Result<Flow, RuntimeError> {
         let Some(event) = Event::decode(record) else {
             self.undecodable += 1;
             return Ok(Flow::Continue);
@@ -149,7 +149,7 @@ impl<'a> Dispatcher<'a> {
         handlers: &[Handler],
         address: u64,
         probefunc: &str,
-        out: &mut dyn Write,
+        out: &mut dyn Sink,
     ) -> Result<Flow, RuntimeError> {
         for handler in handlers {
             let context = EventContext {

@@ -14,6 +14,7 @@ use super::indent::{IndentState, ReturnOf};
 use super::library::{self, Answer, Failure, LibraryState};
 use super::stats::Stats;
 use crate::output::printf::{Arg, PRINT_LIMIT};
+use crate::output::Sink;
 use crate::script::{
     ArithOp, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr,
     Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty, Value,
@@ -191,7 +192,7 @@ impl Interpreter {
         &mut self,
         probe_index: usize,
         ctx: &dyn ProbeContext,
-        out: &mut dyn Write,
+        out: &mut dyn Sink,
     ) -> Result<Flow, RuntimeError> {
         let probe = self
             .probes
@@ -210,7 +211,7 @@ impl Interpreter {
         let written = out.write_all(&m.output);
         m.output.clear();
         for warning in m.warnings.drain(..) {
-            eprintln!("WARNING: {warning}");
+            out.warning(&warning);
         }
         match ran {
             // Lowering allows `break` and `continue` only inside loops, which catch them,
@@ -1199,6 +1200,7 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::Captured;
     use crate::script::compile;
 
     struct Event {
@@ -1257,9 +1259,9 @@ mod tests {
     }
 
     fn run(interp: &mut Interpreter, probe: usize, ev: &Event) -> String {
-        let mut out = Vec::new();
+        let mut out = Captured::default();
         interp.run_probe(probe, ev, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
+        String::from_utf8(out.output).unwrap()
     }
 
     #[test]
@@ -1307,7 +1309,7 @@ mod tests {
         let mut interp = interpreter(
             "probe begin { if (tid() == 1) { print(\"one\") next } else print(\"other\"); exit(); print(\"!\") }",
         );
-        let mut out = Vec::new();
+        let mut out = Captured::default();
         assert_eq!(
             interp
                 .run_probe(0, &event(1, "a", 0, "", 0), &mut out)
@@ -1321,7 +1323,7 @@ mod tests {
             Flow::Exit
         );
         // exit() does not end the body; later statements still run, as in SystemTap.
-        assert_eq!(out, b"oneother!");
+        assert_eq!(out.output, b"oneother!");
     }
 
     #[test]
@@ -1348,7 +1350,7 @@ mod tests {
     fn division_by_zero_names_operator_and_place() {
         let mut interp = interpreter("probe begin {\n  x = 0\n  y = 5 % x\n}");
         let err = interp
-            .run_probe(0, &event(1, "a", 0, "", 0), &mut Vec::new())
+            .run_probe(0, &event(1, "a", 0, "", 0), &mut Captured::default())
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -1367,13 +1369,18 @@ mod tests {
                 Ok(())
             }
         }
+        impl Sink for Broken {
+            fn warning(&mut self, _: &str) {}
+            fn error(&mut self, _: &str) {}
+            fn note(&mut self, _: &str) {}
+        }
         let mut interp = interpreter("probe begin { print(1) }");
         let err = interp
             .run_probe(0, &event(1, "a", 0, "", 0), &mut Broken)
             .unwrap_err();
         assert!(matches!(err, RuntimeError::Output(_)));
         assert!(matches!(
-            interp.run_probe(5, &event(1, "a", 0, "", 0), &mut Vec::new()),
+            interp.run_probe(5, &event(1, "a", 0, "", 0), &mut Captured::default()),
             Err(RuntimeError::NoSuchProbe(5))
         ));
     }
