@@ -26,7 +26,7 @@ use crate::resolve::symbol_cache;
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
 use crate::runtime::timers::Timers;
-use crate::script::{self, CheckedScript, SourceFile};
+use crate::script::{self, CheckedScript, SourceFile, SourceMap};
 
 const KALLSYMS: &str = "/proc/kallsyms";
 /// How long to wait for events before looking again: until the next timer is due, and
@@ -58,7 +58,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Runs rstap as the command line asks and returns the process exit status.
 pub fn run(cli: &Cli) -> Result<i32> {
     libbpf_log::install(cli.verbose >= 2);
-    let source = load_source(cli)?;
+    let source = SourceMap::of_script(load_source(cli)?);
     let input = cli.script_input().map_err(anyhow::Error::msg)?;
     if cli.stop_after() == Some(1) {
         script::parse(&source, &input)?;
@@ -68,7 +68,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
     if script.probes.is_empty() {
         bail!(
             "{}: no probes: a script needs at least one probe",
-            source.name()
+            source.script().name()
         );
     }
     // Before the kernel's symbols: without privileges their addresses read as zeros, and
@@ -133,8 +133,15 @@ fn load_source(cli: &Cli) -> Result<SourceFile> {
             // Shown with the bad byte replaced, which leaves everything before it as it is.
             let at = err.utf8_error().valid_up_to();
             let byte = err.as_bytes()[at];
-            let shown = SourceFile::new(name, String::from_utf8_lossy(err.as_bytes()));
-            let span = script::Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8());
+            let shown = SourceMap::of_script(SourceFile::new(
+                name,
+                String::from_utf8_lossy(err.as_bytes()),
+            ));
+            let span = script::Span::new(
+                script::FileId::default(),
+                at,
+                at + char::REPLACEMENT_CHARACTER.len_utf8(),
+            );
             Err(script::ScriptError::at(
                 &shown,
                 span,

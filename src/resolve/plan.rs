@@ -11,7 +11,7 @@ use super::glob::Glob;
 use super::kallsyms::{FunctionSymbol, KernelSymbols};
 use super::source::{SourceError, SourceFunctions};
 use crate::script::{
-    CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ScriptError, SourceFile,
+    CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ScriptError, SourceMap,
 };
 
 /// How many close names a "matches nothing" error suggests.
@@ -208,7 +208,7 @@ impl<'k> Planner<'k> {
 /// an error, with close names suggested.
 pub fn plan(
     script: &CheckedScript,
-    source: &SourceFile,
+    source: &SourceMap,
     kernel: &KernelFunctions<'_>,
     sources: &mut dyn SourceFunctions,
 ) -> Result<ProbePlan, PlanError> {
@@ -316,7 +316,7 @@ fn plan_by_name(
     point: &ProbePoint,
     pattern: &str,
     variant: FunctionVariant,
-    source: &SourceFile,
+    source: &SourceMap,
 ) -> Result<(), PlanError> {
     let glob =
         Glob::new(pattern).map_err(|err| ScriptError::at(source, point.span, err.to_string()))?;
@@ -347,7 +347,7 @@ fn plan_by_source(
     point: &ProbePoint,
     (function, file): (&str, &str),
     variant: FunctionVariant,
-    source: &SourceFile,
+    source: &SourceMap,
     sources: &mut dyn SourceFunctions,
 ) -> Result<(), PlanError> {
     let found: Vec<SourceFunction> = sources.matching(function, file)?;
@@ -429,7 +429,7 @@ fn mark_shared_names(functions: &mut [PlannedFunction], symbols: &KernelSymbols)
 }
 
 fn no_match_error(
-    source: &SourceFile,
+    source: &SourceMap,
     point: &ProbePoint,
     pattern: &str,
     symbols: &KernelSymbols,

@@ -20,7 +20,7 @@ use crate::script::{
     Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty, Value,
     MAX_PRINT_ARGS,
 };
-use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceFile, Span, StrContext};
+use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceMap, Span, StrContext};
 
 /// What the caller should do after a probe body ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub struct Interpreter {
 
 /// Everything a body can change, apart from the body itself.
 struct Machine {
-    source: SourceFile,
+    source: SourceMap,
     int_globals: Vec<i64>,
     str_globals: Vec<Vec<u8>>,
     stats_globals: Vec<Stats>,
@@ -1201,7 +1201,7 @@ impl Machine {
 mod tests {
     use super::*;
     use crate::output::Captured;
-    use crate::script::compile;
+    use crate::script::{compile, SourceFile};
 
     struct Event {
         tid: i64,

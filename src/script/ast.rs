@@ -1,7 +1,7 @@
 //! The parsed script, before names and types are checked. Every node keeps its span.
 
 use super::lexer::{Op, StringLit};
-use super::source::Span;
+use super::source::{SourceMap, Span};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
@@ -65,9 +65,9 @@ pub struct PointSyntax {
 
 impl PointSyntax {
     /// The point as `pp()` names it: as written, or spelled out if it came from a group.
-    pub fn text(&self, source: &str) -> String {
+    pub fn text(&self, source: &SourceMap) -> String {
         if !self.grouped {
-            return source[self.span.start..self.span.end].to_string();
+            return source.slice(self.span).to_string();
         }
         let components: Vec<String> = self
             .components

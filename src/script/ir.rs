@@ -2,7 +2,7 @@
 //! the kernel side attaches. Owned by neither: every name is resolved to a slot, an array
 //! number or an enum, and every type is known, so running a body needs no lookup by name.
 
-use super::source::{SourceFile, Span};
+use super::source::{SourceMap, Span};
 use crate::output::printf::Format;
 
 /// A value's type. Statistics aggregates live only in globals and array elements.
@@ -382,7 +382,7 @@ pub struct CheckedScript {
     pub(crate) max_actions: u32,
     /// MAXSTRINGLEN: strings hold at most one byte less.
     pub(crate) max_string_len: usize,
-    pub(crate) source: SourceFile,
+    pub(crate) source: SourceMap,
     pub(crate) globals: Globals,
 }
 
@@ -399,7 +399,7 @@ pub(crate) struct CheckedFunction {
 
 impl CheckedScript {
     /// The script's text and name, for reporting errors against probe point spans.
-    pub fn source(&self) -> &SourceFile {
+    pub fn source(&self) -> &SourceMap {
         &self.source
     }
 }

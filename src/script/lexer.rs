@@ -2,7 +2,7 @@
 //! decoded) and operators. Comments and whitespace, newlines included, separate tokens and
 //! are dropped, as in SystemTap.
 
-use super::source::{ScriptError, SourceFile, Span};
+use super::source::{FileId, ScriptError, SourceFile, SourceMap, Span};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenKind {
@@ -228,8 +228,11 @@ pub struct Token {
 /// The whole script as tokens, ending with one `Eof` token.
 /// `args` are the script's command-line arguments: `$1` stands for the tokens of the first,
 /// `@1` for it as a string, `$#` and `@#` for how many there are.
-pub fn tokenize(source: &SourceFile, args: &[String]) -> Result<Vec<Token>, ScriptError> {
+pub fn tokenize(map: &SourceMap, file: FileId, args: &[String]) -> Result<Vec<Token>, ScriptError> {
+    let source = map.file(file);
     Lexer {
+        map,
+        file,
         source,
         args,
         bytes: source.text().as_bytes(),
@@ -239,6 +242,8 @@ pub fn tokenize(source: &SourceFile, args: &[String]) -> Result<Vec<Token>, Scri
 }
 
 struct Lexer<'a> {
+    map: &'a SourceMap,
+    file: FileId,
     source: &'a SourceFile,
     args: &'a [String],
     bytes: &'a [u8],
@@ -254,12 +259,12 @@ impl Lexer<'_> {
             let Some(&c) = self.bytes.get(start) else {
                 tokens.push(Token {
                     kind: TokenKind::Eof,
-                    span: Span::new(start, start),
+                    span: self.span(start, start),
                 });
                 return Ok(tokens);
             };
             if let Some(expansion) = self.script_argument()? {
-                let span = Span::new(start, self.pos);
+                let span = self.span(start, self.pos);
                 tokens.extend(expansion.into_iter().map(|kind| Token { kind, span }));
                 continue;
             }
@@ -274,13 +279,17 @@ impl Lexer<'_> {
             };
             tokens.push(Token {
                 kind,
-                span: Span::new(start, self.pos),
+                span: self.span(start, self.pos),
             });
         }
     }
 
+    fn span(&self, start: usize, end: usize) -> Span {
+        Span::new(self.file, start, end)
+    }
+
     fn error(&self, span: Span, message: impl Into<String>) -> ScriptError {
-        ScriptError::at(self.source, span, message)
+        ScriptError::at(self.map, span, message)
     }
 
     fn peek(&self, ahead: usize) -> Option<u8> {
@@ -302,7 +311,7 @@ impl Lexer<'_> {
                         Some(end) => self.pos = start + 2 + end + 2,
                         None => {
                             return Err(self.error(
-                                Span::new(start, start + 2),
+                                self.span(start, start + 2),
                                 "unterminated comment: this '/*' has no matching '*/'",
                             ))
                         }
@@ -333,7 +342,7 @@ impl Lexer<'_> {
         if digits == 0 {
             return Ok(None);
         }
-        let span = Span::new(self.pos, self.pos + 1 + digits);
+        let span = self.span(self.pos, self.pos + 1 + digits);
         let index: usize = after[..digits].parse().unwrap_or(usize::MAX);
         self.pos = span.end;
         let Some(arg) = index.checked_sub(1).and_then(|i| self.args.get(i)) else {
@@ -347,8 +356,11 @@ impl Lexer<'_> {
             return Ok(Some(vec![TokenKind::Str(plain_string(arg.as_bytes()))]));
         }
         // `$N` stands for the argument's own tokens, as if written in the script.
-        let text = SourceFile::new(format!("command line argument ${index}"), arg.clone());
-        let mut expansion: Vec<TokenKind> = tokenize(&text, &[])
+        let text = SourceMap::of_script(SourceFile::new(
+            format!("command line argument ${index}"),
+            arg.clone(),
+        ));
+        let mut expansion: Vec<TokenKind> = tokenize(&text, FileId::default(), &[])
             .map_err(|err| {
                 self.error(
                     span,
@@ -395,7 +407,7 @@ impl Lexer<'_> {
             // Two's-complement reinterpretation: 0xffffffffffffffff is -1, as in SystemTap.
             Ok(value) => Ok(TokenKind::Number(value as i64)),
             Err(_) => Err(self.error(
-                Span::new(start, self.pos),
+                self.span(start, self.pos),
                 format!("number '{text}' is invalid or out of range"),
             )),
         }
@@ -412,7 +424,7 @@ impl Lexer<'_> {
             match self.peek(0) {
                 None | Some(b'\n') => {
                     return Err(self.error(
-                        Span::new(start, self.pos),
+                        self.span(start, self.pos),
                         "unterminated string: a string must close on the line it opens",
                     ))
                 }
@@ -442,7 +454,7 @@ impl Lexer<'_> {
         self.pos += 1;
         let Some(c) = self.peek(0) else {
             return Err(self.error(
-                Span::new(string_start, self.pos),
+                self.span(string_start, self.pos),
                 "unterminated string: a string must close on the line it opens",
             ));
         };
@@ -457,7 +469,7 @@ impl Lexer<'_> {
             b'r' => Some(b'\r'),
             b'\n' => {
                 return Err(self.error(
-                    Span::new(string_start, escape_start),
+                    self.span(string_start, escape_start),
                     "unterminated string: a string must close on the line it opens",
                 ))
             }
@@ -482,7 +494,7 @@ impl Lexer<'_> {
             end += 1;
         }
         self.pos = end;
-        let span = Span::new(escape_start, end);
+        let span = self.span(escape_start, end);
         if end == first {
             return Err(self.error(span, "'\\x' must be followed by hex digits"));
         }
@@ -546,7 +558,7 @@ impl Lexer<'_> {
             None => {
                 let width = rest.chars().next().map_or(1, char::len_utf8);
                 Err(self.error(
-                    Span::new(self.pos, self.pos + width),
+                    self.span(self.pos, self.pos + width),
                     format!(
                         "unexpected character '{}'",
                         rest.chars().next().unwrap_or(' ')
@@ -561,8 +573,12 @@ impl Lexer<'_> {
 mod tests {
     use super::*;
 
+    fn script(text: &str) -> SourceMap {
+        SourceMap::of_script(SourceFile::new("t.stp", text))
+    }
+
     fn kinds(text: &str) -> Vec<TokenKind> {
-        tokenize(&SourceFile::new("t.stp", text), &[])
+        tokenize(&script(text), FileId::default(), &[])
             .unwrap()
             .into_iter()
             .map(|t| t.kind)
@@ -570,15 +586,15 @@ mod tests {
     }
 
     fn lex_error(text: &str) -> String {
-        tokenize(&SourceFile::new("t.stp", text), &[])
+        tokenize(&script(text), FileId::default(), &[])
             .unwrap_err()
             .to_string()
     }
 
     /// The error the first refused token makes, as the parser reports it.
     fn refused_with(text: &str, args: &[String]) -> String {
-        let source = SourceFile::new("t.stp", text);
-        tokenize(&source, args)
+        let source = script(text);
+        tokenize(&source, FileId::default(), args)
             .unwrap()
             .into_iter()
             .find_map(|token| match token.kind {
@@ -717,7 +733,7 @@ mod tests {
     fn script_arguments_stand_for_tokens_or_strings() {
         let args = ["2 + x".to_string(), "sock_*".to_string()];
         let kinds = |text: &str| -> Vec<TokenKind> {
-            tokenize(&SourceFile::new("t.stp", text), &args)
+            tokenize(&script(text), FileId::default(), &args)
                 .unwrap()
                 .into_iter()
                 .map(|t| t.kind)

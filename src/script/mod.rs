@@ -28,7 +28,7 @@ pub use ir::{
 pub use limits::Limits;
 pub use parser::MAX_NESTING;
 pub use passes::MAX_PRINT_ARGS;
-pub use source::{LineCol, ScriptError, SourceFile, Span};
+pub use source::{FileId, LineCol, ScriptError, SourceFile, SourceMap, Span};
 
 /// What the command line gives a script besides its text.
 #[derive(Debug, Clone, Default)]
@@ -42,20 +42,21 @@ pub struct ScriptInput {
 }
 
 /// Parses the text only: stap's pass 1.
-pub fn parse(source: &SourceFile, input: &ScriptInput) -> Result<(), ScriptError> {
+pub fn parse(source: &SourceMap, input: &ScriptInput) -> Result<(), ScriptError> {
     parser::parse(source, &input.args).map(drop)
 }
 
-/// Parses and checks a whole script that takes nothing from the command line.
-pub fn compile(source: &SourceFile) -> Result<CheckedScript, ScriptError> {
-    compile_with(source, &ScriptInput::default())
+/// Parses and checks a script alone, one that takes nothing from the command line.
+pub fn compile(script: &SourceFile) -> Result<CheckedScript, ScriptError> {
+    compile_with(
+        &SourceMap::of_script(script.clone()),
+        &ScriptInput::default(),
+    )
 }
 
-/// Parses and checks a whole script, with its command-line arguments and `-G` values.
-pub fn compile_with(
-    source: &SourceFile,
-    input: &ScriptInput,
-) -> Result<CheckedScript, ScriptError> {
+/// Parses and checks every file of a script, with its command-line arguments and `-G`
+/// values.
+pub fn compile_with(source: &SourceMap, input: &ScriptInput) -> Result<CheckedScript, ScriptError> {
     let script = parser::parse(source, &input.args)?;
     passes::check(source, &script, &input.globals, &input.limits)
 }

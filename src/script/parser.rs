@@ -8,7 +8,7 @@ use super::ast::{
 };
 use super::lexer::{tokenize, Op, StringLit, Token, TokenKind};
 use super::preprocess::{preprocess, Facts};
-use super::source::{ScriptError, SourceFile, Span};
+use super::source::{ScriptError, SourceMap, Span};
 
 /// Deeper nesting of expressions or statements is refused, so that neither the parser nor
 /// the passes walking the tree after it can overflow the stack on hostile input.
@@ -20,25 +20,41 @@ pub(super) const KEYWORDS: &[&str] = &[
     "break", "continue", "delete", "try", "catch", "private",
 ];
 
-pub fn parse(source: &SourceFile, args: &[String]) -> Result<Script, ScriptError> {
-    let tokens = preprocess(source, tokenize(source, args)?, &Facts::of_this_system())?;
-    if let Some(refused) = tokens.iter().find_map(|token| match &token.kind {
-        TokenKind::Refused(message) => Some(ScriptError::at(source, token.span, message)),
-        _ => None,
-    }) {
-        return Err(refused);
+/// Parses every file of the map into one script, in the map's order. A file with a
+/// construct rstap refuses stops there; otherwise every declaration that fails to parse
+/// gives its error, and parsing goes on at the next.
+pub fn parse(source: &SourceMap, args: &[String]) -> Result<Script, ScriptError> {
+    let facts = Facts::of_this_system();
+    let mut script = Script {
+        globals: Vec::new(),
+        probes: Vec::new(),
+        functions: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    for (file, _) in source.files() {
+        let tokens = preprocess(source, tokenize(source, file, args)?, &facts)?;
+        if let Some(refused) = tokens.iter().find_map(|token| match &token.kind {
+            TokenKind::Refused(message) => Some(ScriptError::at(source, token.span, message)),
+            _ => None,
+        }) {
+            return Err(refused);
+        }
+        let parser = Parser {
+            source,
+            tokens,
+            pos: 0,
+            depth: 0,
+        };
+        errors.extend(parser.declarations(&mut script));
     }
-    Parser {
-        source,
-        tokens,
-        pos: 0,
-        depth: 0,
+    match ScriptError::several(errors) {
+        Some(errors) => Err(errors),
+        None => Ok(script),
     }
-    .script()
 }
 
 struct Parser<'a> {
-    source: &'a SourceFile,
+    source: &'a SourceMap,
     tokens: Vec<Token>,
     pos: usize,
     /// An upper bound on the depth of the tree being built at this point.
@@ -134,7 +150,7 @@ impl Parser<'_> {
             TokenKind::Op(op) => format!("'{}'", op.text()),
             TokenKind::Stat(op) => format!("'@{op}'"),
             TokenKind::Conditional(_) | TokenKind::Refused(_) | TokenKind::Macro(_) => {
-                self.source.text()[token.span.start..token.span.end].to_string()
+                self.source.slice(token.span).to_string()
             }
         };
         self.error(token.span, format!("expected {wanted}, found {found}"))
@@ -169,35 +185,55 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn script(mut self) -> Result<Script, ScriptError> {
-        let mut script = Script {
-            globals: Vec::new(),
-            probes: Vec::new(),
-            functions: Vec::new(),
-        };
+    /// The file's declarations, added to `script`; the errors of those that fail.
+    fn declarations(mut self, script: &mut Script) -> Vec<ScriptError> {
+        let mut errors = Vec::new();
         loop {
             if self.peek().kind == TokenKind::Eof {
-                return Ok(script);
+                return errors;
             }
             if self.eat_op(Op::Semi) {
                 continue;
             }
-            // `private` limits a tapset's name to its file: one file here, nothing to limit.
-            if self.peek_keyword("private") {
-                self.advance();
+            let start = self.pos;
+            if let Err(error) = self.declaration(script) {
+                errors.push(error);
+                self.depth = 0;
+                self.skip_to_next_declaration(start);
             }
-            if self.peek_keyword("probe") {
-                self.advance();
-                script.probes.push(self.probe()?);
-            } else if self.peek_keyword("function") {
-                self.advance();
-                script.functions.push(self.function()?);
-            } else if self.peek_keyword("global") {
-                self.advance();
-                self.globals(&mut script.globals)?;
-            } else {
-                return Err(self.unexpected("'probe', 'global' or 'function'"));
-            }
+        }
+    }
+
+    fn declaration(&mut self, script: &mut Script) -> Result<(), ScriptError> {
+        // `private` limits a tapset's name to its file: one file here, nothing to limit.
+        if self.peek_keyword("private") {
+            self.advance();
+        }
+        if self.peek_keyword("probe") {
+            self.advance();
+            script.probes.push(self.probe()?);
+        } else if self.peek_keyword("function") {
+            self.advance();
+            script.functions.push(self.function()?);
+        } else if self.peek_keyword("global") {
+            self.advance();
+            self.globals(&mut script.globals)?;
+        } else {
+            return Err(self.unexpected("'probe', 'global' or 'function'"));
+        }
+        Ok(())
+    }
+
+    /// After a declaration that failed: on to the next word that starts one, which cannot
+    /// appear inside a declaration, past the failed one's first token.
+    fn skip_to_next_declaration(&mut self, failed_at: usize) {
+        self.pos = self.pos.max(failed_at + 1).min(self.tokens.len() - 1);
+        while self.peek().kind != TokenKind::Eof
+            && !["probe", "function", "global", "private"]
+                .iter()
+                .any(|word| self.peek_keyword(word))
+        {
+            self.pos += 1;
         }
     }
 
@@ -1022,7 +1058,10 @@ mod tests {
     use super::*;
 
     fn parse_text(text: &str) -> Result<Script, ScriptError> {
-        parse(&SourceFile::new("t.stp", text), &[])
+        parse(
+            &SourceMap::of_script(crate::script::SourceFile::new("t.stp", text)),
+            &[],
+        )
     }
 
     fn body_expr(text: &str) -> Expr {

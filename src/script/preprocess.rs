@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::lexer::{Conditional, Op, Token, TokenKind};
-use super::source::{ScriptError, SourceFile, Span};
+use super::source::{ScriptError, SourceMap, Span};
 use crate::resolve::glob::Glob;
 
 /// The SystemTap release whose language rstap follows, as `systemtap_v` compares.
@@ -77,7 +77,7 @@ struct Macro {
 /// `%( ... %)`) and every macro expanded. A `@NAME` that names no macro is left to the
 /// parser as the refusal of SystemTap's `@` operator of that name.
 pub fn preprocess(
-    source: &SourceFile,
+    source: &SourceMap,
     tokens: Vec<Token>,
     facts: &Facts,
 ) -> Result<Vec<Token>, ScriptError> {
@@ -94,7 +94,7 @@ pub fn preprocess(
 }
 
 struct Preprocessor<'a> {
-    source: &'a SourceFile,
+    source: &'a SourceMap,
     facts: &'a Facts,
     /// What is still to read, last token first: an expansion is pushed back onto it.
     input: Vec<Token>,
@@ -317,7 +317,7 @@ impl Preprocessor<'_> {
 
 /// Evaluates the condition after `%(` and consumes its `%?`.
 fn condition(
-    source: &SourceFile,
+    source: &SourceMap,
     input: &mut Vec<Token>,
     open: Span,
     facts: &Facts,
@@ -352,7 +352,7 @@ fn condition(
 }
 
 fn comparison(
-    source: &SourceFile,
+    source: &SourceMap,
     left: &Token,
     op: &Token,
     right: &Token,
@@ -490,19 +490,19 @@ mod tests {
     use crate::script::lexer::tokenize;
 
     fn kept(text: &str, args: &[&str]) -> Result<String, String> {
-        let source = SourceFile::new("t.stp", text);
+        let source = SourceMap::of_script(crate::script::SourceFile::new("t.stp", text));
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let facts = Facts::new(
             "6.12.118+deb13-cloud-amd64",
             "x86_64",
             "CONFIG_64BIT=y\nCONFIG_HZ=250\n",
         );
-        let tokens = tokenize(&source, &args).map_err(|e| e.to_string())?;
+        let tokens = tokenize(&source, Default::default(), &args).map_err(|e| e.to_string())?;
         let kept = preprocess(&source, tokens, &facts).map_err(|e| e.to_string())?;
         Ok(kept
             .iter()
             .filter(|t| t.kind != TokenKind::Eof)
-            .map(|t| source.text()[t.span.start..t.span.end].to_string())
+            .map(|t| source.slice(t.span).to_string())
             .collect::<Vec<_>>()
             .join(" "))
     }

@@ -1,20 +1,78 @@
-//! Script text, byte spans into it, and the `FILE:LINE:COL: error:` rendering of diagnostics.
+//! Script text in a map of source files, byte spans into them, and the
+//! `FILE:LINE:COL: error:` rendering of diagnostics, one or several.
 
-/// A half-open byte range `[start, end)` into a [`SourceFile`]'s text.
+/// Which file of a [`SourceMap`] a span is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FileId(u32);
+
+/// A half-open byte range `[start, end)` into one file's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Span {
+    pub file: FileId,
     pub start: usize,
     pub end: usize,
 }
 
 impl Span {
-    pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end }
+    pub fn new(file: FileId, start: usize, end: usize) -> Self {
+        Span { file, start, end }
     }
 
-    /// The smallest span covering both.
+    /// The smallest span covering both, which must be in the same file.
     pub fn to(self, other: Span) -> Span {
-        Span::new(self.start.min(other.start), self.end.max(other.end))
+        Span::new(
+            self.file,
+            self.start.min(other.start),
+            self.end.max(other.end),
+        )
+    }
+}
+
+/// Every file a script is made of: the script itself first, then what it brings in (rstap's
+/// tapsets, `-I` directories). Spans name their file, so an error anywhere shows its own
+/// file's name, line and column.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    /// A map of the script alone.
+    pub fn of_script(script: SourceFile) -> Self {
+        SourceMap {
+            files: vec![script],
+        }
+    }
+
+    pub fn add(&mut self, file: SourceFile) -> FileId {
+        self.files.push(file);
+        FileId((self.files.len() - 1) as u32)
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
+        (0u32..).map(FileId).zip(&self.files)
+    }
+
+    /// The script the user gave, the map's first file.
+    pub fn script(&self) -> &SourceFile {
+        &self.files[0]
+    }
+
+    pub fn file(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+
+    /// The text a span covers.
+    pub fn slice(&self, span: Span) -> &str {
+        let text = self.file(span.file).text();
+        let end = span.end.min(text.len());
+        text.get(span.start.min(end)..end).unwrap_or_default()
+    }
+
+    /// The token at a span's start and where it is, as SystemTap names the place of a
+    /// run-time error: `operator '/' at t.stp:3:9`, `identifier 'y' at ...`, `keyword at ...`.
+    pub fn near(&self, span: Span) -> String {
+        self.file(span.file).near(span)
     }
 }
 
@@ -67,15 +125,13 @@ impl SourceFile {
     }
 
     /// `FILE:LINE:COL` of a span's start, the form SystemTap uses in run-time errors.
-    pub fn location(&self, span: Span) -> String {
+    fn location(&self, span: Span) -> String {
         let at = self.line_col(span.start);
         format!("{}:{}:{}", self.name, at.line, at.column)
     }
 
-    /// The token at a span's start and where it is, as SystemTap names the place of a
-    /// run-time error: `operator '/' at t.stp:3:9`, `identifier 'y' at ...`, `keyword at ...`.
-    /// A span longer than one token is taken for its first.
-    pub fn near(&self, span: Span) -> String {
+    /// See [`SourceMap::near`]; a span longer than one token is taken for its first.
+    fn near(&self, span: Span) -> String {
         let text = &self.text[self.floor_char_boundary(span.start.min(self.text.len()))..];
         let word = |text: &str| {
             let end = text
@@ -132,12 +188,15 @@ impl SourceFile {
 pub struct ScriptError {
     message: String,
     rendered: String,
+    /// Where the error is, for showing several in the order of the script.
+    place: Option<(FileId, usize)>,
 }
 
 impl ScriptError {
-    /// An error about `span` of `source`; also for problems found after checking, such as a
-    /// probe point that matches no kernel function.
-    pub fn at(source: &SourceFile, span: Span, message: impl Into<String>) -> Self {
+    /// An error about `span`; also for problems found after checking, such as a probe
+    /// point that matches no kernel function.
+    pub fn at(map: &SourceMap, span: Span, message: impl Into<String>) -> Self {
+        let source = map.file(span.file);
         let message = message.into();
         let start = source.line_col(span.start);
         let line = source.line_text(start.line);
@@ -163,7 +222,38 @@ impl ScriptError {
             indent = caret_indent(&line, column),
             marks = "^".repeat(carets),
         );
-        ScriptError { message, rendered }
+        ScriptError {
+            message,
+            rendered,
+            place: Some((span.file, span.start)),
+        }
+    }
+
+    /// Several errors as one, in the order found, each shown in full, and a count after
+    /// them; `message` is the first's. `None` if there are none.
+    pub fn several(mut errors: Vec<ScriptError>) -> Option<ScriptError> {
+        if errors.len() <= 1 {
+            return errors.pop();
+        }
+        // Errors without a place (a bad -G value) first, then in the order of the script.
+        errors.sort_by_key(|error| error.place);
+        let count = errors.len();
+        let shown = errors.len().min(MAX_ERRORS_SHOWN);
+        let mut rendered: Vec<&str> = errors[..shown]
+            .iter()
+            .map(|e| e.rendered.as_str())
+            .collect();
+        let summary = if count > shown {
+            format!("rstap: {count} errors in the script, the first {shown} shown")
+        } else {
+            format!("rstap: {count} errors in the script")
+        };
+        rendered.push(&summary);
+        Some(ScriptError {
+            rendered: rendered.join("\n\n"),
+            place: errors[0].place,
+            message: errors.swap_remove(0).message,
+        })
     }
 
     /// The message alone, without location or source excerpt.
@@ -173,6 +263,7 @@ impl ScriptError {
         ScriptError {
             rendered: format!("rstap: error: {message}"),
             message,
+            place: None,
         }
     }
 
@@ -180,6 +271,9 @@ impl ScriptError {
         &self.message
     }
 }
+
+/// Past this many errors, the rest of a script's are counted, not shown.
+const MAX_ERRORS_SHOWN: usize = 20;
 
 /// How much of a long source line an error quotes: a window around the error.
 const EXCERPT_CHARS: usize = 160;
@@ -220,15 +314,27 @@ fn caret_indent(line: &str, column: usize) -> String {
 mod tests {
     use super::*;
 
+    fn span(start: usize, end: usize) -> Span {
+        Span::new(FileId::default(), start, end)
+    }
+
     #[test]
     fn an_error_among_trailing_carriage_returns_is_shown_past_the_line() {
         let long = format!("probe begin {{ printf(\"{}\", #x\r\r\r", "a".repeat(200));
         let source = SourceFile::new("t.stp", long.clone());
-        let error = ScriptError::at(&source, Span::new(long.len(), long.len()), "at the end");
+        let error = ScriptError::at(
+            &SourceMap::of_script(source),
+            span(long.len(), long.len()),
+            "at the end",
+        );
         assert!(error.to_string().ends_with("...^") || error.to_string().ends_with('^'));
         let short = "x = #\r\r";
         let source = SourceFile::new("t.stp", short);
-        let error = ScriptError::at(&source, Span::new(short.len(), short.len()), "here");
+        let error = ScriptError::at(
+            &SourceMap::of_script(source),
+            span(short.len(), short.len()),
+            "here",
+        );
         assert_eq!(
             error.to_string(),
             "t.stp:1:8: error: here\n  |\n1 | x = #\n  |      ^",
@@ -249,7 +355,11 @@ mod tests {
     #[test]
     fn error_shows_location_line_and_carets() {
         let src = SourceFile::new("s.stp", "probe begin {\n  foo(1)\n}\n");
-        let err = ScriptError::at(&src, Span::new(16, 19), "unknown function 'foo'");
+        let err = ScriptError::at(
+            &SourceMap::of_script(src),
+            span(16, 19),
+            "unknown function 'foo'",
+        );
         assert_eq!(
             err.to_string(),
             "s.stp:2:3: error: unknown function 'foo'\n  |\n2 |   foo(1)\n  |   ^^^"
@@ -262,7 +372,11 @@ mod tests {
         let text = format!("probe begin {{ {}foo(1) }}", "x = 1; ".repeat(10_000));
         let src = SourceFile::new("s.stp", text.clone());
         let start = text.find("foo").unwrap();
-        let err = ScriptError::at(&src, Span::new(start, start + 3), "unknown function 'foo'");
+        let err = ScriptError::at(
+            &SourceMap::of_script(src),
+            span(start, start + 3),
+            "unknown function 'foo'",
+        );
         let rendered = err.to_string();
         assert!(rendered.len() < 600, "{} bytes", rendered.len());
         let lines: Vec<&str> = rendered.lines().collect();
@@ -277,13 +391,43 @@ mod tests {
     #[test]
     fn empty_span_still_gets_one_caret() {
         let src = SourceFile::new("s.stp", "x");
-        let err = ScriptError::at(&src, Span::new(1, 1), "unexpected end of input");
+        let err = ScriptError::at(
+            &SourceMap::of_script(src),
+            span(1, 1),
+            "unexpected end of input",
+        );
         assert!(err.to_string().ends_with("1 | x\n  |  ^"), "{err}");
+    }
+
+    #[test]
+    fn spans_name_their_file_and_several_errors_show_in_script_order() {
+        let mut map = SourceMap::of_script(SourceFile::new("script.stp", "probe begin {}\n"));
+        let tapset = map.add(SourceFile::new("tapset/tcp.stp", "\n  probe tcp.x = y\n"));
+        let in_tapset = Span::new(tapset, 9, 14);
+        assert_eq!(map.slice(in_tapset), "tcp.x");
+        assert_eq!(
+            map.near(in_tapset),
+            "identifier 'tcp' at tapset/tcp.stp:2:9"
+        );
+        let errors = ScriptError::several(vec![
+            ScriptError::at(&map, in_tapset, "second"),
+            ScriptError::at(&map, span(6, 11), "first"),
+            ScriptError::without_place("no place"),
+        ])
+        .unwrap();
+        assert_eq!(errors.message(), "no place");
+        let shown = errors.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[0], "rstap: error: no place");
+        assert_eq!(lines[2], "script.stp:1:7: error: first");
+        assert_eq!(lines[7], "tapset/tcp.stp:2:9: error: second");
+        assert_eq!(lines.last(), Some(&"rstap: 3 errors in the script"));
+        assert!(ScriptError::several(Vec::new()).is_none());
     }
 
     #[test]
     fn location_is_file_line_column() {
         let src = SourceFile::new("a.stp", "\n\n  1/0");
-        assert_eq!(src.location(Span::new(5, 6)), "a.stp:3:4");
+        assert_eq!(src.location(span(5, 6)), "a.stp:3:4");
     }
 }

@@ -12,7 +12,7 @@ use crate::script::ast::{self, ArrayDecl, Expr, ExprKind, Part, Stmt, TypeName};
 use crate::script::builtins;
 use crate::script::ir::Ty;
 use crate::script::lexer::Op;
-use crate::script::source::{ScriptError, SourceFile};
+use crate::script::source::{ScriptError, SourceMap};
 
 /// What inference learned about the script's names.
 #[derive(Debug, Default)]
@@ -55,7 +55,7 @@ pub(super) struct ArrayShape {
     pub(super) keys: Vec<Option<Ty>>,
 }
 
-pub(super) fn infer(source: &SourceFile, script: &ast::Script) -> Result<Symbols, ScriptError> {
+pub(super) fn infer(source: &SourceMap, script: &ast::Script) -> Result<Symbols, ScriptError> {
     let mut symbols = Symbols {
         globals: HashMap::new(),
         locals: vec![HashMap::new(); script.probes.len() + script.functions.len()],

@@ -19,7 +19,7 @@ use crate::script::ir::{
 use crate::script::lexer::Op;
 use crate::script::limits::Limits;
 use crate::script::points;
-use crate::script::source::{ScriptError, SourceFile, Span};
+use crate::script::source::{ScriptError, SourceMap, Span};
 
 /// SystemTap refuses print calls with more arguments than this.
 pub const MAX_PRINT_ARGS: usize = 32;
@@ -32,7 +32,7 @@ struct GlobalLayout {
 }
 
 pub(super) fn lower(
-    source: &SourceFile,
+    source: &SourceMap,
     script: &ast::Script,
     symbols: &Symbols,
     shown_at_exit: &[String],
@@ -59,19 +59,27 @@ pub(super) fn lower(
     // of rstap's own process each asks for.
     let mut calls: Vec<Vec<usize>> = Vec::new();
     let mut own_process_facts: Vec<Option<(&'static str, Span)>> = Vec::new();
+    // Each body's first error, and each probe point's: the bodies are lowered all the same,
+    // so that one run shows them all.
+    let mut errors = Vec::new();
     for (index, probe) in script.probes.iter().enumerate() {
         let mut points = Vec::with_capacity(probe.points.len());
         for point in &probe.points {
-            match points::resolve(point, &point.text(source.text())) {
+            match points::resolve(point, &point.text(source)) {
                 Ok(resolved) => points.push(resolved),
                 // An optional point of a kind rstap does not know is left out, as SystemTap
                 // leaves out an optional point it cannot resolve.
                 Err(_) if point.optional => {}
-                Err((span, message)) => return Err(ScriptError::at(source, span, message)),
+                Err((span, message)) => errors.push(ScriptError::at(source, span, message)),
             }
         }
         let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
-        let body = lowering.block(&probe.body.statements)?;
+        let body = lowering
+            .block(&probe.body.statements)
+            .unwrap_or_else(|error| {
+                errors.push(error);
+                Vec::new()
+            });
         calls.push(lowering.callees);
         own_process_facts.push(lowering.own_process_fact);
         probes.push(CheckedProbe {
@@ -87,12 +95,21 @@ pub(super) fn lower(
         let mut lowering = Lowering::new(source, symbols, &layout, limits, body, &mut shapes);
         lowering.function = symbols.functions.get(&function.name.name);
         let mut params = Vec::with_capacity(function.params.len());
+        let mut lowered = Ok(());
         for (param, _) in &function.params {
             // A parameter no call or use gives a type is a long, as an unused local is.
             let ty = symbols.var(body, &param.name).unwrap_or(Ty::Long);
-            params.push((ty, lowering.local(&param.name, ty, param.span)?));
+            match lowering.local(&param.name, ty, param.span) {
+                Ok(slot) => params.push((ty, slot)),
+                Err(error) => lowered = Err(error),
+            }
         }
-        let statements = lowering.block(&function.body.statements)?;
+        let statements = lowered
+            .and_then(|()| lowering.block(&function.body.statements))
+            .unwrap_or_else(|error| {
+                errors.push(error);
+                Vec::new()
+            });
         calls.push(lowering.callees);
         own_process_facts.push(lowering.own_process_fact);
         functions.push(CheckedFunction {
@@ -102,6 +119,9 @@ pub(super) fn lower(
             int_locals: lowering.int_locals,
             str_locals: lowering.str_locals,
         });
+    }
+    if let Some(errors) = ScriptError::several(errors) {
+        return Err(errors);
     }
     refuse_own_process_facts_in_kernel_probes(source, &probes, &calls, &own_process_facts)?;
     let max_nesting = limits
@@ -128,7 +148,7 @@ pub(super) fn lower(
 /// Refuses `uid()` and the other facts of rstap's own process in a probe on kernel events,
 /// where SystemTap answers with the event's task: rstap's events do not carry them yet.
 fn refuse_own_process_facts_in_kernel_probes(
-    source: &SourceFile,
+    source: &SourceMap,
     probes: &[CheckedProbe],
     calls: &[Vec<usize>],
     facts: &[Option<(&'static str, Span)>],
@@ -377,7 +397,7 @@ fn stat_op(name: &str) -> Option<StatOp> {
 
 /// Lowers one probe's or function's body, giving its locals slot numbers.
 struct Lowering<'a> {
-    source: &'a SourceFile,
+    source: &'a SourceMap,
     symbols: &'a Symbols,
     layout: &'a GlobalLayout,
     limits: &'a Limits,
@@ -425,7 +445,7 @@ const MAX_VARIANCE_SHIFT: i64 = 62;
 
 impl<'a> Lowering<'a> {
     fn new(
-        source: &'a SourceFile,
+        source: &'a SourceMap,
         symbols: &'a Symbols,
         layout: &'a GlobalLayout,
         limits: &'a Limits,
@@ -1104,7 +1124,7 @@ impl<'a> Lowering<'a> {
                 format!(
                     "'{}' cannot be applied to '{}', a {}",
                     op.text(),
-                    &lowering.source.text()[target.span.start..target.span.end],
+                    lowering.source.slice(target.span),
                     ty.name()
                 ),
             )

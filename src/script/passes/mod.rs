@@ -12,11 +12,11 @@ pub use lower::MAX_PRINT_ARGS;
 use super::ast;
 use super::ir::CheckedScript;
 use super::limits::Limits;
-use super::source::{ScriptError, SourceFile};
+use super::source::{ScriptError, SourceMap};
 
 /// `global_values` are `-G NAME=VALUE` settings, overriding the script's initial values.
 pub(super) fn check(
-    source: &SourceFile,
+    source: &SourceMap,
     script: &ast::Script,
     global_values: &[(String, String)],
     limits: &Limits,
@@ -55,10 +55,7 @@ mod tests {
             }
         );
         assert_eq!(points[1].text, "kernel.function(\"*@net/socket.c\").return");
-        assert_eq!(
-            &script.source().text()[points[1].span.start..points[1].span.end],
-            points[1].text
-        );
+        assert_eq!(script.source().slice(points[1].span), points[1].text);
     }
 
     #[test]
