@@ -164,6 +164,25 @@ impl Parser<'_> {
         }
     }
 
+    /// A probe point component's name: a word, or words and `*` wildcards written
+    /// together (`*`, `sys*`, `*execve`).
+    fn point_component_name(&mut self) -> Result<(String, Span), ScriptError> {
+        let start = self.peek().span;
+        let mut name = String::new();
+        let mut span = start;
+        loop {
+            let token = self.peek();
+            let adjacent = name.is_empty() || token.span.start == span.end;
+            match &token.kind {
+                TokenKind::Ident(word) if adjacent => name.push_str(word),
+                TokenKind::Op(Op::Star) if adjacent => name.push('*'),
+                _ if name.is_empty() => return Err(self.unexpected("a probe point")),
+                _ => return Ok((name, span)),
+            }
+            span = start.to(self.advance().span);
+        }
+    }
+
     fn expect_ident(&mut self, what: &str) -> Result<(String, Span), ScriptError> {
         match &self.peek().kind {
             TokenKind::Ident(name) => {
@@ -391,12 +410,6 @@ impl Parser<'_> {
         let mut grouped = false;
         loop {
             let at = self.peek().span;
-            if self.peek_op(Op::Star) {
-                return Err(self.error(
-                    at,
-                    "not supported yet: wildcard probe point components (`NAME.*`)",
-                ));
-            }
             if self.eat_op(Op::LBrace) {
                 self.nest(at)?;
                 grouped = true;
@@ -444,7 +457,7 @@ impl Parser<'_> {
     }
 
     fn point_component(&mut self) -> Result<PointComponent, ScriptError> {
-        let (name, name_span) = self.expect_ident("a probe point")?;
+        let (name, name_span) = self.point_component_name()?;
         let mut span = name_span;
         let argument = if self.eat_op(Op::LParen) {
             let negative = self.eat_op(Op::Minus);
@@ -1232,10 +1245,6 @@ mod tests {
     fn constructs_not_supported_yet_are_named() {
         for (text, refusal) in [
             (
-                "probe syscall.* { }",
-                "t.stp:1:15: error: not supported yet: wildcard probe point components",
-            ),
-            (
                 "probe a = begin { }",
                 "t.stp:1:9: error: not supported yet: probe aliases",
             ),
@@ -1243,6 +1252,23 @@ mod tests {
             let err = parse_text(text).unwrap_err().to_string();
             assert!(err.starts_with(refusal), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn point_components_may_hold_wildcards() {
+        let script = parse_text("probe syscall.*, sys*.*execve, ti*.s(1) { }").unwrap();
+        let names: Vec<Vec<&str>> = script.probes[0]
+            .points
+            .iter()
+            .map(|point| point.components.iter().map(|c| c.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [vec!["syscall", "*"], vec!["sys*", "*execve"], vec!["ti*", "s"]]
+        );
+        // A wildcard apart from its word is not part of it.
+        assert!(parse_text("probe syscall. * { }").is_ok());
+        assert!(parse_text("probe sys *.x { }").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::ast::{PointArg, PointComponent, PointSyntax};
 use super::ir::{FunctionVariant, ProbePoint, ProbePointKind};
-use super::source::Span;
+use super::source::{SourceMap, Span};
 
 /// A provider's failure: where, and what to say.
 pub(super) type PointError = (Span, String);
@@ -55,10 +55,15 @@ const PROVIDERS: &[Provider] = &[
     },
 ];
 
-/// Resolves a probe point as written to the provider that takes it.
-pub(super) fn resolve(point: &PointSyntax, text: &str) -> Result<ProbePoint, PointError> {
+/// Resolves a probe point as written to the providers that take it: one, or, for a point
+/// with wildcards in its names (`ti*.s(1)`), every one whose names they match, each as
+/// its own point named as it matched.
+pub(super) fn resolve(
+    point: &PointSyntax,
+    source: &SourceMap,
+) -> Result<Vec<ProbePoint>, PointError> {
     let c = &point.components;
-    let provider = PROVIDERS.iter().find(|provider| {
+    let takes = |provider: &&Provider| {
         c.len() >= provider.path.len()
             && provider
                 .path
@@ -67,42 +72,93 @@ pub(super) fn resolve(point: &PointSyntax, text: &str) -> Result<ProbePoint, Poi
                 .enumerate()
                 .all(|(i, (name, comp))| {
                     // Only the last component of the path may take an argument.
-                    comp.name == *name && (comp.argument.is_none() || i + 1 == provider.path.len())
+                    wildcard_matches(&comp.name, name)
+                        && (comp.argument.is_none() || i + 1 == provider.path.len())
                 })
-    });
-    let Some(provider) = provider else {
-        if let Some(numbered) = c
-            .iter()
-            .position(|comp| matches!(comp.argument, Some(PointArg::Number(_))))
-        {
-            let names: Vec<&str> = c[..=numbered]
-                .iter()
-                .map(|comp| comp.name.as_str())
-                .collect();
-            return Err((
-                c[0].span.to(c[numbered].span),
-                format!(
-                    "not supported yet: the probe point `{}(NUMBER)`",
-                    names.join(".")
-                ),
-            ));
-        }
-        let usages: Vec<&str> = PROVIDERS.iter().map(|p| p.usage).collect();
+    };
+    let providers: Vec<&Provider> = PROVIDERS.iter().filter(takes).collect();
+    if providers.is_empty() {
+        return Err(no_provider(point, &point.text(source)));
+    }
+    if let Some(wild) = c
+        .iter()
+        .skip(providers.iter().map(|p| p.path.len()).min().unwrap_or(0))
+        .find(|comp| comp.name.contains('*'))
+    {
         return Err((
-            point.span,
+            wild.span,
             format!(
-                "unknown probe point '{text}'; supported: {}",
-                usages.join(", ")
+                "not supported yet: a wildcard in '{}' after a probe point's name: rstap \
+                 matches wildcards against names of probe points, not against their suffixes",
+                wild.name
             ),
         ));
-    };
-    Ok(ProbePoint {
-        kind: (provider.build)(c)?,
-        text: text.to_string(),
-        span: point.span,
-        optional: point.optional,
-        sufficient: point.sufficient,
-    })
+    }
+    providers
+        .into_iter()
+        .map(|provider| {
+            let mut matched = point.clone();
+            for (component, name) in matched.components.iter_mut().zip(provider.path) {
+                if component.name != *name {
+                    component.name = name.to_string();
+                    // Named as matched, not as written.
+                    matched.grouped = true;
+                }
+            }
+            Ok(ProbePoint {
+                kind: (provider.build)(&matched.components)?,
+                text: matched.text(source),
+                span: point.span,
+                optional: point.optional,
+                sufficient: point.sufficient,
+            })
+        })
+        .collect()
+}
+
+/// Whether a component's name as written (`*` standing for any run of characters)
+/// matches a provider's.
+fn wildcard_matches(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, tail)) => {
+            name.starts_with(head)
+                && (0..=name.len() - head.len()).any(|skip| {
+                    name.is_char_boundary(head.len() + skip)
+                        && wildcard_matches(tail, &name[head.len() + skip..])
+                })
+        }
+    }
+}
+
+/// The error for a point no provider takes: the construct named, if it is one rstap does
+/// not have yet, else the list of points it has.
+fn no_provider(point: &PointSyntax, text: &str) -> PointError {
+    let c = &point.components;
+    if let Some(numbered) = c
+        .iter()
+        .position(|comp| matches!(comp.argument, Some(PointArg::Number(_))))
+    {
+        let names: Vec<&str> = c[..=numbered]
+            .iter()
+            .map(|comp| comp.name.as_str())
+            .collect();
+        return (
+            c[0].span.to(c[numbered].span),
+            format!(
+                "not supported yet: the probe point `{}(NUMBER)`",
+                names.join(".")
+            ),
+        );
+    }
+    let usages: Vec<&str> = PROVIDERS.iter().map(|p| p.usage).collect();
+    (
+        point.span,
+        format!(
+            "unknown probe point '{text}'; supported: {}",
+            usages.join(", ")
+        ),
+    )
 }
 
 /// `begin` or `begin(N)`: one component, whose number is the priority.
@@ -122,9 +178,6 @@ fn prioritised(c: &[PointComponent]) -> Result<i64, PointError> {
         )),
     }
 }
-
-/// The kernel's timer tick, for `timer.jiffies`: Debian's kernels are built with HZ=250.
-const JIFFY_NS: u64 = 1_000_000_000 / 250;
 
 /// `timer.ms(100)`, `timer.s(1).randomize(1)`, `timer.hz(10)`, ...
 fn timer(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
@@ -155,7 +208,11 @@ fn timer(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
         "ms" | "msec" => 1_000_000,
         "us" | "usec" => 1_000,
         "ns" | "nsec" => 1,
-        "jiffies" => JIFFY_NS,
+        // One of the kernel's ticks.
+        "jiffies" => match crate::system::kernel_hz() {
+            Ok(hz) => 1_000_000_000 / hz as u64,
+            Err(why) => return Err((unit.span, format!("timer.jiffies: {why}"))),
+        },
         "hz" => 0,
         other => {
             return Err((

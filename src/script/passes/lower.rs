@@ -65,8 +65,8 @@ pub(super) fn lower(
     for (index, probe) in script.probes.iter().enumerate() {
         let mut points = Vec::with_capacity(probe.points.len());
         for point in &probe.points {
-            match points::resolve(point, &point.text(source)) {
-                Ok(resolved) => points.push(resolved),
+            match points::resolve(point, source) {
+                Ok(resolved) => points.extend(resolved),
                 // An optional point of a kind rstap does not know is left out, as SystemTap
                 // leaves out an optional point it cannot resolve.
                 Err(_) if point.optional => {}
