@@ -1243,12 +1243,10 @@ mod tests {
 
     #[test]
     fn constructs_not_supported_yet_are_named() {
-        for (text, refusal) in [
-            (
-                "probe a = begin { }",
-                "t.stp:1:9: error: not supported yet: probe aliases",
-            ),
-        ] {
+        for (text, refusal) in [(
+            "probe a = begin { }",
+            "t.stp:1:9: error: not supported yet: probe aliases",
+        )] {
             let err = parse_text(text).unwrap_err().to_string();
             assert!(err.starts_with(refusal), "{text}: {err}");
         }
@@ -1264,7 +1262,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [vec!["syscall", "*"], vec!["sys*", "*execve"], vec!["ti*", "s"]]
+            [
+                vec!["syscall", "*"],
+                vec!["sys*", "*execve"],
+                vec!["ti*", "s"]
+            ]
         );
         // A wildcard apart from its word is not part of it.
         assert!(parse_text("probe syscall. * { }").is_ok());

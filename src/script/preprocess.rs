@@ -162,7 +162,10 @@ impl Preprocessor<'_> {
                     self.expand(&name, token.span)?;
                 }
                 TokenKind::Macro(name) => out.push(Token {
-                    kind: TokenKind::Refused(format!("not supported yet: `@{name}`")),
+                    kind: TokenKind::Refused(format!(
+                        "not supported yet: `@{name}`{}",
+                        refusal_reason(&name)
+                    )),
                     span: token.span,
                 }),
                 _ => out.push(token),
@@ -315,6 +318,16 @@ impl Preprocessor<'_> {
     }
 }
 
+/// Why an `@` operator rstap refuses is missing, where that says more than its name.
+fn refusal_reason(name: &str) -> &'static str {
+    match name {
+        "defined" => ": it asks whether a target variable ($var) exists, and rstap does not read the kernel's variables yet",
+        "entry" => ": it saves a value at a function's entry for its return probe, which needs the kernel's variables",
+        "cast" | "var" => ": it reads the kernel's data, which rstap does not read yet",
+        _ => "",
+    }
+}
+
 /// Evaluates the condition after `%(` and consumes its `%?`.
 fn condition(
     source: &SourceMap,
@@ -331,7 +344,18 @@ fn condition(
                 .filter(|t| t.kind != TokenKind::Eof)
                 .ok_or_else(|| ScriptError::at(source, open, "incomplete condition after '%('"))
         };
-        let (left, op, right) = (next()?, next()?, next()?);
+        let left = next()?;
+        if let TokenKind::Macro(name) = &left.kind {
+            return Err(ScriptError::at(
+                source,
+                left.span,
+                format!(
+                    "not supported yet: `@{name}` in a preprocessor condition{}",
+                    refusal_reason(name)
+                ),
+            ));
+        }
+        let (op, right) = (next()?, next()?);
         all &= comparison(source, &left, &op, &right, facts)?;
         match next()?.kind {
             TokenKind::Op(Op::AndAnd) => {}
