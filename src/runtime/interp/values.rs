@@ -1,0 +1,510 @@
+//! Evaluating expressions: slots, array elements and their keys, aggregates and their
+//! figures, formats, and the long and string expressions.
+
+use super::*;
+
+impl Machine {
+    pub(super) fn int_slot(&mut self, slot: Slot) -> &mut i64 {
+        match slot {
+            Slot::Local(i) => &mut self.int_locals[i],
+            Slot::Global(i) => &mut self.int_globals[i],
+        }
+    }
+
+    pub(super) fn str_slot(&mut self, slot: Slot) -> &mut Vec<u8> {
+        match slot {
+            Slot::Local(i) => &mut self.str_locals[i],
+            Slot::Global(i) => &mut self.str_globals[i],
+        }
+    }
+
+    pub(super) fn set_str(&mut self, slot: Slot, value: &[u8]) {
+        let target = self.str_slot(slot);
+        target.clear();
+        target.extend_from_slice(value);
+    }
+
+    /// Evaluates an element's keys.
+    pub(super) fn key(
+        &mut self,
+        element: &ElementRef,
+        ctx: &dyn ProbeContext,
+    ) -> Result<Key, Stop> {
+        let mut key = Vec::with_capacity(element.keys.len());
+        for part in &element.keys {
+            key.push(self.key_part(part, ctx)?);
+        }
+        Ok(key)
+    }
+
+    pub(super) fn key_part(
+        &mut self,
+        part: &Value,
+        ctx: &dyn ProbeContext,
+    ) -> Result<KeyPart, Stop> {
+        Ok(match part {
+            Value::Str(e) => {
+                let mut text = self.take_buffer();
+                let result = self.str(e, ctx, &mut text);
+                let part = KeyPart::Str(text.as_slice().into());
+                self.pool.push(text);
+                result?;
+                part
+            }
+            Value::Int(e) => KeyPart::Int(self.int(e, ctx)?),
+            Value::Hist(_) => KeyPart::Int(0),
+        })
+    }
+
+    /// The element `element` names, made if new.
+    pub(super) fn entry(
+        &mut self,
+        element: &ElementRef,
+        ctx: &dyn ProbeContext,
+    ) -> Result<&mut Element, Stop> {
+        let key = self.key(element, ctx)?;
+        let Machine { arrays, source, .. } = self;
+        let array = &mut arrays[element.array];
+        let limit = array.limit_name();
+        array.entry(key).map_err(|Full| {
+            Stop::Error(RuntimeError::ArrayFull {
+                limit,
+                near: source.near(element.span),
+            })
+        })
+    }
+
+    /// The aggregate `place` names, made if it is a new array element.
+    pub(super) fn stats_entry(
+        &mut self,
+        place: &Place,
+        ctx: &dyn ProbeContext,
+    ) -> Result<&mut Stats, Stop> {
+        match place {
+            Place::Var(Slot::Global(i) | Slot::Local(i)) => Ok(&mut self.stats_globals[*i]),
+            Place::Element(element) => Ok(self.entry(element, ctx)?.stats_mut()),
+        }
+    }
+
+    /// Reads an aggregate without making it: `f` gets `None` for an absent element.
+    pub(super) fn with_stats<T>(
+        &mut self,
+        place: &Place,
+        ctx: &dyn ProbeContext,
+        f: impl FnOnce(Option<&Stats>) -> T,
+    ) -> Result<T, Stop> {
+        Ok(match place {
+            Place::Var(Slot::Global(i) | Slot::Local(i)) => f(Some(&self.stats_globals[*i])),
+            Place::Element(element) => {
+                let key = self.key(element, ctx)?;
+                match self.arrays[element.array].get(&key) {
+                    Some(Element::Stats(stats)) => f(Some(stats)),
+                    _ => f(None),
+                }
+            }
+        })
+    }
+
+    pub(super) fn stat(
+        &mut self,
+        op: StatOp,
+        place: &Place,
+        span: Span,
+        ctx: &dyn ProbeContext,
+    ) -> Result<i64, Stop> {
+        let value = self.with_stats(place, ctx, |stats| {
+            let Some(stats) = stats else {
+                return match op {
+                    StatOp::Count | StatOp::Sum => Some(0),
+                    _ => None,
+                };
+            };
+            match op {
+                StatOp::Count => Some(stats.count()),
+                StatOp::Sum => Some(stats.sum()),
+                StatOp::Min => stats.min(),
+                StatOp::Max => stats.max(),
+                StatOp::Avg => stats.avg(),
+                StatOp::Variance => stats.variance(matches!(place, Place::Var(_))),
+            }
+        })?;
+        value.ok_or_else(|| {
+            Stop::Error(RuntimeError::EmptyAggregate {
+                near: self.source.near(span),
+            })
+        })
+    }
+
+    pub(super) fn histogram(
+        &mut self,
+        histogram: &Histogram,
+        ctx: &dyn ProbeContext,
+        dst: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
+        let drawn = self.with_stats(&histogram.place, ctx, |stats| match stats {
+            Some(stats) if stats.count() > 0 => {
+                stats.write_histogram(histogram.kind, dst);
+                true
+            }
+            _ => false,
+        })?;
+        if drawn {
+            Ok(())
+        } else {
+            Err(Stop::Error(RuntimeError::EmptyAggregate {
+                near: self.source.near(histogram.print_span),
+            }))
+        }
+    }
+
+    pub(super) fn take_buffer(&mut self) -> Vec<u8> {
+        let mut buffer = self.pool.pop().unwrap_or_default();
+        buffer.clear();
+        buffer
+    }
+
+    /// Evaluates the arguments, then formats them into `dst`.
+    pub(super) fn format(
+        &mut self,
+        call: &PrintCall,
+        ctx: &dyn ProbeContext,
+        dst: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), Stop> {
+        let mut ints = [0i64; MAX_PRINT_ARGS + 1];
+        let mut strings = self.take_buffer();
+        let mut ends = [0usize; MAX_PRINT_ARGS + 1];
+        let mut result = Ok(());
+        for (i, arg) in call.args.iter().enumerate() {
+            let evaluated = match arg {
+                Value::Int(e) => self.int(e, ctx).map(|n| ints[i] = n),
+                Value::Str(e) => self.str(e, ctx, &mut strings),
+                Value::Hist(histogram) => self.histogram(histogram, ctx, &mut strings),
+            };
+            if let Err(e) = evaluated {
+                result = Err(e);
+                break;
+            }
+            ends[i] = strings.len();
+        }
+        if result.is_ok() {
+            let mut args = [Arg::Int(0); MAX_PRINT_ARGS + 1];
+            let mut start = 0;
+            for (i, arg) in call.args.iter().enumerate() {
+                args[i] = match arg {
+                    Value::Int(_) => Arg::Int(ints[i]),
+                    Value::Str(_) | Value::Hist(_) => Arg::Str(&strings[start..ends[i]]),
+                };
+                start = ends[i];
+            }
+            call.format.write(&args[..call.args.len()], dst, limit);
+        }
+        self.pool.push(strings);
+        result
+    }
+
+    pub(super) fn int(&mut self, e: &IntExpr, ctx: &dyn ProbeContext) -> Result<i64, Stop> {
+        Ok(match e {
+            IntExpr::Const(n) => *n,
+            IntExpr::Var(Slot::Local(i)) => self.int_locals[*i],
+            IntExpr::Var(Slot::Global(i)) => self.int_globals[*i],
+            IntExpr::Neg(x) => self.int(x, ctx)?.wrapping_neg(),
+            IntExpr::Not(x) => i64::from(self.int(x, ctx)? == 0),
+            IntExpr::BitNot(x) => !self.int(x, ctx)?,
+            IntExpr::Arith(op, l, r, span) => {
+                let (a, b) = (self.int(l, ctx)?, self.int(r, ctx)?);
+                arith(*op, a, b).ok_or_else(|| self.division_by_zero(*span))?
+            }
+            IntExpr::Compare(op, l, r) => {
+                let (a, b) = (self.int(l, ctx)?, self.int(r, ctx)?);
+                i64::from(compare(*op, &a, &b))
+            }
+            IntExpr::StrCompare(op, l, r) => {
+                let mut a = self.take_buffer();
+                let mut b = self.take_buffer();
+                let result = self
+                    .str(l, ctx, &mut a)
+                    .and_then(|()| self.str(r, ctx, &mut b))
+                    .map(|()| i64::from(compare(*op, a.as_slice(), b.as_slice())));
+                self.pool.push(a);
+                self.pool.push(b);
+                result?
+            }
+            IntExpr::And(l, r) => i64::from(self.int(l, ctx)? != 0 && self.int(r, ctx)? != 0),
+            IntExpr::Or(l, r) => i64::from(self.int(l, ctx)? != 0 || self.int(r, ctx)? != 0),
+            IntExpr::Cond(c, t, f) => {
+                if self.int(c, ctx)? != 0 {
+                    self.int(t, ctx)?
+                } else {
+                    self.int(f, ctx)?
+                }
+            }
+            IntExpr::Element(element) => {
+                let key = self.key(element, ctx)?;
+                match self.arrays[element.array].get(&key) {
+                    Some(Element::Int(n)) => *n,
+                    _ => 0,
+                }
+            }
+            IntExpr::Matches {
+                subject,
+                regex,
+                negate,
+            } => {
+                let mut text = std::mem::take(&mut self.match_subject);
+                text.clear();
+                let result = self.str(subject, ctx, &mut text);
+                self.match_groups.clear();
+                self.matched = false;
+                if result.is_ok() {
+                    if let Some(captures) = regex.captures(&text) {
+                        self.matched = true;
+                        self.match_groups.extend(
+                            captures
+                                .iter()
+                                .map(|group| group.map(|g| (g.start(), g.end()))),
+                        );
+                    }
+                }
+                self.match_subject = text;
+                result?;
+                i64::from(self.matched != *negate)
+            }
+            IntExpr::Contains(element) => {
+                let key = self.key(element, ctx)?;
+                i64::from(self.arrays[element.array].contains(&key))
+            }
+            IntExpr::Assign(place, op, value, span) => {
+                let value = self.int(value, ctx)?;
+                let current = self.int_place(place, ctx)?;
+                let new = match op {
+                    Some(op) => arith(*op, *current, value),
+                    None => Some(value),
+                };
+                match new {
+                    Some(new) => *current = new,
+                    None => return Err(self.division_by_zero(*span)),
+                }
+                *current
+            }
+            IntExpr::Increment {
+                place,
+                delta,
+                postfix,
+            } => {
+                let current = self.int_place(place, ctx)?;
+                let old = *current;
+                *current = old.wrapping_add(*delta);
+                if *postfix {
+                    old
+                } else {
+                    *current
+                }
+            }
+            IntExpr::Stat(op, place, span) => self.stat(*op, place, *span, ctx)?,
+            IntExpr::Call(call) => {
+                self.call_in_expression(call, ctx)?;
+                self.returned_int
+            }
+            IntExpr::Library(call) => {
+                let mut unused = self.take_buffer();
+                let answer = self.library(call, ctx, &mut unused);
+                self.pool.push(unused);
+                match answer? {
+                    Answer::Int(n) => n,
+                    Answer::Done => 0,
+                }
+            }
+            IntExpr::Context(what) => match what {
+                IntContext::Tid => ctx.tid(),
+                IntContext::Pid => ctx.pid(),
+                IntContext::Cpu => ctx.cpu(),
+                IntContext::Addr => ctx.addr() as i64,
+                IntContext::Target => ctx.target(),
+                IntContext::TimeNs => ctx.gettimeofday_ns(),
+                IntContext::TimeUs => ctx.gettimeofday_us(),
+                IntContext::TimeMs => ctx.gettimeofday_us() / 1000,
+                IntContext::TimeS => ctx.gettimeofday_us() / 1_000_000,
+                IntContext::LocalClockNs => ctx.monotonic_ns(),
+                IntContext::LocalClockUs => ctx.monotonic_ns() / 1_000,
+                IntContext::LocalClockMs => ctx.monotonic_ns() / 1_000_000,
+                IntContext::LocalClockS => ctx.monotonic_ns() / 1_000_000_000,
+                IntContext::Jiffies => {
+                    self.library
+                        .jiffies(ctx.monotonic_ns())
+                        .map_err(|Failure(message)| RuntimeError::Library {
+                            message,
+                            near: None,
+                        })?
+                }
+            },
+            IntExpr::IndentDepth { thread, delta } => {
+                let delta = self.int(delta, ctx)?;
+                if *thread {
+                    self.indent.thread_indent_depth(ctx.tid(), delta)
+                } else {
+                    self.indent.indent_depth(delta)
+                }
+            }
+        })
+    }
+
+    pub(super) fn division_by_zero(&self, span: Span) -> Stop {
+        Stop::Error(RuntimeError::DivisionByZero {
+            near: self.source.near(span),
+        })
+    }
+
+    /// The long `place` names, made if it is a new array element.
+    pub(super) fn int_place(
+        &mut self,
+        place: &Place,
+        ctx: &dyn ProbeContext,
+    ) -> Result<&mut i64, Stop> {
+        match place {
+            Place::Var(slot) => Ok(self.int_slot(*slot)),
+            Place::Element(element) => Ok(self.entry(element, ctx)?.long_mut()),
+        }
+    }
+
+    /// The string `place` names, made if it is a new array element.
+    pub(super) fn str_place(
+        &mut self,
+        place: &Place,
+        ctx: &dyn ProbeContext,
+    ) -> Result<&mut Vec<u8>, Stop> {
+        match place {
+            Place::Var(slot) => Ok(self.str_slot(*slot)),
+            Place::Element(element) => Ok(self.entry(element, ctx)?.str_mut()),
+        }
+    }
+
+    /// Appends the string value of `e` to `dst`.
+    pub(super) fn str(
+        &mut self,
+        e: &StrExpr,
+        ctx: &dyn ProbeContext,
+        dst: &mut Vec<u8>,
+    ) -> Result<(), Stop> {
+        match e {
+            StrExpr::Const(s) => dst.extend_from_slice(s),
+            StrExpr::Var(Slot::Local(i)) => dst.extend_from_slice(&self.str_locals[*i]),
+            StrExpr::Var(Slot::Global(i)) => dst.extend_from_slice(&self.str_globals[*i]),
+            StrExpr::Element(element) => {
+                let key = self.key(element, ctx)?;
+                if let Some(Element::Str(s)) = self.arrays[element.array].get(&key) {
+                    dst.extend_from_slice(s);
+                }
+            }
+            StrExpr::Concat(l, r) => {
+                let mut joined = self.take_buffer();
+                let result = self.str(l, ctx, &mut joined).and_then(|()| {
+                    let mut right = self.take_buffer();
+                    let result = self.str(r, ctx, &mut right);
+                    append_limited(&mut joined, &right, self.max_string_len);
+                    self.pool.push(right);
+                    result
+                });
+                dst.extend_from_slice(&joined);
+                self.pool.push(joined);
+                result?
+            }
+            StrExpr::Cond(c, t, f) => {
+                if self.int(c, ctx)? != 0 {
+                    self.str(t, ctx, dst)?
+                } else {
+                    self.str(f, ctx, dst)?
+                }
+            }
+            StrExpr::Assign(place, append, value) => {
+                let mut new = self.take_buffer();
+                let max_string_len = self.max_string_len;
+                let result = self.str(value, ctx, &mut new).and_then(|()| {
+                    let target = self.str_place(place, ctx)?;
+                    if !append {
+                        target.clear();
+                    }
+                    append_limited(target, &new, max_string_len);
+                    dst.extend_from_slice(target);
+                    Ok(())
+                });
+                self.pool.push(new);
+                result?
+            }
+            StrExpr::Context(what) => dst.extend_from_slice(
+                match what {
+                    StrContext::Execname => ctx.execname(),
+                    StrContext::Probefunc => ctx.probefunc(),
+                    StrContext::Ppfunc => ctx.ppfunc(),
+                    StrContext::Pp => ctx.pp(),
+                }
+                .as_bytes(),
+            ),
+            StrExpr::Indent { thread, delta } => {
+                let delta = self.int(delta, ctx)?;
+                let now = ctx.gettimeofday_us();
+                if *thread {
+                    self.indent.thread_indent(
+                        ctx.tid(),
+                        ctx.execname().as_bytes(),
+                        delta,
+                        now,
+                        dst,
+                    );
+                } else {
+                    self.indent.indent(delta, now, dst);
+                }
+            }
+            StrExpr::Call(call) => {
+                self.call_in_expression(call, ctx)?;
+                dst.extend_from_slice(&self.returned_str);
+            }
+            StrExpr::Matched(group, span) => {
+                let group = self.int(group, ctx)?;
+                let failure = |message: String| {
+                    Stop::Error(RuntimeError::Library {
+                        message,
+                        near: Some(self.source.near(*span)),
+                    })
+                };
+                if !self.matched {
+                    return Err(failure(format!(
+                        "Attempted to get subexpression {group} from failed match"
+                    )));
+                }
+                match usize::try_from(group)
+                    .ok()
+                    .and_then(|g| self.match_groups.get(g))
+                {
+                    Some(Some((start, end))) => {
+                        dst.extend_from_slice(&self.match_subject[*start..*end])
+                    }
+                    // A group the match left out (`a|(b)` matching "a") is "".
+                    Some(None) => {}
+                    None => {
+                        return Err(failure(format!(
+                            "Attempted to get nonexistent subexpression {group}"
+                        )))
+                    }
+                }
+            }
+            StrExpr::Library(call) => {
+                // A string result is a string value: within the length limit.
+                let start = dst.len();
+                self.library(call, ctx, dst)?;
+                dst.truncate(start + (dst.len() - start).min(self.max_string_len - 1));
+            }
+            StrExpr::Sprintf(call) => {
+                let start = dst.len();
+                self.format(call, ctx, dst, self.max_string_len)?;
+                // The result is a C string of at most MAXSTRINGLEN - 1 bytes.
+                let end = dst[start..]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map_or(dst.len(), |n| start + n);
+                dst.truncate(end.min(start + self.max_string_len - 1));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! Parsing expressions by precedence climbing, SystemTap's operator levels, and the
+//! primaries: literals, variables, array elements, calls, `@` operators.
+
+use super::*;
+
+impl Parser<'_> {
+    pub(super) fn expression(&mut self) -> Result<Expr, ScriptError> {
+        let at = self.peek().span;
+        self.nest(at)?;
+        let result = self.assignment();
+        self.depth -= 1;
+        result
+    }
+
+    pub(super) fn assignment(&mut self) -> Result<Expr, ScriptError> {
+        let target = self.ternary()?;
+        let op = match self.peek().kind {
+            TokenKind::Op(op) if ASSIGNMENTS.contains(&op) || op == Op::Aggregate => op,
+            _ => return Ok(target),
+        };
+        let op_span = self.advance().span;
+        if !matches!(target.kind, ExprKind::Var(_) | ExprKind::Index { .. }) {
+            return Err(self.error(
+                op_span,
+                format!(
+                    "the left side of '{}' must be a variable or an array element",
+                    op.text()
+                ),
+            ));
+        }
+        let value = self.expression()?;
+        let span = target.span.to(value.span);
+        let (target, value) = (Box::new(target), Box::new(value));
+        Ok(Expr {
+            span,
+            kind: if op == Op::Aggregate {
+                ExprKind::Aggregate { target, value }
+            } else {
+                ExprKind::Assign { op, target, value }
+            },
+        })
+    }
+
+    pub(super) fn ternary(&mut self) -> Result<Expr, ScriptError> {
+        let condition = self.binary(0)?;
+        if !self.eat_op(Op::Question) {
+            return Ok(condition);
+        }
+        let then = self.expression()?;
+        self.expect_op(Op::Colon)?;
+        let otherwise = self.expression()?;
+        Ok(Expr {
+            span: condition.span.to(otherwise.span),
+            kind: ExprKind::Ternary {
+                condition: Box::new(condition),
+                then: Box::new(then),
+                otherwise: Box::new(otherwise),
+            },
+        })
+    }
+
+    /// Precedence climbing: operators binding at least as tightly as `min` extend `left`.
+    pub(super) fn binary(&mut self, min: u8) -> Result<Expr, ScriptError> {
+        let mut left = self.unary()?;
+        // Each operator in a chain deepens the left-leaning tree by one.
+        let entered = self.depth;
+        loop {
+            if min <= IN_LEVEL && self.peek_keyword("in") {
+                self.advance();
+                let array = self.name("an array name")?;
+                left = Expr {
+                    span: left.span.to(array.span),
+                    kind: ExprKind::In {
+                        keys: vec![left],
+                        array,
+                    },
+                };
+                continue;
+            }
+            let Some((op, level)) = self.binary_operator(min) else {
+                break;
+            };
+            let op_span = self.advance().span;
+            self.nest(op_span)?;
+            let right = self.binary(level + 1)?;
+            left = Expr {
+                span: left.span.to(right.span),
+                kind: ExprKind::Binary {
+                    op,
+                    op_span,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                },
+            };
+        }
+        self.depth = entered;
+        Ok(left)
+    }
+
+    /// The next token if it is a binary operator binding at least as tightly as `min`.
+    pub(super) fn binary_operator(&self, min: u8) -> Option<(Op, u8)> {
+        match self.peek().kind {
+            TokenKind::Op(op) => precedence(op)
+                .filter(|&level| level >= min)
+                .map(|level| (op, level)),
+            _ => None,
+        }
+    }
+
+    pub(super) fn unary(&mut self) -> Result<Expr, ScriptError> {
+        let token = self.peek().clone();
+        if let TokenKind::Op(op @ (Op::Incr | Op::Decr)) = token.kind {
+            self.advance();
+            let target = self.primary()?;
+            return self.increment(token.span, target, op, false);
+        }
+        let op = match token.kind {
+            TokenKind::Op(op @ (Op::Minus | Op::Plus | Op::Bang | Op::Tilde)) => op,
+            _ => {
+                let operand = self.primary()?;
+                return self.postfix(operand);
+            }
+        };
+        self.advance();
+        self.nest(token.span)?;
+        let operand = self.unary();
+        self.depth -= 1;
+        let operand = operand?;
+        Ok(Expr {
+            span: token.span.to(operand.span),
+            kind: ExprKind::Unary {
+                op,
+                operand: Box::new(operand),
+            },
+        })
+    }
+
+    pub(super) fn primary(&mut self) -> Result<Expr, ScriptError> {
+        let token = self.peek().clone();
+        match token.kind {
+            TokenKind::Number(n) => {
+                self.advance();
+                Ok(Expr {
+                    kind: ExprKind::Number(n),
+                    span: token.span,
+                })
+            }
+            TokenKind::Str(lit) => {
+                self.advance();
+                let lit = self.adjacent_strings(lit);
+                Ok(Expr {
+                    kind: ExprKind::Str(lit),
+                    span: token.span.to(self.tokens[self.pos - 1].span),
+                })
+            }
+            TokenKind::Op(Op::LParen) => {
+                self.advance();
+                let inner = self.expression()?;
+                let close = self.expect_op(Op::RParen)?;
+                Ok(Expr {
+                    kind: inner.kind,
+                    span: token.span.to(close),
+                })
+            }
+            TokenKind::Ident(name) => {
+                self.advance();
+                self.check_not_keyword(&name, token.span)?;
+                if self.eat_op(Op::LParen) {
+                    return self.call(name, token.span);
+                }
+                let name = Name {
+                    name,
+                    span: token.span,
+                };
+                let target = if self.eat_op(Op::LBracket) {
+                    let (keys, close) = self.expression_list(Op::RBracket)?;
+                    if keys.is_empty() {
+                        return Err(self.error(close, "an array element needs at least one key"));
+                    }
+                    Expr {
+                        span: token.span.to(close),
+                        kind: ExprKind::Index { array: name, keys },
+                    }
+                } else {
+                    Expr {
+                        kind: ExprKind::Var(name.name),
+                        span: token.span,
+                    }
+                };
+                Ok(target)
+            }
+            TokenKind::Op(Op::LBracket) => {
+                self.advance();
+                let (keys, close) = self.expression_list(Op::RBracket)?;
+                if keys.is_empty() {
+                    return Err(self.error(close, "an array element needs at least one key"));
+                }
+                if !self.peek_keyword("in") {
+                    return Err(self.unexpected("'in' after a list of keys"));
+                }
+                self.advance();
+                let array = self.name("an array name")?;
+                Ok(Expr {
+                    span: token.span.to(array.span),
+                    kind: ExprKind::In { keys, array },
+                })
+            }
+            TokenKind::Stat(op) => {
+                self.advance();
+                self.expect_op(Op::LParen)?;
+                let (mut args, close) = self.expression_list(Op::RParen)?;
+                if args.is_empty() {
+                    return Err(self.error(close, format!("@{op} needs an aggregate")));
+                }
+                let operand = Box::new(args.remove(0));
+                Ok(Expr {
+                    span: token.span.to(close),
+                    kind: ExprKind::Stat {
+                        op,
+                        op_span: token.span,
+                        operand,
+                        args,
+                    },
+                })
+            }
+            _ => Err(self.unexpected("an expression")),
+        }
+    }
+
+    /// A string literal and those right after it, joined: `"a" "b"` is `"ab"`, as in C.
+    pub(super) fn adjacent_strings(&mut self, mut lit: StringLit) -> StringLit {
+        while let TokenKind::Str(next) = &self.peek().kind {
+            lit.value.extend_from_slice(&next.value);
+            lit.escaped.extend_from_slice(&next.escaped);
+            self.advance();
+        }
+        lit
+    }
+
+    /// `operand`, or `operand++` / `operand--`.
+    pub(super) fn postfix(&mut self, operand: Expr) -> Result<Expr, ScriptError> {
+        let TokenKind::Op(op @ (Op::Incr | Op::Decr)) = self.peek().kind else {
+            return Ok(operand);
+        };
+        let at = self.advance().span;
+        let start = operand.span;
+        let mut expr = self.increment(at, operand, op, true)?;
+        expr.span = start.to(at);
+        Ok(expr)
+    }
+
+    /// `++` or `--` applied to `target`, which must be a variable or an array element.
+    pub(super) fn increment(
+        &mut self,
+        at: Span,
+        target: Expr,
+        op: Op,
+        postfix: bool,
+    ) -> Result<Expr, ScriptError> {
+        if !matches!(target.kind, ExprKind::Var(_) | ExprKind::Index { .. }) {
+            return Err(self.error(
+                at,
+                format!("'{}' applies to a variable or an array element", op.text()),
+            ));
+        }
+        Ok(Expr {
+            span: at.to(target.span),
+            kind: ExprKind::Increment {
+                target: Box::new(target),
+                delta: if op == Op::Incr { 1 } else { -1 },
+                postfix,
+            },
+        })
+    }
+
+    /// A comma-separated list of expressions up to `close`, which is consumed.
+    pub(super) fn expression_list(&mut self, close: Op) -> Result<(Vec<Expr>, Span), ScriptError> {
+        let mut items = Vec::new();
+        if !self.peek_op(close) {
+            loop {
+                items.push(self.expression()?);
+                if !self.eat_op(Op::Comma) {
+                    break;
+                }
+            }
+        }
+        Ok((items, self.expect_op(close)?))
+    }
+
+    pub(super) fn call(&mut self, name: String, name_span: Span) -> Result<Expr, ScriptError> {
+        let (args, close) = self.expression_list(Op::RParen)?;
+        Ok(Expr {
+            kind: ExprKind::Call {
+                name,
+                name_span,
+                args,
+            },
+            span: name_span.to(close),
+        })
+    }
+
+    pub(super) fn check_not_keyword(&self, name: &str, span: Span) -> Result<(), ScriptError> {
+        if KEYWORDS.contains(&name) {
+            Err(self.error(
+                span,
+                format!("'{name}' is a keyword and cannot be used here"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}

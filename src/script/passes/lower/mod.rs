@@ -1,0 +1,499 @@
+//! Checks every use against the types [`infer`](super::infer) found and lowers the syntax
+//! tree to the [`ir`](crate::script::ir): globals, arrays and locals get slot numbers,
+//! builtins their answers, printf formats are parsed, and loops and `delete` are checked
+//! for what SystemTap refuses (a `break` outside a loop, changing an array inside a
+//! `foreach` over it).
+
+mod calls;
+mod expressions;
+mod statements;
+
+use std::collections::HashMap;
+
+use super::infer::{FunctionSym, Symbols};
+use crate::output::printf::{ArgKind, Format, FormatError};
+use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
+use crate::script::builtins::{self, Answer, PrintKind};
+use crate::script::ir::{
+    ArithOp, ArrayInfo, Call, CheckedFunction, CheckedProbe, CheckedScript, CmpOp, Deletion,
+    ElementRef, ForeachLoop, Globals, HistKind, Histogram, IntExpr, Library, LibraryCall, Place,
+    PrintCall, ProbePointKind, Shown, Slot, SortOrder, StatOp, StatsShape, Stmt, StrExpr, Ty,
+    Value,
+};
+use crate::script::lexer::Op;
+use crate::script::limits::Limits;
+use crate::script::points;
+use crate::script::source::{ScriptError, SourceMap, Span};
+
+/// SystemTap refuses print calls with more arguments than this.
+pub const MAX_PRINT_ARGS: usize = 32;
+
+/// Where each global lives.
+struct GlobalLayout {
+    scalars: HashMap<String, (Ty, usize)>,
+    arrays: HashMap<String, usize>,
+    globals: Globals,
+}
+
+pub(super) fn lower(
+    source: &SourceMap,
+    script: &ast::Script,
+    symbols: &Symbols,
+    shown_at_exit: &[String],
+    limits: &Limits,
+) -> Result<CheckedScript, ScriptError> {
+    let mut layout = layout_globals(script, symbols, limits);
+    layout.globals.shown_at_exit = shown_at_exit
+        .iter()
+        .map(|name| match layout.arrays.get(name) {
+            Some(&array) => Shown::Array(array),
+            None => {
+                let (ty, index) = layout.scalars[name];
+                Shown::Scalar {
+                    name: name.clone(),
+                    ty,
+                    index,
+                }
+            }
+        })
+        .collect();
+    let mut shapes = HashMap::new();
+    let mut probes = Vec::new();
+    // The functions each body calls, bodies numbered as in `Symbols`, and the first fact
+    // of rstap's own process each asks for.
+    let mut calls: Vec<Vec<usize>> = Vec::new();
+    let mut own_process_facts: Vec<Option<(&'static str, Span)>> = Vec::new();
+    // Each body's first error, and each probe point's: the bodies are lowered all the same,
+    // so that one run shows them all.
+    let mut errors = Vec::new();
+    for (index, probe) in script.probes.iter().enumerate() {
+        let mut points = Vec::with_capacity(probe.points.len());
+        for point in &probe.points {
+            match points::resolve(point, source) {
+                Ok(resolved) => points.extend(resolved),
+                // An optional point of a kind rstap does not know is left out, as SystemTap
+                // leaves out an optional point it cannot resolve.
+                Err(_) if point.optional => {}
+                Err((span, message)) => errors.push(ScriptError::at(source, span, message)),
+            }
+        }
+        let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
+        let body = lowering
+            .block(&probe.body.statements)
+            .unwrap_or_else(|error| {
+                errors.push(error);
+                Vec::new()
+            });
+        calls.push(lowering.callees);
+        own_process_facts.push(lowering.own_process_fact);
+        probes.push(CheckedProbe {
+            points,
+            body,
+            int_locals: lowering.int_locals,
+            str_locals: lowering.str_locals,
+        });
+    }
+    let mut functions = Vec::new();
+    for (index, function) in script.functions.iter().enumerate() {
+        let body = script.probes.len() + index;
+        let mut lowering = Lowering::new(source, symbols, &layout, limits, body, &mut shapes);
+        lowering.function = symbols.functions.get(&function.name.name);
+        let mut params = Vec::with_capacity(function.params.len());
+        let mut lowered = Ok(());
+        for (param, _) in &function.params {
+            // A parameter no call or use gives a type is a long, as an unused local is.
+            let ty = symbols.var(body, &param.name).unwrap_or(Ty::Long);
+            match lowering.local(&param.name, ty, param.span) {
+                Ok(slot) => params.push((ty, slot)),
+                Err(error) => lowered = Err(error),
+            }
+        }
+        let statements = lowered
+            .and_then(|()| lowering.block(&function.body.statements))
+            .unwrap_or_else(|error| {
+                errors.push(error);
+                Vec::new()
+            });
+        calls.push(lowering.callees);
+        own_process_facts.push(lowering.own_process_fact);
+        functions.push(CheckedFunction {
+            name_span: function.name.span,
+            params,
+            body: statements,
+            int_locals: lowering.int_locals,
+            str_locals: lowering.str_locals,
+        });
+    }
+    if let Some(errors) = ScriptError::several(errors) {
+        return Err(errors);
+    }
+    refuse_own_process_facts_in_kernel_probes(source, &probes, &calls, &own_process_facts)?;
+    let max_nesting = limits
+        .nesting
+        .unwrap_or_else(|| max_nesting(&calls, script.probes.len()));
+    let mut globals = layout.globals;
+    for (owner, shape) in shapes {
+        match owner {
+            Aggregates::Global(i) => globals.stats[i] = shape,
+            Aggregates::Array(i) => globals.arrays[i].stats = shape,
+        }
+    }
+    Ok(CheckedScript {
+        probes,
+        functions,
+        max_nesting,
+        max_actions: limits.actions,
+        max_string_len: limits.string_len,
+        source: source.clone(),
+        globals,
+    })
+}
+
+/// Refuses `uid()` and the other facts of rstap's own process in a probe on kernel events,
+/// where SystemTap answers with the event's task: rstap's events do not carry them yet.
+fn refuse_own_process_facts_in_kernel_probes(
+    source: &SourceMap,
+    probes: &[CheckedProbe],
+    calls: &[Vec<usize>],
+    facts: &[Option<(&'static str, Span)>],
+) -> Result<(), ScriptError> {
+    for (index, probe) in probes.iter().enumerate() {
+        let on_kernel_events = probe
+            .points
+            .iter()
+            .any(|point| matches!(point.kind, ProbePointKind::KernelFunction { .. }));
+        if !on_kernel_events {
+            continue;
+        }
+        // The probe's body and every function it reaches, the probe's body first.
+        let mut seen = vec![false; calls.len()];
+        let mut pending = vec![index];
+        while let Some(body) = pending.pop() {
+            if std::mem::replace(&mut seen[body], true) {
+                continue;
+            }
+            if let Some((name, span)) = facts[body] {
+                return Err(ScriptError::at(
+                    source,
+                    span,
+                    format!(
+                        "not supported yet: {name}() in a probe on kernel functions: rstap's \
+                         kernel events do not carry the task's credentials or parent; {name}() \
+                         answers in begin, end and timer probes, for rstap's own process"
+                    ),
+                ));
+            }
+            pending.extend(calls[body].iter().map(|&function| probes.len() + function));
+        }
+    }
+    Ok(())
+}
+
+/// SystemTap's MAXNESTING: one more than the longest chain of calls from a probe, a call
+/// back into a function already on the chain counting as one more, and ten more if there
+/// is such a call (a recursive `fib` gets 13).
+fn max_nesting(calls: &[Vec<usize>], probes: usize) -> usize {
+    fn depth(
+        function: usize,
+        calls: &[Vec<usize>],
+        probes: usize,
+        path: &mut Vec<usize>,
+        recursive: &mut bool,
+    ) -> usize {
+        if path.contains(&function) {
+            *recursive = true;
+            return 1;
+        }
+        path.push(function);
+        let deepest = calls[probes + function]
+            .iter()
+            .map(|&callee| depth(callee, calls, probes, path, recursive))
+            .max()
+            .unwrap_or(0);
+        path.pop();
+        1 + deepest
+    }
+    let mut recursive = false;
+    let deepest = (0..probes)
+        .flat_map(|probe| calls[probe].iter())
+        .map(|&callee| depth(callee, calls, probes, &mut Vec::new(), &mut recursive))
+        .max()
+        .unwrap_or(0);
+    deepest + 1 + if recursive { 10 } else { 0 }
+}
+
+/// Applies `-G NAME=VALUE` settings to the globals' initial values.
+pub(super) fn set_globals(
+    checked: &mut CheckedScript,
+    script: &ast::Script,
+    symbols: &Symbols,
+    values: &[(String, String)],
+    limits: &Limits,
+) -> Result<(), ScriptError> {
+    let layout = layout_globals(script, symbols, limits);
+    for (name, value) in values {
+        let refuse = |why: &str| ScriptError::without_place(format!("-G {name}={value}: {why}"));
+        match layout.scalars.get(name) {
+            Some(&(Ty::Long, index)) => {
+                checked.globals.ints[index] = parse_long(value)
+                    .ok_or_else(|| refuse("the global is a long; give a number"))?;
+            }
+            Some(&(Ty::Str, index)) => {
+                checked.globals.strs[index] = string_value(value.as_bytes(), limits)
+            }
+            Some(&(Ty::Stats, _)) => return Err(refuse("a statistics aggregate takes no value")),
+            None if layout.arrays.contains_key(name) => {
+                return Err(refuse("an array takes no value"))
+            }
+            None => return Err(refuse("the script declares no such global")),
+        }
+    }
+    Ok(())
+}
+
+/// A number as the script language writes one, possibly negative: decimal, `0x` hex or
+/// `0` octal.
+fn parse_long(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let magnitude = if let Some(hex) = digits.strip_prefix("0x").or(digits.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        u64::from_str_radix(&digits[1..], 8).ok()?
+    } else {
+        digits.parse::<u64>().ok()?
+    };
+    // Two's complement, as the lexer reads literals up to 2^64-1.
+    let value = magnitude as i64;
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+/// Numbers the globals per type in declaration order; a type never learned is long.
+fn layout_globals(script: &ast::Script, symbols: &Symbols, limits: &Limits) -> GlobalLayout {
+    let mut layout = GlobalLayout {
+        scalars: HashMap::new(),
+        arrays: HashMap::new(),
+        globals: Globals::default(),
+    };
+    for decl in &script.globals {
+        let global = &symbols.globals[&decl.name];
+        let ty = global.ty.unwrap_or(Ty::Long);
+        if let Some(shape) = &global.array {
+            let declared = shape.declared.unwrap_or_default();
+            let keys = if shape.keys.is_empty() {
+                vec![Ty::Long]
+            } else {
+                shape.keys.iter().map(|k| k.unwrap_or(Ty::Long)).collect()
+            };
+            layout
+                .arrays
+                .insert(decl.name.clone(), layout.globals.arrays.len());
+            layout.globals.arrays.push(ArrayInfo {
+                name: decl.name.clone(),
+                keys,
+                value: ty,
+                max_entries: declared
+                    .size
+                    .map_or(limits.map_entries, |size| size as usize),
+                declared_size: declared.size.is_some(),
+                wraps: declared.wraps,
+                stats: StatsShape::default(),
+            });
+            continue;
+        }
+        let globals = &mut layout.globals;
+        let index = match ty {
+            Ty::Long => {
+                globals
+                    .ints
+                    .push(match decl.init.as_ref().map(|e| &e.kind) {
+                        Some(ExprKind::Number(n)) => *n,
+                        _ => 0,
+                    });
+                globals.ints.len() - 1
+            }
+            Ty::Str => {
+                globals
+                    .strs
+                    .push(match decl.init.as_ref().map(|e| &e.kind) {
+                        Some(ExprKind::Str(lit)) => string_value(&lit.value, limits),
+                        _ => Vec::new(),
+                    });
+                globals.strs.len() - 1
+            }
+            Ty::Stats => {
+                globals.stats.push(StatsShape::default());
+                globals.stats.len() - 1
+            }
+        };
+        layout.scalars.insert(decl.name.clone(), (ty, index));
+    }
+    layout
+}
+
+/// A string as SystemTap stores it: up to the first NUL, at most `MAXSTRINGLEN - 1` bytes.
+fn string_value(bytes: &[u8], limits: &Limits) -> Vec<u8> {
+    let bytes = bytes.split(|&b| b == 0).next().unwrap_or_default();
+    bytes[..bytes.len().min(limits.string_len - 1)].to_vec()
+}
+
+fn compound_op(op: Op) -> Option<ArithOp> {
+    Some(match op {
+        Op::AddAssign => ArithOp::Add,
+        Op::SubAssign => ArithOp::Sub,
+        Op::MulAssign => ArithOp::Mul,
+        Op::DivAssign => ArithOp::Div,
+        Op::ModAssign => ArithOp::Mod,
+        Op::ShlAssign => ArithOp::Shl,
+        Op::ShrAssign => ArithOp::Shr,
+        Op::AndAssign => ArithOp::And,
+        Op::OrAssign => ArithOp::Or,
+        Op::XorAssign => ArithOp::Xor,
+        _ => return None,
+    })
+}
+
+fn arith_op(op: Op) -> Option<ArithOp> {
+    Some(match op {
+        Op::Plus => ArithOp::Add,
+        Op::Minus => ArithOp::Sub,
+        Op::Star => ArithOp::Mul,
+        Op::Slash => ArithOp::Div,
+        Op::Percent => ArithOp::Mod,
+        Op::Shl => ArithOp::Shl,
+        Op::Shr => ArithOp::Shr,
+        Op::Amp => ArithOp::And,
+        Op::Pipe => ArithOp::Or,
+        Op::Caret => ArithOp::Xor,
+        _ => return None,
+    })
+}
+
+fn compare_op(op: Op) -> Option<CmpOp> {
+    Some(match op {
+        Op::Eq => CmpOp::Eq,
+        Op::Ne => CmpOp::Ne,
+        Op::Lt => CmpOp::Lt,
+        Op::Le => CmpOp::Le,
+        Op::Gt => CmpOp::Gt,
+        Op::Ge => CmpOp::Ge,
+        _ => return None,
+    })
+}
+
+fn stat_op(name: &str) -> Option<StatOp> {
+    Some(match name {
+        "count" => StatOp::Count,
+        "sum" => StatOp::Sum,
+        "min" => StatOp::Min,
+        "max" => StatOp::Max,
+        "avg" => StatOp::Avg,
+        "variance" => StatOp::Variance,
+        _ => return None,
+    })
+}
+
+/// Lowers one probe's or function's body, giving its locals slot numbers.
+struct Lowering<'a> {
+    source: &'a SourceMap,
+    symbols: &'a Symbols,
+    layout: &'a GlobalLayout,
+    limits: &'a Limits,
+    /// The body's number, as in `Symbols`.
+    body: usize,
+    /// The function whose body this is.
+    function: Option<&'a FunctionSym>,
+    /// The functions this body calls.
+    callees: Vec<usize>,
+    /// The first fact of rstap's own process the body asks for (`uid()`...).
+    own_process_fact: Option<(&'static str, Span)>,
+    local_slots: HashMap<String, (Ty, usize)>,
+    int_locals: usize,
+    str_locals: usize,
+    /// How many loops enclose the statement being lowered.
+    loops: usize,
+    /// The arrays of the enclosing `foreach` loops, which their bodies may not change.
+    iterating: Vec<usize>,
+    /// How the aggregates the script reads must be kept: the linear histograms it prints
+    /// (their buckets are counted as values arrive), the bit shift of their variance.
+    shapes: &'a mut HashMap<Aggregates, StatsShape>,
+}
+
+/// A call of a script function, with the type of its value (`None`: it has none).
+type FunctionCall = (Option<Ty>, Box<Call>);
+
+/// A global aggregate, or the aggregates of an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Aggregates {
+    Global(usize),
+    Array(usize),
+}
+
+impl Aggregates {
+    fn of(place: &Place) -> Self {
+        match place {
+            Place::Var(Slot::Global(i) | Slot::Local(i)) => Aggregates::Global(*i),
+            Place::Element(element) => Aggregates::Array(element.array),
+        }
+    }
+}
+
+/// SystemTap's largest `@variance` bit shift.
+const MAX_VARIANCE_SHIFT: i64 = 62;
+
+impl<'a> Lowering<'a> {
+    fn new(
+        source: &'a SourceMap,
+        symbols: &'a Symbols,
+        layout: &'a GlobalLayout,
+        limits: &'a Limits,
+        body: usize,
+        shapes: &'a mut HashMap<Aggregates, StatsShape>,
+    ) -> Self {
+        Lowering {
+            source,
+            symbols,
+            layout,
+            limits,
+            body,
+            function: None,
+            callees: Vec::new(),
+            own_process_fact: None,
+            local_slots: HashMap::new(),
+            int_locals: 0,
+            str_locals: 0,
+            loops: 0,
+            iterating: Vec::new(),
+            shapes,
+        }
+    }
+
+    fn error(&self, span: Span, message: impl Into<String>) -> ScriptError {
+        ScriptError::at(self.source, span, message)
+    }
+
+    fn mismatch(&self, span: Span, wanted: Ty, found: Ty) -> ScriptError {
+        self.error(
+            span,
+            format!(
+                "type mismatch: expected a {}, found a {}",
+                wanted.name(),
+                found.name()
+            ),
+        )
+    }
+}
+
+fn value_type(value: &Value) -> Ty {
+    match value {
+        Value::Int(_) => Ty::Long,
+        Value::Str(_) => Ty::Str,
+        Value::Hist(_) => Ty::Stats,
+    }
+}
