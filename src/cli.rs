@@ -100,6 +100,11 @@ pub struct Cli {
     /// compile pass, so 3 and 4 stop where 2 does, and 5 (the default) runs it.
     #[arg(short = 'p', value_name = "PASS", value_parser = clap::value_parser!(u8).range(1..=5))]
     pub last_pass: Option<u8>,
+
+    /// stap's guru mode, which lets embedded C write kernel memory: refused, since rstap
+    /// runs no C in the kernel.
+    #[arg(short = 'g', long = "guru-mode", hide = true)]
+    pub guru_mode: bool,
 }
 
 fn parse_assignment(text: &str) -> Result<(String, String), String> {
@@ -121,6 +126,13 @@ impl Cli {
     /// What the command line gives the script: the operands after it, -G values and -D
     /// limits; an error says which -D cannot be.
     pub fn script_input(&self) -> Result<ScriptInput, String> {
+        if self.guru_mode {
+            return Err(
+                "guru mode (-g) is not supported: rstap runs no C in the kernel and \
+                        writes no kernel memory; without -g, scripts keep to what BPF allows"
+                    .to_string(),
+            );
+        }
         let skip = usize::from(self.script_text.is_none());
         let mut limits = Limits::default();
         for (name, value) in &self.defines {
