@@ -247,6 +247,11 @@ const BUILTINS: &[Builtin] = &[
     printer("sprintln", PrintKind::Sprintln, Some(Ty::Str)),
 ];
 
+/// Every builtin's name, once per form.
+pub(super) fn names() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|builtin| builtin.name)
+}
+
 /// The builtin `name`, its first form if it has several.
 pub(super) fn lookup(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|builtin| builtin.name == name)

@@ -155,7 +155,8 @@ fn no_provider(point: &PointSyntax, text: &str) -> PointError {
     (
         point.span,
         format!(
-            "unknown probe point '{text}'; supported: {}",
+            "unknown probe point '{text}' (SystemTap's tapset probe points are not in rstap \
+             yet); supported: {}",
             usages.join(", ")
         ),
     )

@@ -4,6 +4,27 @@
 use super::*;
 
 impl Lowering<'_> {
+    /// The error for a call of a function that is neither the script's nor rstap's: the
+    /// names it is close to, if any, else where else it might have come from.
+    fn unknown_function(&self, name: &str, span: Span) -> ScriptError {
+        let is_close = |known: &&str| strsim::levenshtein(name, known) <= 2;
+        let mut close: Vec<&str> = builtins::names().filter(is_close).collect();
+        close.extend(
+            self.symbols
+                .functions
+                .keys()
+                .map(String::as_str)
+                .filter(is_close),
+        );
+        close.sort_unstable();
+        close.dedup();
+        let hint = match close.as_slice() {
+            [] => "; SystemTap's tapset functions are not all in rstap's library yet".to_string(),
+            names => format!("; did you mean {}?", names[..names.len().min(3)].join(", ")),
+        };
+        self.error(span, format!("unknown function '{name}'{hint}"))
+    }
+
     pub(super) fn arity(
         &self,
         name: &str,
@@ -70,7 +91,7 @@ impl Lowering<'_> {
             };
         }
         let Some(builtin) = builtins::lookup_by_arity(name, args.len()) else {
-            return Err(self.error(span, format!("unknown function '{name}'")));
+            return Err(self.unknown_function(name, span));
         };
         if let Answer::Print(kind) = builtin.answer {
             if !kind.gives_string() {
