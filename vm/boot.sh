@@ -32,6 +32,39 @@ fail() {
     exit 1
 }
 
+# The tests' runner announces each scenario on the console ("rstap-vm: scenario NAME
+# started, limit Ns", then "... ended"), and kills one that overruns its limit. One that
+# has not ended STALL_GRACE seconds after its limit means the guest itself is stuck (a
+# kernel still unpatching what a killed tracer left, say): the boot is stopped there, with
+# the scenario named, rather than at the overall timeout.
+stall_grace=${RSTAP_VM_STALL_GRACE:-180}
+stalled=""
+
+# The scenario running now and for how long it may run, from the console's last marker.
+watch_scenarios() {
+    local qemu=$1 current="" since=0 last limit
+    while kill -0 "$qemu" 2>/dev/null; do
+        sleep 2
+        last=$(grep -a 'rstap-vm: scenario ' "$console_log" 2>/dev/null | tail -n 1 | tr -d '\r') || true
+        if [[ $last != *" started, limit "* ]]; then
+            current=""
+            continue
+        fi
+        if [[ $last != "$current" ]]; then
+            current=$last
+            since=$SECONDS
+        fi
+        limit=${last##*limit }
+        limit=${limit%s}
+        if ((SECONDS - since > limit + stall_grace)); then
+            local name=${current#rstap-vm: scenario }
+            stalled="scenario ${name%% *} had not ended $((SECONDS - since))s after it started (its limit: ${limit}s)"
+            kill "$qemu" 2>/dev/null || true
+            return
+        fi
+    done
+}
+
 boot_guest() {
     : >"$archive"
     status=0
@@ -40,7 +73,10 @@ boot_guest() {
         -nographic -no-reboot -monitor none -nic none \
         -serial "file:$console_log" -serial "file:$archive" \
         -kernel "$kernel_dir/vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 quiet panic=-1" </dev/null || status=$?
+        -append "console=ttyS0 quiet panic=-1" </dev/null &
+    local qemu=$!
+    watch_scenarios "$qemu"
+    wait "$qemu" || status=$?
 }
 
 # Once in many boots, a 6.12 guest under TCG has oopsed on an int3 that the kernel's own
@@ -56,6 +92,7 @@ if [[ ! -s $archive ]] && grep -q "Oops: int3" "$console_log"; then
     boot_guest
 fi
 
+[[ -z $stalled ]] || fail "the guest is stuck: $stalled"
 ((status != 124 && status != 137)) || fail "the guest did not power off within ${timeout_seconds}s"
 ((status == 0)) || fail "qemu exited with status $status"
 [[ -s $archive ]] || fail "the guest sent no results"

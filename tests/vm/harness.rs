@@ -36,6 +36,8 @@ while read -r name limit; do
     dir=$RESULTS/scenarios/$name
     mkdir -p "$dir/files"
     read -r start _ </proc/uptime
+    # For the host, which stops a guest stuck past a scenario's limit (see vm/boot.sh).
+    echo "rstap-vm: scenario $name started, limit ${limit}s"
     (cd "$dir/files" && OUT=$dir/files exec setsid sh "/scenarios/$name.sh" \
         >"$dir/stdout" 2>"$dir/stderr" </dev/null) &
     pid=$!
@@ -46,6 +48,7 @@ while read -r name limit; do
     kill "$watchdog" 2>/dev/null
     read -r end _ </proc/uptime
     echo "$start $end" >"$dir/uptime"
+    echo "rstap-vm: scenario $name ended with status $(cat "$dir/status")"
 done </scenarios/list
 "#;
 
