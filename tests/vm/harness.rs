@@ -410,7 +410,7 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
     .map_err(Failure::Broken)?;
     if first_console.exists() {
         eprintln!(
-            "{kernel}: the first boot's kernel crashed on a stale int3 and the guest was booted again; see {}",
+            "{kernel}: the first boot's kernel broke under the emulator and the guest was booted again; see {}",
             first_console.display()
         );
     }
