@@ -54,6 +54,16 @@ pub enum Segment {
     Spec(Spec),
 }
 
+impl Segment {
+    /// Literal text as it prints: a NUL ends it, as it ends the C string SystemTap emits.
+    fn literal(mut text: Vec<u8>) -> Segment {
+        if let Some(nul) = text.iter().position(|&b| b == 0) {
+            text.truncate(nul);
+        }
+        Segment::Literal(text)
+    }
+}
+
 /// The type an argument of a format must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgKind {
@@ -116,7 +126,7 @@ impl Format {
                 continue;
             }
             if !literal.is_empty() {
-                segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                segments.push(Segment::literal(std::mem::take(&mut literal)));
             }
             let start = i;
             i += 1;
@@ -180,7 +190,7 @@ impl Format {
             }));
         }
         if !literal.is_empty() {
-            segments.push(Segment::Literal(literal));
+            segments.push(Segment::literal(literal));
         }
         Ok(Format { segments })
     }
@@ -240,11 +250,7 @@ impl Format {
         for segment in &self.segments {
             let room = limit.saturating_sub(out.len() - start);
             match segment {
-                // A NUL ends a literal segment, as it ends the C string SystemTap emits.
-                Segment::Literal(text) => {
-                    let text = text.split(|&b| b == 0).next().unwrap_or_default();
-                    out.extend_from_slice(text);
-                }
+                Segment::Literal(text) => out.extend_from_slice(text),
                 Segment::Spec(spec) => {
                     let mut amount = |amount: Amount| match amount {
                         Amount::Unspecified => None,

@@ -78,7 +78,6 @@ pub struct IndentState {
     /// Keyed by tid: a hash meant for small integers, as this lookup runs for every event.
     threads: FxHashMap<i64, ThreadState>,
     global: Counter,
-    thread_format: Format,
     global_format: Format,
     /// The number of threads with state at which the next sweep for exited ones runs.
     sweep_at: usize,
@@ -92,13 +91,59 @@ fn plain_format(text: &str) -> Format {
         .unwrap_or_else(|e| panic!("bad built-in format {text:?}: {e}"))
 }
 
+/// What `Format` makes of `"%6d %s(%d):%-*s"` with (elapsed, execname, tid, width, ""),
+/// at most `limit` bytes of it, written without reading the format: this runs for every
+/// event of the seed scripts.
+fn write_thread_indent(
+    out: &mut Vec<u8>,
+    elapsed: i64,
+    execname: &[u8],
+    tid: i64,
+    width: i64,
+    limit: usize,
+) {
+    let start = out.len();
+    // A field's width, like the rest, stops at the limit.
+    push_decimal(out, elapsed, 6.min(limit));
+    out.push(b' ');
+    out.extend_from_slice(execname);
+    out.push(b'(');
+    push_decimal(out, tid, 0);
+    out.extend_from_slice(b"):");
+    // `%-*s` takes its width as a C int, clamped to [0, what the limit leaves].
+    let room = limit.saturating_sub(out.len() - start);
+    let pad = ((width as i32).max(0) as usize).min(room);
+    out.resize(out.len() + pad, b' ');
+    out.truncate(start + limit.min(out.len() - start));
+}
+
+/// `n` in decimal, right-aligned in `width` columns.
+fn push_decimal(out: &mut Vec<u8>, n: i64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let length = digits.len() - at + usize::from(n < 0);
+    out.resize(out.len() + width.saturating_sub(length), b' ');
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 impl IndentState {
     pub fn new(max_string_len: usize) -> Self {
         IndentState {
             max_string_len,
             threads: FxHashMap::default(),
             global: Counter::default(),
-            thread_format: plain_format("%6d %s(%d):%-*s"),
             global_format: plain_format("%6d :%-*s"),
             sweep_at: SWEEP_FLOOR,
         }
@@ -120,15 +165,7 @@ impl IndentState {
             .or_default()
             .counter
             .step_timed(delta, now_us);
-        let args = [
-            Arg::Int(elapsed),
-            Arg::Str(execname),
-            Arg::Int(tid),
-            Arg::Int(width),
-            Arg::Str(b""),
-        ];
-        self.thread_format
-            .write(&args, out, self.max_string_len - 1);
+        write_thread_indent(out, elapsed, execname, tid, width, self.max_string_len - 1);
     }
 
     /// `indent(delta)`: like `thread_indent` with one counter for all threads and no name.
@@ -216,6 +253,32 @@ impl IndentState {
 mod tests {
     use super::*;
     use crate::output::printf::MAX_STRING_LEN;
+
+    #[test]
+    fn the_thread_indent_writer_prints_what_the_format_does() {
+        let format = plain_format("%6d %s(%d):%-*s");
+        for elapsed in [0, 7, 123_456, 1_234_567, -5, i64::MIN, i64::MAX] {
+            for (tid, width) in [(1, 0), (4242, 3), (-1, 17), (i64::MAX, -4), (9, 1 << 33)] {
+                for limit in [0, 5, 12, 30, MAX_STRING_LEN - 1] {
+                    let args = [
+                        Arg::Int(elapsed),
+                        Arg::Str(b"socket-workload"),
+                        Arg::Int(tid),
+                        Arg::Int(width),
+                        Arg::Str(b""),
+                    ];
+                    let (mut want, mut got) = (b"x".to_vec(), b"x".to_vec());
+                    format.write(&args, &mut want, limit);
+                    write_thread_indent(&mut got, elapsed, b"socket-workload", tid, width, limit);
+                    assert_eq!(
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&want),
+                        "{elapsed} {tid} {width} {limit}"
+                    );
+                }
+            }
+        }
+    }
 
     fn line(state: &mut IndentState, tid: i64, comm: &str, delta: i64, now: i64) -> String {
         let mut out = Vec::new();

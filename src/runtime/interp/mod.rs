@@ -21,7 +21,6 @@ use crate::output::Sink;
 use crate::script::{
     ArithOp, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr,
     Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty, Value,
-    MAX_PRINT_ARGS,
 };
 use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceMap, Span, StrContext};
 
@@ -129,8 +128,20 @@ struct Machine {
     match_groups: Vec<Option<(usize, usize)>>,
     library: LibraryState,
     pool: Vec<Vec<u8>>,
+    /// The arguments of the print call being formatted, each with where its string ends.
+    print_args: Vec<(Evaluated, usize)>,
     exit_requested: bool,
 }
+
+/// A print argument, evaluated: a long, or where its string starts in the call's buffer.
+#[derive(Debug, Clone, Copy)]
+enum Evaluated {
+    Int(i64),
+    Str(usize),
+}
+
+/// Print calls with at most this many arguments format them from the stack.
+const INLINE_PRINT_ARGS: usize = 6;
 
 /// Why a body stopped early.
 enum Stop {
@@ -185,6 +196,7 @@ impl Interpreter {
                 match_groups: Vec::new(),
                 library: LibraryState::new(script.max_string_len),
                 pool: Vec::new(),
+                print_args: Vec::new(),
                 exit_requested: false,
             },
         }
@@ -211,8 +223,13 @@ impl Interpreter {
         m.str_locals.resize_with(probe.str_locals, Vec::new);
         let ran = m.block(&probe.body, ctx, out);
         // What the body printed is kept, even if it then failed, as SystemTap keeps it.
-        let written = out.write_all(&m.output);
-        m.output.clear();
+        let written = if m.output.is_empty() {
+            Ok(())
+        } else {
+            let written = out.write_all(&m.output);
+            m.output.clear();
+            written
+        };
         for warning in m.warnings.drain(..) {
             out.warning(&warning);
         }

@@ -171,35 +171,51 @@ impl Machine {
         dst: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), Stop> {
-        let mut ints = [0i64; MAX_PRINT_ARGS + 1];
+        // The strings go one after the other into one buffer; each argument keeps its long
+        // or where its string is. Both are reused, and a format inside an argument (a
+        // sprintf) takes fresh ones.
         let mut strings = self.take_buffer();
-        let mut ends = [0usize; MAX_PRINT_ARGS + 1];
+        let mut evaluated = std::mem::take(&mut self.print_args);
+        evaluated.clear();
         let mut result = Ok(());
-        for (i, arg) in call.args.iter().enumerate() {
-            let evaluated = match arg {
-                Value::Int(e) => self.int(e, ctx).map(|n| ints[i] = n),
-                Value::Str(e) => self.str(e, ctx, &mut strings),
-                Value::Hist(histogram) => self.histogram(histogram, ctx, &mut strings),
+        for arg in &call.args {
+            let start = strings.len();
+            let value = match arg {
+                Value::Int(e) => self.int(e, ctx).map(Evaluated::Int),
+                Value::Str(e) => self
+                    .str(e, ctx, &mut strings)
+                    .map(|()| Evaluated::Str(start)),
+                Value::Hist(histogram) => self
+                    .histogram(histogram, ctx, &mut strings)
+                    .map(|()| Evaluated::Str(start)),
             };
-            if let Err(e) = evaluated {
-                result = Err(e);
-                break;
+            match value {
+                Ok(value) => evaluated.push((value, strings.len())),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            ends[i] = strings.len();
         }
         if result.is_ok() {
-            let mut args = [Arg::Int(0); MAX_PRINT_ARGS + 1];
-            let mut start = 0;
-            for (i, arg) in call.args.iter().enumerate() {
-                args[i] = match arg {
-                    Value::Int(_) => Arg::Int(ints[i]),
-                    Value::Str(_) | Value::Hist(_) => Arg::Str(&strings[start..ends[i]]),
-                };
-                start = ends[i];
+            let arg = |&(value, end): &(Evaluated, usize)| match value {
+                Evaluated::Int(n) => Arg::Int(n),
+                Evaluated::Str(start) => Arg::Str(&strings[start..end]),
+            };
+            // Most calls have a few arguments: those need no allocation.
+            if evaluated.len() <= INLINE_PRINT_ARGS {
+                let mut args = [Arg::Int(0); INLINE_PRINT_ARGS];
+                for (slot, value) in args.iter_mut().zip(&evaluated) {
+                    *slot = arg(value);
+                }
+                call.format.write(&args[..evaluated.len()], dst, limit);
+            } else {
+                let args: Vec<Arg<'_>> = evaluated.iter().map(arg).collect();
+                call.format.write(&args, dst, limit);
             }
-            call.format.write(&args[..call.args.len()], dst, limit);
         }
         self.pool.push(strings);
+        self.print_args = evaluated;
         result
     }
 
