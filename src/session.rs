@@ -76,10 +76,12 @@ pub fn run(cli: &Cli) -> Result<i32> {
     if cli.listed_point().is_none() && cli.stop_after().is_none() {
         crate::privileges::check()?;
     }
-    let mut sink = open_sink(cli)?;
+    // Until the trace starts rstap has only notes to give; the output (the -o file, which
+    // -p and -l must not create) is opened for the trace.
+    let mut notes = StapText::new(Box::new(io::sink()), Box::new(io::stderr()));
     let tables = symbol_cache::load(Path::new(KALLSYMS), default_cache_dir().as_deref())?;
     if cli.verbose > 0 {
-        sink.note(if tables.cached {
+        notes.note(if tables.cached {
             "kernel symbols from the cache for this kernel build"
         } else {
             "kernel symbols read from the kernel"
@@ -101,14 +103,14 @@ pub fn run(cli: &Cli) -> Result<i32> {
         PlanError::Script(err) => anyhow::Error::new(err),
         PlanError::Source(err) => anyhow::Error::new(err),
     })?;
-    report_plan(cli, &plan, traceable.is_some(), &mut sink);
+    report_plan(cli, &plan, traceable.is_some(), &mut notes);
     if cli.listed_point().is_some() {
         return Ok(list(&plan, cli.list_with_variables.is_some()));
     }
     if cli.stop_after().is_some() {
         return Ok(0);
     }
-    Tracer::new(cli, &script, &plan, &symbols, sink)?.run()
+    Tracer::new(cli, &script, &plan, &symbols, open_sink(cli)?)?.run()
 }
 
 fn load_source(cli: &Cli) -> Result<SourceFile> {

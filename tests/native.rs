@@ -46,6 +46,28 @@ fn begin_and_end_probes_run_without_kernel_probes() {
 }
 
 #[test]
+fn checking_a_script_creates_no_output_file() {
+    if !is_root() {
+        eprintln!("skipped: needs root to read kernel symbols");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rstap-native-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let file = dir.join("out.txt");
+    let output = rstap(&[
+        "-p",
+        "2",
+        "-o",
+        file.to_str().expect("a UTF-8 path"),
+        "-e",
+        "probe begin { exit() }",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!file.exists(), "-p 2 created {}", file.display());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_script_error_names_the_place_and_attaches_nothing() {
     let output = rstap(&["-e", "probe begin {\n  printf(\"%d\\n\", execname())\n}"]);
     assert_eq!(output.status.code(), Some(1));
