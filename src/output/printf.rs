@@ -412,6 +412,20 @@ fn digits_in_base<const BASE: u64>(mut num: u64, upper: bool, digits: &mut [u8; 
     }
 }
 
+/// `%*d`: `n` in decimal, right-aligned in `width` columns.
+pub fn write_decimal(out: &mut Vec<u8>, n: i64, width: usize) {
+    write_number(
+        out,
+        n as u64,
+        10,
+        false,
+        true,
+        Some(width),
+        None,
+        Flags::default(),
+    );
+}
+
 /// The runtime's `number()`: sign or `0x`/`0` prefix, zero or space padding to `width`, and
 /// at least `precision` digits (zero still prints one digit when precision is 0).
 #[allow(clippy::too_many_arguments)]

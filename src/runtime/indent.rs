@@ -10,7 +10,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::output::printf::{Arg, Format};
+use crate::output::printf::{write_decimal, Arg, Format};
 
 /// Up to this many threads with state, no sweep runs: a sweep asks about every thread.
 const SWEEP_FLOOR: usize = 1024;
@@ -104,38 +104,17 @@ fn write_thread_indent(
 ) {
     let start = out.len();
     // A field's width, like the rest, stops at the limit.
-    push_decimal(out, elapsed, 6.min(limit));
+    write_decimal(out, elapsed, 6.min(limit));
     out.push(b' ');
     out.extend_from_slice(execname);
     out.push(b'(');
-    push_decimal(out, tid, 0);
+    write_decimal(out, tid, 0);
     out.extend_from_slice(b"):");
     // `%-*s` takes its width as a C int, clamped to [0, what the limit leaves].
     let room = limit.saturating_sub(out.len() - start);
     let pad = ((width as i32).max(0) as usize).min(room);
     out.resize(out.len() + pad, b' ');
     out.truncate(start + limit.min(out.len() - start));
-}
-
-/// `n` in decimal, right-aligned in `width` columns.
-fn push_decimal(out: &mut Vec<u8>, n: i64, width: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let length = digits.len() - at + usize::from(n < 0);
-    out.resize(out.len() + width.saturating_sub(length), b' ');
-    if n < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 impl IndentState {

@@ -4,6 +4,7 @@
 use super::ast::{PointArg, PointComponent, PointSyntax};
 use super::ir::{FunctionVariant, ProbePoint, ProbePointKind};
 use super::source::{SourceMap, Span};
+use crate::resolve::glob::Glob;
 
 /// A provider's failure: where, and what to say.
 pub(super) type PointError = (Span, String);
@@ -116,19 +117,13 @@ pub(super) fn resolve(
         .collect()
 }
 
-/// Whether a component's name as written (`*` standing for any run of characters)
-/// matches a provider's.
+/// Whether a component's name as written (`*` standing for any run of characters, the
+/// only wildcard the parser lets into a name) matches a provider's.
 fn wildcard_matches(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, tail)) => {
-            name.starts_with(head)
-                && (0..=name.len() - head.len()).any(|skip| {
-                    name.is_char_boundary(head.len() + skip)
-                        && wildcard_matches(tail, &name[head.len() + skip..])
-                })
-        }
+    if !pattern.contains('*') {
+        return pattern == name;
     }
+    Glob::new(pattern).is_ok_and(|glob| glob.matches(name))
 }
 
 /// The error for a point no provider takes: the construct named, if it is one rstap does
