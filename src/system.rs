@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::OnceLock;
 
 /// `uname -r`, e.g. `6.12.118+deb13-cloud-amd64`; "" if /proc cannot tell.
 pub fn kernel_release() -> String {
@@ -13,13 +14,19 @@ pub fn kernel_release() -> String {
 }
 
 /// Where the running kernel's build configuration may be, in the order they are tried.
-pub fn kernel_config_paths(release: &str) -> [String; 2] {
+fn kernel_config_paths(release: &str) -> [String; 2] {
     [format!("/boot/config-{release}"), "/proc/config.gz".into()]
 }
 
-/// The kernel's build configuration, `CONFIG_NAME` to its value (quotes removed); empty if
-/// neither Debian's /boot file nor the kernel's own /proc/config.gz can be read.
-pub fn kernel_config(release: &str) -> HashMap<String, String> {
+/// The running kernel's build configuration, `CONFIG_NAME` to its value (quotes removed),
+/// read when first asked for and kept; empty if neither Debian's /boot file nor the
+/// kernel's own /proc/config.gz can be read.
+pub fn kernel_config() -> &'static HashMap<String, String> {
+    static CONFIG: OnceLock<HashMap<String, String>> = OnceLock::new();
+    CONFIG.get_or_init(|| read_kernel_config(&kernel_release()))
+}
+
+fn read_kernel_config(release: &str) -> HashMap<String, String> {
     let [boot, proc] = kernel_config_paths(release);
     let text = std::fs::read_to_string(boot).ok().or_else(|| {
         let mut text = String::new();
@@ -41,14 +48,12 @@ pub fn parse_config(text: &str) -> HashMap<String, String> {
 
 /// The kernel's tick rate, its CONFIG_HZ.
 pub fn kernel_hz() -> Result<i64, String> {
-    let release = kernel_release();
-    let config = kernel_config(&release);
-    config
+    kernel_config()
         .get("CONFIG_HZ")
         .and_then(|hz| hz.parse().ok())
         .filter(|&hz: &i64| hz > 0)
         .ok_or_else(|| {
-            let [boot, proc] = kernel_config_paths(&release);
+            let [boot, proc] = kernel_config_paths(&kernel_release());
             format!("cannot tell the kernel's HZ: neither {boot} nor {proc} gives CONFIG_HZ")
         })
 }

@@ -33,7 +33,6 @@ pub struct LibraryState {
     random: u64,
     /// What `tokenize` has yet to split.
     untokenized: Vec<u8>,
-    hz: OnceCell<Result<i64, String>>,
     ticks: OnceCell<Result<TickSample, String>>,
     time_zone: OnceCell<(i64, String)>,
     process: OnceCell<OwnProcess>,
@@ -45,24 +44,16 @@ impl LibraryState {
             max_string_len,
             random: 0,
             untokenized: Vec::new(),
-            hz: OnceCell::new(),
             ticks: OnceCell::new(),
             time_zone: OnceCell::new(),
             process: OnceCell::new(),
         }
     }
 
-    fn hz(&self) -> Result<i64, Failure> {
-        self.hz
-            .get_or_init(system::kernel_hz)
-            .clone()
-            .map_err(Failure)
-    }
-
     /// `jiffies()` at a CLOCK_MONOTONIC time: the kernel's count at one moment, read once,
     /// carried forward at HZ.
     pub fn jiffies(&self, monotonic_ns: i64) -> Result<i64, Failure> {
-        let hz = self.hz()?;
+        let hz = system::kernel_hz().map_err(Failure)?;
         let sample = self
             .ticks
             .get_or_init(system::tick_sample)
@@ -171,7 +162,7 @@ pub fn call(
             }
             Answer::Int((next_random(state) % range as u64) as i64)
         }
-        Library::Hz => Answer::Int(state.hz()?),
+        Library::Hz => Answer::Int(system::kernel_hz().map_err(Failure)?),
         Library::TzGmtoff => Answer::Int(state.time_zone().0),
         Library::TzName => print(dst, &state.time_zone().1),
         Library::TzCtime => {

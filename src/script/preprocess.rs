@@ -6,7 +6,6 @@
 //! what rstap refuses elsewhere. Also macros: `@define NAME(a, b) %( BODY %)`, then
 //! `@NAME(x, y)` anywhere after it stands for BODY with `@a` and `@b` replaced.
 
-use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -23,8 +22,9 @@ pub struct Facts {
     /// `uname -r`, e.g. `6.12.118+deb13-cloud-amd64`.
     pub kernel_release: String,
     pub arch: String,
-    /// The kernel's build configuration, read when a condition first asks.
-    config: OnceCell<HashMap<String, String>>,
+    /// The kernel's build configuration as a test gives it; else the running kernel's,
+    /// read when a condition first asks.
+    config: Option<HashMap<String, String>>,
 }
 
 impl Facts {
@@ -33,20 +33,18 @@ impl Facts {
         Facts {
             kernel_release: crate::system::kernel_release(),
             arch: std::env::consts::ARCH.to_string(),
-            config: OnceCell::new(),
+            config: None,
         }
     }
 
     /// Given facts, for tests; `config` holds `CONFIG_...=VALUE` lines.
     #[cfg(test)]
     pub fn new(kernel_release: &str, arch: &str, config: &str) -> Facts {
-        let facts = Facts {
+        Facts {
             kernel_release: kernel_release.to_string(),
             arch: arch.to_string(),
-            config: OnceCell::new(),
-        };
-        let _ = facts.config.set(crate::system::parse_config(config));
-        facts
+            config: Some(crate::system::parse_config(config)),
+        }
     }
 
     /// `kernel_v`: the release up to its first `-` or `+`, e.g. `6.12.118`.
@@ -60,7 +58,8 @@ impl Facts {
 
     fn config(&self) -> &HashMap<String, String> {
         self.config
-            .get_or_init(|| crate::system::kernel_config(&self.kernel_release))
+            .as_ref()
+            .unwrap_or_else(|| crate::system::kernel_config())
     }
 }
 
