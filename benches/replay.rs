@@ -12,8 +12,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use rstap::kernel::fetch::{Decoded, PayloadValue, FAULT_MASK_BYTES};
 use rstap::output::Captured;
-use rstap::runtime::{Flow, Interpreter, ProbeContext};
+use rstap::runtime::{Flow, Interpreter, ProbeContext, ReadFault, TargetValue};
 use rstap::script::{compile, SourceFile};
 
 /// The throughput the project holds the seed scripts to (issue 10: at least 5 M).
@@ -81,6 +82,27 @@ struct Event {
     addr: u64,
     /// `probefunc()`: the function on a call, its caller on a return.
     probefunc: &'static str,
+    /// What a fetch program would have read at the event: the fault masks, then one value
+    /// (an argument on a call, the return value on a return), as the kernel side lays it out.
+    payload: [u8; PAYLOAD_BYTES],
+}
+
+const PAYLOAD_BYTES: usize = FAULT_MASK_BYTES + 8;
+
+/// Where the payload scripts' one target read lies.
+const PAYLOAD_VALUE: PayloadValue = PayloadValue::Int {
+    value: 0,
+    offset: FAULT_MASK_BYTES,
+    bytes: 8,
+    signed: true,
+    shift: 0,
+    bits: 0,
+};
+
+fn payload_with(value: i64) -> [u8; PAYLOAD_BYTES] {
+    let mut payload = [0; PAYLOAD_BYTES];
+    payload[FAULT_MASK_BYTES..].copy_from_slice(&value.to_ne_bytes());
+    payload
 }
 
 impl ProbeContext for Event {
@@ -113,6 +135,12 @@ impl ProbeContext for Event {
     }
     fn target(&self) -> i64 {
         1000
+    }
+    fn target_read(&self, index: usize) -> Result<TargetValue<'_>, ReadFault> {
+        match PAYLOAD_VALUE.decode(&self.payload) {
+            Ok(Decoded::Int(value)) => Ok(TargetValue::Int(value)),
+            _ => Err(ReadFault::NotCarried(index)),
+        }
     }
 }
 
@@ -148,13 +176,15 @@ fn push_syscall(events: &mut Vec<Event>, random: &mut Random, tid: i64, clock: &
         *clock
     };
     for &function in &stack {
+        let time_us = tick();
         events.push(Event {
-            time_us: tick(),
+            time_us,
             tid,
             is_return: false,
             function,
             addr: address_of(function),
             probefunc: function,
+            payload: payload_with(3 + random.below(8) as i64),
         });
     }
     for level in (0..stack.len()).rev() {
@@ -163,13 +193,15 @@ fn push_syscall(events: &mut Vec<Event>, random: &mut Random, tid: i64, clock: &
         } else {
             stack[level - 1]
         };
+        let time_us = tick();
         events.push(Event {
-            time_us: tick(),
+            time_us,
             tid,
             is_return: true,
             function: stack[level],
             addr: address_of(caller) + 0x40,
             probefunc: caller,
+            payload: payload_with(random.below(64) as i64 - 8),
         });
     }
 }
@@ -228,6 +260,37 @@ probe kernel.function("__sys_*").return, kernel.function("sock_*").return { }
 probe end { foreach (f in calls) total += @count(calls[f]); println(total) }
 "#;
 
+/// The seed script's lines with a target variable each: an argument on calls, the return
+/// value on returns, read back from the event's payload.
+const WITH_PAYLOAD: &str = r#"
+probe kernel.function("__sys_*").call, kernel.function("sock_*").call {
+  printf("%s -> %s fd=%d\n", thread_indent(1), probefunc(), $fd)
+}
+probe kernel.function("__sys_*").return, kernel.function("sock_*").return {
+  printf("%s <- %s = %d\n", thread_indent(-1), probefunc(), $return)
+}
+"#;
+
+/// Checks, before any timing, that the payload script prints each event's value.
+fn check_payload_output(script_text: &str, events: &[Event]) {
+    let (_, out) = replay_untimed(script_text, events);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), events.len());
+    for (line, event) in lines.iter().zip(events) {
+        let value = match PAYLOAD_VALUE.decode(&event.payload) {
+            Ok(Decoded::Int(value)) => value,
+            other => panic!("{other:?}"),
+        };
+        let expected = if event.is_return {
+            format!(" = {value}")
+        } else {
+            format!(" fd={value}")
+        };
+        assert!(line.ends_with(&expected), "{line}");
+    }
+}
+
 /// Runs `events` through the script's call and return probes, untimed: the interpreter
 /// after them, and what they printed.
 fn replay_untimed(script_text: &str, events: &[Event]) -> (Interpreter, Vec<u8>) {
@@ -279,7 +342,7 @@ fn median_and_best(mut rates: Vec<f64>) -> (f64, f64) {
 
 fn main() {
     let events = generate(EVENTS);
-    let scripts: [Replayed; 3] = [
+    let scripts: [Replayed; 4] = [
         (
             "socket-trace.stp",
             include_str!("../tests/golden/socket-trace.stp"),
@@ -291,6 +354,12 @@ fn main() {
             include_str!("../tests/golden/socket-trace-addr.stp"),
             check_output,
             true,
+        ),
+        (
+            "with a payload ($fd, $return)",
+            WITH_PAYLOAD,
+            check_payload_output,
+            false,
         ),
         (
             "counting (a[ppfunc()] <<< 1)",

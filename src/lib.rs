@@ -3,7 +3,8 @@
 //! The pipeline, one module each: `script` (lexer, parser, checks) turns the script into
 //! probes; `resolve` finds the kernel functions its probe points name; `kernel` attaches
 //! BPF programs to them; `runtime` runs the probe bodies on the events they report;
-//! `output` formats what the bodies print; `session` drives one run.
+//! `output` formats what the bodies print; `session` drives one run. `types` describes the
+//! kernel's C types (from its BTF), for reading target variables such as `$size`.
 
 pub mod cli;
 pub mod kernel;
@@ -15,3 +16,4 @@ pub mod runtime;
 pub mod script;
 pub mod session;
 pub mod system;
+pub mod types;

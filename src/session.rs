@@ -23,10 +23,12 @@ use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{self, KernelFunctions, PlanError, ProbePlan, SessionProbe};
 use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::resolve::symbol_cache;
+use crate::resolve::targets;
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
 use crate::runtime::timers::Timers;
 use crate::script::{self, CheckedScript, SourceFile, SourceMap};
+use crate::types::KernelTypes;
 
 const KALLSYMS: &str = "/proc/kallsyms";
 /// How long to wait for events before looking again: until the next timer is due, and
@@ -99,13 +101,18 @@ pub fn run(cli: &Cli) -> Result<i32> {
         vmlinux: cli.vmlinux.clone(),
     };
     let mut sources = KernelSources::new(debug_info, &symbols);
-    let plan = plan::plan(&script, &source, &kernel, &mut sources).map_err(|err| match err {
-        PlanError::Script(err) => anyhow::Error::new(err),
-        PlanError::Source(err) => anyhow::Error::new(err),
-    })?;
+    let mut plan =
+        plan::plan(&script, &source, &kernel, &mut sources).map_err(|err| match err {
+            PlanError::Script(err) => anyhow::Error::new(err),
+            PlanError::Source(err) => anyhow::Error::new(err),
+        })?;
     report_plan(cli, &plan, traceable.is_some(), &mut notes);
     if cli.listed_point().is_some() {
         return Ok(list(&plan, cli.list_with_variables.is_some()));
+    }
+    if script.probes.iter().any(|probe| !probe.targets.is_empty()) {
+        let types = KernelTypes::load_vmlinux()?;
+        plan.fetches = targets::compile(&script, &mut plan, &types)?;
     }
     if cli.stop_after().is_some() {
         return Ok(0);
@@ -315,6 +322,7 @@ impl<'a> Tracer<'a> {
             target_tgid: self.target_pid,
             rstap_tgid: std::process::id(),
             ring_buffer_bytes,
+            fetches: self.plan.fetches.clone(),
         };
         let targets: Vec<ProbeTarget> = self
             .plan

@@ -39,6 +39,92 @@ struct event {
 };
 _Static_assert(sizeof(struct event) == 72, "struct event must match RawEvent");
 
+/*
+ * Fetch programs: what a probe site reads of the kernel's data at each event, as data
+ * (see src/kernel/fetch.rs, which encodes them; the two are one ABI). One register; each
+ * payload value is made by operations that end in a store; a load that faults stops the
+ * value, whose store then writes the faulting address and sets the value's fault bit.
+ */
+#define FETCH_MAX_OPS 32
+#define PAYLOAD_MAX 1024
+#define STRING_MAX 256
+#define FETCH_ARGS 6
+
+enum rstap_fetch_code {
+	FETCH_END = 0,
+	FETCH_ARG = 1,		/* reg = argument[operand] */
+	FETCH_RETURN = 2,	/* reg = the return value */
+	FETCH_ADD = 3,		/* reg += operand */
+	FETCH_LOAD = 4,		/* reg = size bytes at reg + operand */
+	FETCH_STORE = 5,	/* payload[dest] = reg */
+	FETCH_STRING = 6,	/* payload[dest] = the kernel string at reg, up to size bytes */
+	FETCH_USER_STRING = 7,	/* the same from user memory */
+	FETCH_COPY_LOAD = 8,	/* FETCH_LOAD whose fault is the value's final copy */
+};
+
+struct rstap_fetch_op {
+	__u8 code;		/* enum rstap_fetch_code */
+	__u8 unused;
+	__u16 size;
+	__u16 dest;
+	__u16 unused2;
+	__s64 operand;
+};
+/* The offsets FetchProgram::encode in fetch.rs writes each field at. */
+_Static_assert(sizeof(struct rstap_fetch_op) == 16, "struct rstap_fetch_op must match fetch.rs");
+_Static_assert(__builtin_offsetof(struct rstap_fetch_op, size) == 2, "size at 2");
+_Static_assert(__builtin_offsetof(struct rstap_fetch_op, dest) == 4, "dest at 4");
+_Static_assert(__builtin_offsetof(struct rstap_fetch_op, operand) == 8, "operand at 8");
+
+struct rstap_fetch_program {
+	__u32 op_count;
+	__u32 payload_bytes;
+	struct rstap_fetch_op ops[FETCH_MAX_OPS];
+};
+_Static_assert(sizeof(struct rstap_fetch_program) == 8 + FETCH_MAX_OPS * 16,
+	       "struct rstap_fetch_program must match fetch.rs");
+_Static_assert(__builtin_offsetof(struct rstap_fetch_program, payload_bytes) == 4,
+	       "payload_bytes at 4");
+_Static_assert(__builtin_offsetof(struct rstap_fetch_program, ops) == 8, "ops at 8");
+
+/* The head of every payload: which values faulted, and which at their final copy. */
+struct payload_faults {
+	__u64 faulted;
+	__u64 copy_faulted;
+};
+
+struct fetch_key {
+	__u64 function_address;
+	__u32 kind;		/* enum event_kind */
+	__u32 unused;
+};
+_Static_assert(sizeof(struct fetch_key) == 16, "struct fetch_key must match SiteFetch::key");
+
+/* Created by user space (sized to the sites that read data) and shared by every object. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct fetch_key);
+	__type(value, struct rstap_fetch_program);
+} fetch_programs SEC(".maps");
+
+/*
+ * An event with a payload is built here, then copied into the ring buffer: a ring buffer
+ * reservation must have a size the verifier knows, a payload's is the site's. One record
+ * per nesting level, so that an interrupt's event does not overwrite the one it interrupted.
+ * The slack past PAYLOAD_MAX lets a string copy start anywhere in the payload.
+ */
+struct event_scratch {
+	__u8 bytes[72 + PAYLOAD_MAX + STRING_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4); /* MAX_CONTEXT_NESTING */
+	__type(key, __u32);
+	__type(value, struct event_scratch);
+} event_scratch SEC(".maps");
+
 /* Set by user space before load: 0 traces every process. */
 const volatile __u32 target_tgid = 0;
 /* rstap's own process: tracing it would feed back into the trace. */
@@ -51,6 +137,8 @@ const volatile __u32 rstap_tgid = 0;
  * timed poll. Set by user space to a share of the buffer.
  */
 const volatile __u64 wakeup_bytes = 0;
+/* Whether any site reads the kernel's data: if not, the fetch path is left out at load. */
+const volatile __u32 fetch_enabled = 0;
 
 /*
  * The ring buffer and cpu_state are created by user space and shared by every object
@@ -89,18 +177,12 @@ struct {
 	__type(value, struct cpu_state);
 } cpu_state SEC(".maps");
 
-static __always_inline int write_event(struct cpu_state *state, enum event_kind kind,
+static __always_inline void fill_header(struct event *e, enum event_kind kind,
 				       __u64 function_address, __u64 return_address,
 				       __u64 outer_return_address, __u64 return_value)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&state->lost_events, 1);
-		return 0;
-	}
 	e->timestamp_ns = bpf_ktime_get_ns();
 	e->function_address = function_address;
 	e->return_address = return_address;
@@ -111,14 +193,188 @@ static __always_inline int write_event(struct cpu_state *state, enum event_kind 
 	e->cpu = bpf_get_smp_processor_id();
 	e->kind = kind;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
-				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+		       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+/* Where a fetch program's run has got to; bpf_loop's callback gets it at each step. */
+struct fetch_state {
+	const struct rstap_fetch_program *program;
+	__u8 *payload;		/* PAYLOAD_MAX + STRING_MAX bytes, faults zeroed by the caller */
+	const __u64 *args;
+	__u64 return_value;
+	__u64 reg;
+	__u64 fault_address;	/* where the current value's read faulted */
+	__u32 value;		/* the current value's number: its fault bit */
+	__u32 fault;		/* enum fetch_fault of the current value */
+};
+
+enum fetch_fault {
+	FETCH_FAULT_NONE = 0,
+	FETCH_FAULT_READ = 1,	/* a read on the way to the value */
+	FETCH_FAULT_COPY = 2,	/* the value's final copy (a string, kernel_long()) */
+};
+
+static __always_inline bool fetch_ends_value(__u8 code)
+{
+	return code == FETCH_STORE || code == FETCH_STRING || code == FETCH_USER_STRING;
+}
+
+/*
+ * One operation. Run through bpf_loop rather than an unrolled or bounded loop, so that the
+ * verifier checks the step once instead of every path through every step.
+ */
+static long fetch_step(__u64 index, void *ctx)
+{
+	struct fetch_state *state = ctx;
+	const struct rstap_fetch_op *op;
+	struct payload_faults *faults;
+	__u8 *payload = state->payload;
+	__u32 dest, size;
+	long err;
+
+	if (index >= FETCH_MAX_OPS)
+		return 1;
+	op = &state->program->ops[index];
+	dest = op->dest & (PAYLOAD_MAX - 1);
+	size = op->size;
+	if (state->fault && !fetch_ends_value(op->code))
+		return 0;
+	switch (op->code) {
+	case FETCH_ARG: {
+		__u64 n = op->operand;
+
+		state->reg = n < FETCH_ARGS ? state->args[n] : 0;
+		break;
+	}
+	case FETCH_RETURN:
+		state->reg = state->return_value;
+		break;
+	case FETCH_ADD:
+		state->reg += op->operand;
+		break;
+	case FETCH_LOAD:
+	case FETCH_COPY_LOAD: {
+		__u64 address = state->reg + op->operand, loaded = 0;
+
+		err = bpf_probe_read_kernel(&loaded, size > 8 ? 8 : size, (void *)address);
+		if (err) {
+			state->fault = op->code == FETCH_COPY_LOAD ? FETCH_FAULT_COPY :
+								     FETCH_FAULT_READ;
+			state->fault_address = address;
+		}
+		state->reg = loaded;
+		break;
+	}
+	case FETCH_STORE:
+		*(__u64 *)(payload + dest) = state->fault ? state->fault_address : state->reg;
+		break;
+	case FETCH_STRING:
+	case FETCH_USER_STRING:
+		if (state->fault) {
+			*(__u64 *)(payload + dest) = state->fault_address;
+			break;
+		}
+		if (size > STRING_MAX)
+			size = STRING_MAX;
+		if (op->code == FETCH_STRING)
+			err = bpf_probe_read_kernel_str(payload + dest, size, (void *)state->reg);
+		else
+			err = bpf_probe_read_user_str(payload + dest, size, (void *)state->reg);
+		if (err < 0) {
+			state->fault = FETCH_FAULT_COPY;
+			*(__u64 *)(payload + dest) = state->reg;
+		}
+		break;
+	default:
+		return 1;
+	}
+	if (fetch_ends_value(op->code)) {
+		faults = (struct payload_faults *)payload;
+		if (state->fault && state->value < 64) {
+			faults->faulted |= 1ULL << state->value;
+			if (state->fault == FETCH_FAULT_COPY)
+				faults->copy_faulted |= 1ULL << state->value;
+		}
+		state->fault = FETCH_FAULT_NONE;
+		state->value++;
+	}
 	return 0;
 }
 
+/* An event with the payload `program` reads, through this nesting level's scratch record. */
+static __always_inline int write_event_with_payload(struct cpu_state *state,
+						    const struct rstap_fetch_program *program,
+						    enum event_kind kind, __u64 function_address,
+						    __u64 return_address,
+						    __u64 outer_return_address,
+						    __u64 return_value, const __u64 *args)
+{
+	__u32 level = state->depth - 1;
+	struct event_scratch *scratch;
+	__u32 payload_bytes;
+
+	scratch = bpf_map_lookup_elem(&event_scratch, &level);
+	if (!scratch)
+		return 0;
+	__builtin_memset(scratch->bytes + sizeof(struct event), 0, sizeof(struct payload_faults));
+	fill_header((struct event *)scratch->bytes, kind, function_address, return_address,
+		    outer_return_address, return_value);
+	struct fetch_state fetch = {
+		.program = program,
+		.payload = scratch->bytes + sizeof(struct event),
+		.args = args,
+		.return_value = return_value,
+	};
+	bpf_loop(program->op_count > FETCH_MAX_OPS ? FETCH_MAX_OPS : program->op_count,
+		 fetch_step, &fetch, 0);
+	payload_bytes = program->payload_bytes;
+	if (payload_bytes > PAYLOAD_MAX)
+		payload_bytes = PAYLOAD_MAX;
+	if (bpf_ringbuf_output(&events, scratch->bytes, sizeof(struct event) + payload_bytes,
+			       wakeup_flags()))
+		__sync_fetch_and_add(&state->lost_events, 1);
+	return 0;
+}
+
+static __always_inline int write_event(struct cpu_state *state, enum event_kind kind,
+				       __u64 function_address, __u64 return_address,
+				       __u64 outer_return_address, __u64 return_value,
+				       const __u64 *args)
+{
+	struct event *e;
+
+	if (fetch_enabled) {
+		struct fetch_key key = { .function_address = function_address, .kind = kind };
+		const struct rstap_fetch_program *program = bpf_map_lookup_elem(&fetch_programs, &key);
+
+		if (program)
+			return write_event_with_payload(state, program, kind, function_address,
+							return_address, outer_return_address,
+							return_value, args);
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&state->lost_events, 1);
+		return 0;
+	}
+	fill_header(e, kind, function_address, return_address, outer_return_address,
+		    return_value);
+	bpf_ringbuf_submit(e, wakeup_flags());
+	return 0;
+}
+
+/*
+ * `args` holds the function's first FETCH_ARGS arguments at entry (the caller fills them
+ * only when fetch_enabled); fetch programs read them.
+ */
 static __always_inline int emit_event(enum event_kind kind, __u64 function_address,
 				      __u64 return_address, __u64 outer_return_address,
-				      __u64 return_value)
+				      __u64 return_value, const __u64 *args)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u32 zero = 0;
@@ -135,10 +391,23 @@ static __always_inline int emit_event(enum event_kind kind, __u64 function_addre
 	}
 	state->depth += 1;
 	write_event(state, kind, function_address, return_address, outer_return_address,
-		    return_value);
+		    return_value, args);
 	state->depth -= 1;
 	return 0;
 }
+
+/* The arguments of a function probed through pt_regs (kprobes of every kind), at entry. */
+#define FILL_REGS_ARGS(args, ctx)                                                          \
+	do {                                                                               \
+		if (fetch_enabled) {                                                       \
+			(args)[0] = PT_REGS_PARM1(ctx);                                    \
+			(args)[1] = PT_REGS_PARM2(ctx);                                    \
+			(args)[2] = PT_REGS_PARM3(ctx);                                    \
+			(args)[3] = PT_REGS_PARM4(ctx);                                    \
+			(args)[4] = PT_REGS_PARM5(ctx);                                    \
+			(args)[5] = PT_REGS_PARM6(ctx);                                    \
+		}                                                                          \
+	} while (0)
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -18,7 +18,9 @@ struct RawEvent {
     comm: [u8; 16],
 }
 
-const _: () = assert!(size_of::<RawEvent>() == 72);
+/// Bytes of the header every record starts with; a payload, if any, follows it.
+pub const HEADER_BYTES: usize = 72;
+const _: () = assert!(size_of::<RawEvent>() == HEADER_BYTES);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {

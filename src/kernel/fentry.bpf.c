@@ -10,7 +10,14 @@
 SEC("fentry/placeholder")
 int on_entry(__u64 *ctx)
 {
-	return emit_event(EVENT_ENTRY, bpf_get_func_ip(ctx), 0, 0, 0);
+	__u64 args[FETCH_ARGS] = {};
+
+	if (fetch_enabled) {
+		/* Arguments past the function's own count are refused and stay 0. */
+		for (__u32 i = 0; i < FETCH_ARGS; i++)
+			bpf_get_func_arg(ctx, i, &args[i]);
+	}
+	return emit_event(EVENT_ENTRY, bpf_get_func_ip(ctx), 0, 0, 0, args);
 }
 
 /*
@@ -52,9 +59,10 @@ SEC("fexit/placeholder")
 int on_return(__u64 *ctx)
 {
 	struct return_addresses caller = caller_return_addresses(ctx);
+	__u64 args[FETCH_ARGS] = {};
 	__u64 return_value = 0;
 
 	bpf_get_func_ret(ctx, &return_value);
 	return emit_event(EVENT_RETURN, bpf_get_func_ip(ctx), caller.direct, caller.outer,
-			  return_value);
+			  return_value, args);
 }

@@ -12,8 +12,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use libbpf_rs::btf::types::{Func, FuncProto};
 use libbpf_rs::btf::{Btf, BtfKind, ReferencesType};
 use libbpf_rs::libbpf_sys;
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{OpenObject, ProgramMut};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{AsRawLibbpf, OpenObject, ProgramMut};
 
 use super::{Placed, Placement, ProbeConfig, ProbeSide, ProbeTarget, SharedMaps};
 
@@ -30,6 +30,8 @@ const MAX_REGISTER_ARGUMENTS: usize = 6;
 
 struct FentryProbes<'obj> {
     skel: FentrySkel<'obj>,
+    /// The object's BTF, which the copies' function and line info refer to.
+    object_btf: i32,
     /// Each attached copy: its target's index, its program and the link that holds it on
     /// the function. Dropping them detaches.
     attachments: Vec<(usize, OwnedFd, OwnedFd)>,
@@ -117,8 +119,12 @@ impl<'obj> FentryProbes<'obj> {
                 .map_err(|err| format!("cannot target {template_target}: {err}"))?;
         }
         let skel = open.load().map_err(|err| describe_load_error(&err))?;
+        // SAFETY: the object is loaded and lives as long as the skeleton.
+        let object_btf =
+            unsafe { libbpf_sys::bpf_object__btf_fd(skel.object().as_libbpf_object().as_ptr()) };
         Ok(FentryProbes {
             skel,
+            object_btf,
             attachments: Vec::new(),
         })
     }
@@ -140,7 +146,7 @@ impl<'obj> FentryProbes<'obj> {
                 ProbeSide::Entry => (&self.skel.progs.on_entry, libbpf_sys::BPF_TRACE_FENTRY),
                 ProbeSide::Return => (&self.skel.progs.on_return, libbpf_sys::BPF_TRACE_FEXIT),
             };
-            let program = load_copy(template, attach_type, btf_id)?;
+            let program = load_copy(template, self.object_btf, attach_type, btf_id)?;
             // SAFETY: a plain syscall wrapper; a null opts pointer asks for defaults.
             let link = unsafe {
                 libbpf_sys::bpf_link_create(program.as_raw_fd(), 0, attach_type, std::ptr::null())
@@ -168,12 +174,27 @@ fn can_serve_as_template(btf: &Btf<'_>, name: &str) -> bool {
         && !matches!(return_type.kind(), BtfKind::Struct | BtfKind::Union)
 }
 
+/// Loads a copy of `template`'s instructions for the function `btf_id`. The copy carries
+/// the template's function and line info, against the object's BTF (`object_btf`): the
+/// kernel wants them of a program with subprograms (the fetch step bpf_loop calls).
 fn load_copy(
     template: &ProgramMut<'_>,
+    object_btf: i32,
     attach_type: libbpf_sys::bpf_attach_type,
     btf_id: u32,
 ) -> Result<OwnedFd, String> {
     let insns = template.insns();
+    let program = template.as_libbpf_object().as_ptr();
+    // SAFETY: the program belongs to a loaded object that outlives this call; libbpf keeps
+    // its function and line info for as long as the object.
+    let (func_info, func_info_cnt, line_info, line_info_cnt) = unsafe {
+        (
+            libbpf_sys::bpf_program__func_info(program),
+            libbpf_sys::bpf_program__func_info_cnt(program),
+            libbpf_sys::bpf_program__line_info(program),
+            libbpf_sys::bpf_program__line_info_cnt(program),
+        )
+    };
     let name = CString::new(template.name().as_encoded_bytes())
         .map_err(|_| "template program name contains NUL".to_string())?;
     let load = |log: Option<&mut [u8]>| {
@@ -183,6 +204,17 @@ fn load_copy(
             attach_btf_id: btf_id,
             ..Default::default()
         };
+        if object_btf >= 0 && !func_info.is_null() {
+            opts.prog_btf_fd = object_btf as u32;
+            opts.func_info = func_info.cast();
+            opts.func_info_cnt = func_info_cnt;
+            opts.func_info_rec_size = std::mem::size_of::<libbpf_sys::bpf_func_info>() as u32;
+            if !line_info.is_null() {
+                opts.line_info = line_info.cast();
+                opts.line_info_cnt = line_info_cnt;
+                opts.line_info_rec_size = std::mem::size_of::<libbpf_sys::bpf_line_info>() as u32;
+            }
+        }
         if let Some(log) = log {
             opts.log_level = 1;
             opts.log_size = log.len() as u32;

@@ -10,13 +10,18 @@
 SEC("kprobe.multi")
 int on_entry(struct pt_regs *ctx)
 {
-	return emit_event(EVENT_ENTRY, bpf_get_attach_cookie(ctx), 0, 0, 0);
+	__u64 args[FETCH_ARGS] = {};
+
+	FILL_REGS_ARGS(args, ctx);
+	return emit_event(EVENT_ENTRY, bpf_get_attach_cookie(ctx), 0, 0, 0, args);
 }
 
 /* fprobe's return hook (rethook) puts the real return address into regs->ip. */
 SEC("kretprobe.multi")
 int on_return(struct pt_regs *ctx)
 {
+	__u64 args[FETCH_ARGS] = {};
+
 	return emit_event(EVENT_RETURN, bpf_get_attach_cookie(ctx), PT_REGS_IP(ctx), 0,
-			  PT_REGS_RC(ctx));
+			  PT_REGS_RC(ctx), args);
 }

@@ -15,8 +15,12 @@ macro_rules! open_configured {
             .open($storage)
             .map_err(|err| format!(concat!("cannot open the ", $what, ": {}"), err))?;
         super::configure(
-            &mut open.maps.events,
-            &mut open.maps.cpu_state,
+            super::SharedMapsOf {
+                events: &mut open.maps.events,
+                cpu_state: &mut open.maps.cpu_state,
+                fetch_programs: &mut open.maps.fetch_programs,
+                event_scratch: &mut open.maps.event_scratch,
+            },
             open.maps
                 .rodata_data
                 .as_deref_mut()
@@ -24,6 +28,7 @@ macro_rules! open_configured {
                     target_tgid: &mut rodata.target_tgid,
                     rstap_tgid: &mut rodata.rstap_tgid,
                     wakeup_bytes: &mut rodata.wakeup_bytes,
+                    fetch_enabled: &mut rodata.fetch_enabled,
                 }),
             $config,
             $shared,
@@ -35,6 +40,7 @@ macro_rules! open_configured {
 mod batch;
 pub mod event;
 mod fentry;
+pub mod fetch;
 mod kprobe;
 mod kprobe_multi;
 mod kprobe_session;
@@ -134,6 +140,8 @@ pub struct ProbeConfig {
     pub rstap_tgid: u32,
     /// Ring buffer size: a power of two, at least a page.
     pub ring_buffer_bytes: u32,
+    /// What each function entry or return reads of the kernel's data, for those that do.
+    pub fetches: Vec<fetch::SiteFetch>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -404,6 +412,16 @@ fn describe_refusals(refusals: &[Refusal]) -> String {
 struct SharedMaps {
     events: MapHandle,
     cpu_state: MapHandle,
+    fetch_programs: MapHandle,
+    event_scratch: MapHandle,
+}
+
+/// One object's copies of the shared maps, before it is loaded.
+struct SharedMapsOf<'a, 'obj> {
+    events: &'a mut OpenMapMut<'obj>,
+    cpu_state: &'a mut OpenMapMut<'obj>,
+    fetch_programs: &'a mut OpenMapMut<'obj>,
+    event_scratch: &'a mut OpenMapMut<'obj>,
 }
 
 /// Mirrors `struct cpu_state` in event.bpf.h.
@@ -460,7 +478,35 @@ impl SharedMaps {
             &opts,
         )
         .map_err(|err| format!("per-CPU state: {err}"))?;
-        Ok(SharedMaps { events, cpu_state })
+        let fetch_programs = MapHandle::create(
+            MapType::Hash,
+            Some("fetch_programs"),
+            16,
+            fetch::PROGRAM_BYTES as u32,
+            config.fetches.len().max(1) as u32,
+            &opts,
+        )
+        .map_err(|err| format!("fetch programs: {err}"))?;
+        for site in &config.fetches {
+            fetch_programs
+                .update(&site.key(), &site.program.encode(), MapFlags::ANY)
+                .map_err(|err| format!("fetch program of {:#x}: {err}", site.function_address))?;
+        }
+        let event_scratch = MapHandle::create(
+            MapType::PercpuArray,
+            Some("event_scratch"),
+            key,
+            fetch::SCRATCH_BYTES as u32,
+            MAX_CONTEXT_NESTING,
+            &opts,
+        )
+        .map_err(|err| format!("per-CPU event records: {err}"))?;
+        Ok(SharedMaps {
+            events,
+            cpu_state,
+            fetch_programs,
+            event_scratch,
+        })
     }
 
     /// The per-CPU counts, summed over the CPUs.
@@ -487,7 +533,11 @@ struct Settings<'a> {
     target_tgid: &'a mut u32,
     rstap_tgid: &'a mut u32,
     wakeup_bytes: &'a mut u64,
+    fetch_enabled: &'a mut u32,
 }
+
+/// How deeply rstap's programs nest on a CPU: `MAX_CONTEXT_NESTING` in event.bpf.h.
+const MAX_CONTEXT_NESTING: u32 = 4;
 
 /// Records pending in the ring buffer past this share of it wake the reader at once; below
 /// it they wait for its next timed poll (see event.bpf.h).
@@ -495,22 +545,33 @@ const WAKEUP_SHARE: u32 = 4;
 
 /// Points an object's shared maps at rstap's, and fills in its read-only settings.
 fn configure(
-    events: &mut OpenMapMut<'_>,
-    cpu_state: &mut OpenMapMut<'_>,
+    maps: SharedMapsOf<'_, '_>,
     settings: Option<Settings<'_>>,
     config: &ProbeConfig,
     shared: &SharedMaps,
 ) -> Result<(), String> {
-    events
-        .reuse_fd(shared.events.as_fd())
-        .map_err(|err| format!("cannot share the ring buffer: {err}"))?;
-    cpu_state
-        .reuse_fd(shared.cpu_state.as_fd())
-        .map_err(|err| format!("cannot share the per-CPU state: {err}"))?;
+    for (map, handle, what) in [
+        (maps.events, &shared.events, "the ring buffer"),
+        (maps.cpu_state, &shared.cpu_state, "the per-CPU state"),
+        (
+            maps.fetch_programs,
+            &shared.fetch_programs,
+            "the fetch programs",
+        ),
+        (
+            maps.event_scratch,
+            &shared.event_scratch,
+            "the per-CPU event records",
+        ),
+    ] {
+        map.reuse_fd(handle.as_fd())
+            .map_err(|err| format!("cannot share {what}: {err}"))?;
+    }
     let settings = settings.ok_or("the BPF object has no read-only data")?;
     *settings.target_tgid = config.target_tgid.unwrap_or(0);
     *settings.rstap_tgid = config.rstap_tgid;
     *settings.wakeup_bytes = u64::from(config.ring_buffer_bytes / WAKEUP_SHARE);
+    *settings.fetch_enabled = u32::from(!config.fetches.is_empty());
     Ok(())
 }
 

@@ -15,4 +15,5 @@ pub mod kallsyms;
 pub mod plan;
 pub mod source;
 pub mod symbol_cache;
+pub mod targets;
 pub mod vmlinux;

@@ -26,6 +26,9 @@ pub struct Handler {
     pub function: String,
     /// `pp()`: the probe point resolved to this function.
     pub probe_point: String,
+    /// Where the event's payload holds each of the probe's target reads, in their order;
+    /// filled in by [`targets::compile`](super::targets::compile).
+    pub reads: Vec<crate::kernel::fetch::PayloadValue>,
 }
 
 /// A kernel function to probe.
@@ -58,6 +61,9 @@ pub struct ProbePlan {
     /// Probes to run when a probe fails, before rstap stops.
     pub error: Vec<SessionProbe>,
     pub timers: Vec<PlannedTimer>,
+    /// What the kernel side reads at each site for the probes' target variables; filled in
+    /// by [`targets::compile`](super::targets::compile).
+    pub fetches: Vec<crate::kernel::fetch::SiteFetch>,
 }
 
 /// A begin, end or error probe point.
@@ -181,6 +187,7 @@ impl<'k> Planner<'k> {
             probe,
             function: candidate.function,
             probe_point: resolved_point(&candidate.resolved_name, variant),
+            reads: Vec::new(),
         };
         match variant {
             FunctionVariant::Return => planned.on_return.push(handler),

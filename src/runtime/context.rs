@@ -29,4 +29,33 @@ pub trait ProbeContext {
     }
     /// The `-x`/`-c` process id, or 0.
     fn target(&self) -> i64;
+    /// What the probe's target read number `index` found at the event (see
+    /// `script::ir::TargetRead`). Only kernel events carry any: the script's checks refuse
+    /// target variables in every other probe.
+    fn target_read(&self, index: usize) -> Result<TargetValue<'_>, ReadFault> {
+        Err(ReadFault::NotCarried(index))
+    }
+}
+
+/// A target read's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetValue<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+/// A target read that gave no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadFault {
+    /// The kernel could not read an address on the way (SystemTap's words).
+    #[error("read fault [man error::fault] at 0x{0:x}")]
+    Memory(u64),
+    /// `kernel_string()` and friends could not copy the string.
+    #[error("{function} copy fault at 0x{address:x} [man error::fault]")]
+    Copy {
+        function: &'static str,
+        address: u64,
+    },
+    #[error("the event carries no value for target read {0}: an rstap bug, please report it")]
+    NotCarried(usize),
 }

@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 
-use super::context::ProbeContext;
+use super::context::{ProbeContext, ReadFault, TargetValue};
 use super::interp::{Flow, Interpreter, RuntimeError};
+use crate::kernel::event::HEADER_BYTES;
+use crate::kernel::fetch::{Decoded, PayloadFault};
 use crate::kernel::{Event, EventKind};
 use crate::output::Sink;
 use crate::resolve::code::KernelCode;
@@ -136,7 +138,8 @@ impl<'a> Dispatcher<'a> {
             }
             EventKind::Return => Some(self.interpreter.returning(tid, index)),
         };
-        let flow = self.run_handlers(&event, handlers, address, probefunc, out)?;
+        let payload = record.get(HEADER_BYTES..).unwrap_or_default();
+        let flow = self.run_handlers(&event, payload, handlers, address, probefunc, out)?;
         if let Some(found) = found {
             self.interpreter.returned(tid, found);
         }
@@ -146,6 +149,7 @@ impl<'a> Dispatcher<'a> {
     fn run_handlers(
         &mut self,
         event: &Event,
+        payload: &[u8],
         handlers: &[Handler],
         address: u64,
         probefunc: &str,
@@ -154,6 +158,7 @@ impl<'a> Dispatcher<'a> {
         for handler in handlers {
             let context = EventContext {
                 event,
+                payload,
                 handler,
                 address,
                 probefunc,
@@ -199,6 +204,8 @@ fn thread_exists(tid: i64) -> bool {
 /// What a probe body sees of one event.
 struct EventContext<'e> {
     event: &'e Event,
+    /// What the site's fetch program read, laid out as `handler.reads` says.
+    payload: &'e [u8],
     handler: &'e Handler,
     /// `addr()`: the function's entry on entry, the return address in its caller on return.
     address: u64,
@@ -244,6 +251,22 @@ impl ProbeContext for EventContext<'_> {
     }
     fn target(&self) -> i64 {
         self.target
+    }
+    fn target_read(&self, index: usize) -> Result<TargetValue<'_>, ReadFault> {
+        let value = self
+            .handler
+            .reads
+            .get(index)
+            .ok_or(ReadFault::NotCarried(index))?;
+        match value.decode(self.payload) {
+            Ok(Decoded::Int(value)) => Ok(TargetValue::Int(value)),
+            Ok(Decoded::Str(text)) => Ok(TargetValue::Str(text)),
+            Err(PayloadFault::Memory(address)) => Err(ReadFault::Memory(address)),
+            Err(PayloadFault::Copy { function, address }) => {
+                Err(ReadFault::Copy { function, address })
+            }
+            Err(PayloadFault::Truncated) => Err(ReadFault::NotCarried(index)),
+        }
     }
 }
 

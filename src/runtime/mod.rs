@@ -9,6 +9,6 @@ pub mod library;
 pub mod stats;
 pub mod timers;
 
-pub use context::ProbeContext;
+pub use context::{ProbeContext, ReadFault, TargetValue};
 pub use indent::IndentState;
 pub use interp::{Flow, Interpreter, RuntimeError};

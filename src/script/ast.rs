@@ -271,9 +271,30 @@ pub struct Expr {
     pub span: Span,
 }
 
+/// A target variable and the path through the kernel's data from it:
+/// `$sk->__sk_common->skc_family`, `$argv[1]`, `$return`, or `&` of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetExpr {
+    /// Without the `$`: a parameter's name, or `return`.
+    pub name: Name,
+    pub steps: Vec<TargetStep>,
+    /// `&$var->member`: the member's address rather than its value.
+    pub address_of: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetStep {
+    /// `->member`, through a pointer or of a struct or union held by value, as SystemTap
+    /// writes both.
+    Member(Name),
+    /// `[index]`: an element of an array, or of what a pointer points to.
+    Index { index: i64, span: Span },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExprKind {
     Number(i64),
+    Target(TargetExpr),
     Str(StringLit),
     Var(String),
     /// `array[key, ...]`.

@@ -1,7 +1,7 @@
 //! The builtin functions scripts can call: one table of names, signatures and what answers
 //! each, read by type inference and by lowering alike.
 
-use super::ir::{IntContext, Library, StrContext, Ty};
+use super::ir::{IntContext, Library, ReadKind, StrContext, Ty};
 
 /// Who answers a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub(super) enum Answer {
     Library(Library),
     /// `matched(n)`, `matched_str()`: the last regular expression match.
     Matched,
+    /// `kernel_string(p)` and friends: kernel memory at a target's address, read at the
+    /// event (a string's bound is filled in by lowering).
+    KernelRead(ReadKind),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +101,28 @@ const fn library(
         returns,
         answer: Answer::Library(function),
     }
+}
+
+const fn kernel_read(
+    name: &'static str,
+    params: &'static [Ty],
+    returns: Ty,
+    kind: ReadKind,
+) -> Builtin {
+    Builtin {
+        name,
+        params,
+        returns: Some(returns),
+        answer: Answer::KernelRead(kind),
+    }
+}
+
+const fn deref(name: &'static str, bytes: u8, function: &'static str) -> Builtin {
+    kernel_read(name, &[Long], Long, ReadKind::Deref { bytes, function })
+}
+
+const fn string_read(name: &'static str, params: &'static [Ty], user: bool) -> Builtin {
+    kernel_read(name, params, Str, ReadKind::String { max: 0, user })
 }
 
 use Ty::{Long, Str};
@@ -227,6 +252,15 @@ const BUILTINS: &[Builtin] = &[
     library("ansi_cursor_show", &[], None, Library::AnsiCursorShow),
     library("ansi_cursor_save", &[], None, Library::AnsiCursorSave),
     library("ansi_cursor_restore", &[], None, Library::AnsiCursorRestore),
+    string_read("kernel_string", &[Long], false),
+    string_read("kernel_string_n", &[Long, Long], false),
+    string_read("user_string", &[Long], true),
+    string_read("user_string_n", &[Long, Long], true),
+    deref("kernel_long", 8, "long"),
+    deref("kernel_int", 4, "int"),
+    deref("kernel_short", 2, "short"),
+    deref("kernel_char", 1, "char"),
+    deref("kernel_pointer", 8, "pointer"),
     Builtin {
         name: "matched",
         params: &[Long],

@@ -2,6 +2,7 @@
 //! the kernel side attaches. Owned by neither: every name is resolved to a slot, an array
 //! number or an enum, and every type is known, so running a body needs no lookup by name.
 
+pub use super::ast::TargetExpr;
 use super::source::{SourceMap, Span};
 use crate::output::printf::Format;
 
@@ -149,6 +150,9 @@ pub(crate) enum IntExpr {
     Call(Box<Call>),
     Library(Box<LibraryCall>),
     Context(IntContext),
+    /// The value of the probe's target read number `.0` (see [`TargetRead`]), carried by
+    /// the event; `.1` locates it for run-time errors (a read that faulted).
+    Target(usize, Span),
     /// `thread_indent_depth` (thread) or `indent_depth`.
     IndentDepth {
         thread: bool,
@@ -167,6 +171,8 @@ pub(crate) enum StrExpr {
     /// `place = value`, or `place .= value` when `append`.
     Assign(Place, bool, Box<StrExpr>),
     Context(StrContext),
+    /// A string the probe's target read number `.0` copied from the kernel at the event.
+    Target(usize, Span),
     Call(Box<Call>),
     Library(Box<LibraryCall>),
     /// `matched(n)`: group `n` of the last successful `=~`; `span` is the call's.
@@ -447,9 +453,37 @@ pub struct StatsShape {
     pub variance_shift: u32,
 }
 
+/// A read of the kernel's data that a probe body makes. Kernel memory can be read only while
+/// the probe fires, so each read is planned with the probe point, done by the kernel side
+/// at the event, and carried to the body with the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRead {
+    /// The target variable and the path through the kernel's data from it.
+    pub target: TargetExpr,
+    pub kind: ReadKind,
+    /// The whole expression, for errors.
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    /// The value as a long: integers and enums widened by their signedness, pointers as
+    /// addresses, arrays and `&$var` as the address of their first byte.
+    Value,
+    /// `kernel_long(p)` / `_int` / `_short` / `_char`: `bytes` read at the address the
+    /// target's value gives, sign-extended.
+    Deref { bytes: u8, function: &'static str },
+    /// `kernel_string(p)`, `kernel_string_n(p, n)`, `user_string(p)`: the NUL-terminated
+    /// string at the address the target's value gives, up to `max` bytes.
+    String { max: usize, user: bool },
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckedProbe {
     pub points: Vec<ProbePoint>,
+    /// The kernel data the body reads, numbered as `IntExpr::Target` and
+    /// `StrExpr::Target` name them.
+    pub targets: Vec<TargetRead>,
     pub(crate) body: Vec<Stmt>,
     pub(crate) int_locals: usize,
     pub(crate) str_locals: usize,

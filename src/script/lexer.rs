@@ -18,6 +18,9 @@ pub enum TokenKind {
     /// `@NAME` other than a statistics operator: `@define`, a macro, a macro's parameter,
     /// or one of SystemTap's `@` operators (`@entry`, `@cast`, ...) once macros are expanded.
     Macro(String),
+    /// `$name`: a target variable (a parameter of the probed function, or `return`), without
+    /// the `$`.
+    Target(String),
     /// Something rstap cannot take here (a construct it does not support, a missing script
     /// argument), with the message that says so. It is an error only if it survives
     /// preprocessing: a branch the preprocessor skips may hold anything.
@@ -68,6 +71,8 @@ pub enum Op {
     Slash,
     Percent,
     Amp,
+    /// `->`: a member of what a target variable points to (or holds).
+    Arrow,
     Pipe,
     Caret,
     Tilde,
@@ -107,6 +112,7 @@ impl Op {
 /// Longest first, so that `<<` wins over `<` and `.=` over `.`.
 const OPERATORS: &[(&str, Op)] = &[
     ("<<<", Op::Aggregate),
+    ("->", Op::Arrow),
     ("=~", Op::Match),
     ("!~", Op::NotMatch),
     ("<<=", Op::ShlAssign),
@@ -164,13 +170,6 @@ pub(super) fn operator_at(text: &str) -> Option<&'static str> {
         .find(|op| text.starts_with(op))
 }
 
-/// Operators of the SystemTap language rstap does not take yet, longest first, with what
-/// they are. Matched before [`OPERATORS`], so that `->` is not taken for `-` and `>`.
-const UNSUPPORTED_OPERATORS: &[(&str, &str)] = &[(
-    "->",
-    "not supported yet: member access (`->`) of target variables",
-)];
-
 /// A string literal with no escapes in it.
 fn plain_string(bytes: &[u8]) -> StringLit {
     StringLit {
@@ -194,12 +193,6 @@ const STATISTICS: &[&str] = &[
 /// A construct of the SystemTap language rstap does not take, at the start of `rest`: its
 /// length in bytes and the refusal that names it.
 fn unsupported_construct(rest: &str) -> Option<(usize, String)> {
-    if let Some((text, refusal)) = UNSUPPORTED_OPERATORS
-        .iter()
-        .find(|(text, _)| rest.starts_with(text))
-    {
-        return Some((text.len(), refusal.to_string()));
-    }
     let sigil = rest.chars().next().filter(|c| matches!(c, '$' | '@'))?;
     let after = &rest[1..];
     let word_length = after
@@ -211,12 +204,23 @@ fn unsupported_construct(rest: &str) -> Option<(usize, String)> {
         ('$', word) if word.starts_with('$') => {
             format!("not supported yet: `${word}` (target variables)")
         }
-        ('$', word) if !word.is_empty() => {
-            format!("not supported yet: target variables (`${word}`)")
+        ('$', word) if word.ends_with('$') => {
+            format!("not supported yet: `${word}` (kernel data printed as text)")
         }
         _ => return None,
     };
     Some((length, refusal))
+}
+
+/// The name of the target variable `$name` at the start of `rest`, if one is there.
+fn target_variable(rest: &str) -> Option<&str> {
+    let after = rest.strip_prefix('$')?;
+    let length = after
+        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .unwrap_or(after.len());
+    let name = &after[..length];
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        .then_some(name)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -550,6 +554,10 @@ impl Lexer<'_> {
             self.pos += length;
             return Ok(TokenKind::Refused(refusal));
         }
+        if let Some(name) = target_variable(rest) {
+            self.pos += 1 + name.len();
+            return Ok(TokenKind::Target(name.to_string()));
+        }
         match OPERATORS.iter().find(|(text, _)| rest.starts_with(text)) {
             Some((text, op)) => {
                 self.pos += text.len();
@@ -761,20 +769,35 @@ mod tests {
     }
 
     #[test]
+    fn target_variables_and_members_are_tokens() {
+        assert_eq!(
+            kinds("$sk->__sk_common $return-1"),
+            vec![
+                TokenKind::Target("sk".into()),
+                TokenKind::Op(Op::Arrow),
+                TokenKind::Ident("__sk_common".into()),
+                TokenKind::Target("return".into()),
+                TokenKind::Op(Op::Minus),
+                TokenKind::Number(1),
+                TokenKind::Eof,
+            ]
+        );
+    }
+
+    #[test]
     fn constructs_not_supported_yet_are_named_where_they_stand() {
-        for (text, column, refusal) in [
-            ("$fd", 1, "target variables (`$fd`)"),
-            ("$$parms", 1, "`$$parms` (target variables)"),
-            ("p->f", 2, "member access (`->`)"),
-        ] {
-            let error = refused(text);
-            assert!(
-                error.starts_with(&format!(
-                    "t.stp:1:{column}: error: not supported yet: {refusal}"
-                )),
-                "{text}: {error}"
-            );
-        }
+        let error = refused("x = $sk$$ . $$parms");
+        assert!(
+            error.starts_with(
+                "t.stp:1:5: error: not supported yet: `$sk$$` (kernel data printed as text)"
+            ),
+            "{error}"
+        );
+        let error = refused("x = $$parms");
+        assert!(
+            error.starts_with("t.stp:1:5: error: not supported yet: `$$parms` (target variables)"),
+            "{error}"
+        );
         assert!(refused("%{ int x; %}").contains("rstap does not support embedded C"));
     }
 }

@@ -17,13 +17,14 @@ mod points;
 mod preprocess;
 mod source;
 
+pub use ast::TargetStep;
 pub(crate) use ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram,
     IntExpr, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
 };
 pub use ir::{
     CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library, ProbePoint,
-    ProbePointKind, StatsShape, StrContext, Ty,
+    ProbePointKind, ReadKind, StatsShape, StrContext, TargetExpr, TargetRead, Ty,
 };
 pub use limits::Limits;
 pub use parser::MAX_NESTING;

@@ -150,6 +150,7 @@ impl SourceFile {
                 )
             }
             Some('@') => ("operator", format!("@{}", word(&text[1..]))),
+            Some('$') => ("identifier", format!("${}", word(&text[1..]))),
             _ => (
                 "operator",
                 super::lexer::operator_at(text)

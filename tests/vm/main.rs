@@ -7,6 +7,7 @@ mod hardening;
 mod harness;
 mod smoke;
 mod source;
+mod targets;
 mod trace;
 
 use harness::Scenario;
@@ -18,5 +19,6 @@ fn all_scenarios() -> Vec<Scenario> {
     scenarios.extend(source::scenarios());
     scenarios.extend(attach::scenarios());
     scenarios.extend(hardening::scenarios());
+    scenarios.extend(targets::scenarios());
     scenarios
 }

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use super::array::{Array, Element, Full, Key, KeyPart};
-use super::context::ProbeContext;
+use super::context::{ProbeContext, ReadFault, TargetValue};
 use super::indent::{IndentState, ReturnOf};
 use super::library::{self, Answer, Failure, LibraryState};
 use super::stats::Stats;
@@ -54,6 +54,10 @@ pub enum RuntimeError {
     ActionLimit { near: String },
     #[error("empty aggregate near {near}")]
     EmptyAggregate { near: String },
+    /// A target variable or `kernel_string()` whose read of kernel memory faulted at the
+    /// event.
+    #[error("{fault} near {near}")]
+    Read { fault: ReadFault, near: String },
     #[error("writing script output: {0}")]
     Output(#[from] std::io::Error),
     #[error("no probe number {0} in this script")]
@@ -80,6 +84,7 @@ impl RuntimeError {
             RuntimeError::EmptyAggregate { .. } => "empty aggregate".to_string(),
             RuntimeError::NestingLimit { .. } => "MAXNESTING exceeded".to_string(),
             RuntimeError::Library { message, .. } => message.clone(),
+            RuntimeError::Read { fault, .. } => fault.to_string(),
             other => other.to_string(),
         }
     }

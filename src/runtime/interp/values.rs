@@ -331,6 +331,13 @@ impl Machine {
                     Answer::Done => 0,
                 }
             }
+            IntExpr::Target(index, span) => match ctx.target_read(*index) {
+                Ok(TargetValue::Int(value)) => value,
+                Ok(TargetValue::Str(_)) => {
+                    return Err(self.read_fault(ReadFault::NotCarried(*index), *span))
+                }
+                Err(fault) => return Err(self.read_fault(fault, *span)),
+            },
             IntExpr::Context(what) => match what {
                 IntContext::Tid => ctx.tid(),
                 IntContext::Pid => ctx.pid(),
@@ -362,6 +369,13 @@ impl Machine {
                     self.indent.indent_depth(delta)
                 }
             }
+        })
+    }
+
+    pub(super) fn read_fault(&self, fault: ReadFault, span: Span) -> Stop {
+        Stop::Error(RuntimeError::Read {
+            fault,
+            near: self.source.near(span),
         })
     }
 
@@ -447,6 +461,13 @@ impl Machine {
                 self.pool.push(new);
                 result?
             }
+            StrExpr::Target(index, span) => match ctx.target_read(*index) {
+                Ok(TargetValue::Str(text)) => dst.extend_from_slice(text),
+                Ok(TargetValue::Int(_)) => {
+                    return Err(self.read_fault(ReadFault::NotCarried(*index), *span))
+                }
+                Err(fault) => return Err(self.read_fault(fault, *span)),
+            },
             StrExpr::Context(what) => dst.extend_from_slice(
                 match what {
                     StrContext::Execname => ctx.execname(),

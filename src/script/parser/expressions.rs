@@ -19,6 +19,16 @@ impl Parser<'_> {
             _ => return Ok(target),
         };
         let op_span = self.advance().span;
+        if let ExprKind::Target(written) = &target.kind {
+            return Err(self.error(
+                op_span,
+                format!(
+                    "rstap does not write the kernel's data: assigning to ${} needs SystemTap's \
+                     guru mode (-g), which rstap does not have",
+                    written.name.name
+                ),
+            ));
+        }
         if !matches!(target.kind, ExprKind::Var(_) | ExprKind::Index { .. }) {
             return Err(self.error(
                 op_span,
@@ -114,6 +124,11 @@ impl Parser<'_> {
             let target = self.primary()?;
             return self.increment(token.span, target, op, false);
         }
+        if token.kind == TokenKind::Op(Op::Amp) {
+            if let Some(TokenKind::Target(_)) = self.tokens.get(self.pos + 1).map(|t| &t.kind) {
+                return self.address_of();
+            }
+        }
         let op = match token.kind {
             TokenKind::Op(op @ (Op::Minus | Op::Plus | Op::Bang | Op::Tilde)) => op,
             _ => {
@@ -205,6 +220,13 @@ impl Parser<'_> {
                     kind: ExprKind::In { keys, array },
                 })
             }
+            TokenKind::Target(name) => {
+                self.advance();
+                self.target_steps(Name {
+                    name,
+                    span: token.span,
+                })
+            }
             TokenKind::Stat(op) => {
                 self.advance();
                 self.expect_op(Op::LParen)?;
@@ -223,8 +245,81 @@ impl Parser<'_> {
                     },
                 })
             }
-            _ => Err(self.unexpected("an expression")),
+            _ => Err(self.not_an_expression()),
         }
+    }
+
+    /// The error for a token that cannot start an expression, naming the SystemTap
+    /// constructs rstap does not take yet.
+    #[inline(never)]
+    fn not_an_expression(&self) -> ScriptError {
+        let after_key_start = self.pos > 0
+            && matches!(
+                self.tokens[self.pos - 1].kind,
+                TokenKind::Op(Op::LBracket | Op::Comma)
+            );
+        if self.peek_op(Op::Star) && after_key_start {
+            return self.error(
+                self.peek().span,
+                "not supported yet: `*` as an array key (every element with the other keys)",
+            );
+        }
+        self.unexpected("an expression")
+    }
+
+    /// `&$var...`. Out of line, as is [`Self::target_steps`], so that the frames of the
+    /// recursive descent stay small and deep nesting is refused before the stack runs out.
+    #[inline(never)]
+    fn address_of(&mut self) -> Result<Expr, ScriptError> {
+        let amp = self.advance().span;
+        let mut operand = self.primary()?;
+        if let ExprKind::Target(target) = &mut operand.kind {
+            target.address_of = true;
+        }
+        operand.span = amp.to(operand.span);
+        Ok(operand)
+    }
+
+    /// The `->member` and `[index]` steps after the target variable `name`.
+    #[inline(never)]
+    fn target_steps(&mut self, name: Name) -> Result<Expr, ScriptError> {
+        let mut span = name.span;
+        let mut steps = Vec::new();
+        loop {
+            if self.eat_op(Op::Arrow) {
+                let member = self.name("a member name after '->'")?;
+                span = span.to(member.span);
+                steps.push(TargetStep::Member(member));
+            } else if self.peek_op(Op::LBracket) {
+                let open = self.advance().span;
+                let index = match self.peek().kind {
+                    TokenKind::Number(index) => index,
+                    _ => {
+                        return Err(self.error(
+                            self.peek().span,
+                            "not supported yet: an index into kernel data that is not a number",
+                        ))
+                    }
+                };
+                self.advance();
+                let close = self.expect_op(Op::RBracket)?;
+                span = span.to(close);
+                steps.push(TargetStep::Index {
+                    index,
+                    span: open.to(close),
+                });
+            } else {
+                break;
+            }
+        }
+        Ok(Expr {
+            span,
+            kind: ExprKind::Target(TargetExpr {
+                name,
+                steps,
+                address_of: false,
+            }),
+        })
     }
 
     /// A string literal and those right after it, joined: `"a" "b"` is `"ab"`, as in C.
@@ -237,8 +332,28 @@ impl Parser<'_> {
         lit
     }
 
+    /// The error for `->` after something other than a target variable.
+    #[inline(never)]
+    fn arrow_on_a_value(&self, operand: &Expr) -> ScriptError {
+        let what = match &operand.kind {
+            ExprKind::Var(name) => format!("the script variable '{name}'"),
+            _ => "a value the script computed".to_string(),
+        };
+        self.error(
+            self.peek().span,
+            format!(
+                "not supported yet: `->` on {what}: rstap reads members of target variables \
+                 ($var->member), and does not carry their type into script variables as \
+                 SystemTap does"
+            ),
+        )
+    }
+
     /// `operand`, or `operand++` / `operand--`.
     pub(super) fn postfix(&mut self, operand: Expr) -> Result<Expr, ScriptError> {
+        if self.peek_op(Op::Arrow) {
+            return Err(self.arrow_on_a_value(&operand));
+        }
         let TokenKind::Op(op @ (Op::Incr | Op::Decr)) = self.peek().kind else {
             return Ok(operand);
         };

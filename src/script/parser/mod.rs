@@ -8,7 +8,8 @@ mod statements;
 
 use super::ast::{
     ArrayDecl, Block, Expr, ExprKind, Foreach, Function, GlobalDecl, Name, PointArg,
-    PointComponent, PointSyntax, Probe, Script, Sort, SortBy, Stmt, TypeName,
+    PointComponent, PointSyntax, Probe, Script, Sort, SortBy, Stmt, TargetExpr, TargetStep,
+    TypeName,
 };
 use super::lexer::{tokenize, Op, StringLit, Token, TokenKind};
 use super::preprocess::{preprocess, Facts};
@@ -149,6 +150,7 @@ impl Parser<'_> {
         let found = match &token.kind {
             TokenKind::Eof => "end of input".to_string(),
             TokenKind::Ident(name) => format!("'{name}'"),
+            TokenKind::Target(name) => format!("'${name}'"),
             TokenKind::Number(_) => "a number".to_string(),
             TokenKind::Str(_) => "a string".to_string(),
             TokenKind::Op(op) => format!("'{}'", op.text()),
@@ -387,6 +389,20 @@ mod tests {
             ExprKind::Number(n) => n.to_string(),
             ExprKind::Str(s) => format!("{:?}", String::from_utf8_lossy(&s.value)),
             ExprKind::Var(v) => v.clone(),
+            ExprKind::Target(target) => {
+                let mut text = format!(
+                    "{}${}",
+                    if target.address_of { "&" } else { "" },
+                    target.name.name
+                );
+                for step in &target.steps {
+                    match step {
+                        TargetStep::Member(member) => text += &format!("->{}", member.name),
+                        TargetStep::Index { index, .. } => text += &format!("[{index}]"),
+                    }
+                }
+                text
+            }
             ExprKind::Call { name, args, .. } => format!(
                 "{name}({})",
                 args.iter().map(shape).collect::<Vec<_>>().join(",")
@@ -476,6 +492,26 @@ mod tests {
             "(x = (y += (c ? 1 : (-2))))"
         );
         assert_eq!(shape(&body_expr("f(1, (2), g())")), "f(1,2,g())");
+    }
+
+    #[test]
+    fn target_variables_take_members_indexes_and_their_address() {
+        assert_eq!(
+            shape(&body_expr("$sk->__sk_common->skc_family & 1")),
+            "($sk->__sk_common->skc_family & 1)"
+        );
+        assert_eq!(
+            shape(&body_expr("&$task->comm[2] + -$return")),
+            "(&$task->comm[2] + (-$return))"
+        );
+        assert!(parse_text("probe begin { x = $a[i] }")
+            .unwrap_err()
+            .to_string()
+            .contains("not supported yet: an index into kernel data that is not a number"));
+        assert!(parse_text("probe begin { x = $a-> }")
+            .unwrap_err()
+            .to_string()
+            .contains("expected a member name after '->'"));
     }
 
     #[test]

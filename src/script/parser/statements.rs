@@ -105,6 +105,14 @@ impl Parser<'_> {
         let condition = self.expression()?;
         self.expect_op(Op::RParen)?;
         let then = Box::new(self.statement()?);
+        // `if (c) f(); else g()`: SystemTap takes the `;` that ends the statement.
+        let else_after_semicolon = matches!(
+            self.tokens.get(self.pos + 1).map(|t| &t.kind),
+            Some(TokenKind::Ident(word)) if word == "else"
+        );
+        if self.peek_op(Op::Semi) && else_after_semicolon {
+            self.advance();
+        }
         let otherwise = if self.peek_keyword("else") {
             self.advance();
             Some(Box::new(self.statement()?))

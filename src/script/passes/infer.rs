@@ -286,7 +286,7 @@ impl Pass<'_> {
     /// The expression's type if already known.
     fn expr(&mut self, e: &Expr) -> Option<Ty> {
         match &e.kind {
-            ExprKind::Number(_) => Some(Ty::Long),
+            ExprKind::Number(_) | ExprKind::Target(_) => Some(Ty::Long),
             ExprKind::Str(_) => Some(Ty::Str),
             ExprKind::Var(name) => self.symbols.var(self.body, name),
             ExprKind::Index { array, keys } => {

@@ -8,17 +8,21 @@ mod sys;
 use std::process::ExitCode;
 use std::thread;
 
-const USAGE: &str = "usage: socket-workload [--rounds N] [--threads T] | --churn N
+const USAGE: &str = "usage: socket-workload [--rounds N] [--threads T] [--report FILE] | --churn N
 
 Runs N rounds (default 1) of loopback TCP, UDP and UNIX socketpair traffic, in one
 thread, or with --threads in each of T threads. With --churn, starts N short-lived
-threads instead, one after another, each opening and closing one UDP socket.";
+threads instead, one after another, each opening and closing one UDP socket. With
+--report, writes to FILE at exit what each call passed and got (socket's family, type and
+descriptor, bind's and connect's address length, the bytes each send, sendto and sendmsg
+sent), one line per call.";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Options {
     rounds: u32,
     threads: u32,
     churn: Option<u32>,
+    report: Option<String>,
 }
 
 fn positive(flag: &str, value: Option<String>) -> Result<u32, String> {
@@ -34,15 +38,24 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         rounds: 1,
         threads: 1,
         churn: None,
+        report: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--rounds" => options.rounds = positive("--rounds", args.next())?,
             "--threads" => options.threads = positive("--threads", args.next())?,
             "--churn" => options.churn = Some(positive("--churn", args.next())?),
+            "--report" => {
+                options.report = Some(args.next().ok_or("--report needs a file name")?);
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if options.report.is_some() && (options.threads > 1 || options.churn.is_some()) {
+        return Err(
+            "--report reports the calls of one thread: leave out --threads and --churn".into(),
+        );
     }
     Ok(options)
 }
@@ -63,6 +76,12 @@ fn churn_threads(threads: u32) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn write_report(path: &str) -> Result<(), String> {
+    let mut text = sys::report_lines().join("\n");
+    text.push('\n');
+    std::fs::write(path, text).map_err(|err| format!("cannot write the report to {path}: {err}"))
 }
 
 fn run(options: &Options) -> Result<(), String> {
@@ -92,7 +111,16 @@ fn run(options: &Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let result = parse_args(std::env::args().skip(1)).and_then(|options| run(&options));
+    let result = parse_args(std::env::args().skip(1)).and_then(|options| {
+        if options.report.is_some() {
+            sys::start_report();
+        }
+        run(&options)?;
+        match &options.report {
+            Some(path) => write_report(path),
+            None => Ok(()),
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -117,7 +145,8 @@ mod tests {
             Options {
                 rounds: 1,
                 threads: 1,
-                churn: None
+                churn: None,
+                report: None
             }
         );
     }
@@ -129,7 +158,8 @@ mod tests {
             Options {
                 rounds: 5,
                 threads: 3,
-                churn: None
+                churn: None,
+                report: None
             }
         );
     }
@@ -142,11 +172,27 @@ mod tests {
     }
 
     #[test]
+    fn the_report_lists_what_each_call_passed() {
+        sys::start_report();
+        round::run().unwrap();
+        let report = sys::report_lines();
+        let lines = |prefix: &str| report.iter().filter(|l| l.starts_with(prefix)).count();
+        // Per round: TCP's listener and client, UDP's receiver and sender.
+        assert_eq!(lines("socket family=2 type=1 "), 2, "{report:?}");
+        assert_eq!(lines("socket family=2 type=2 "), 2, "{report:?}");
+        assert_eq!(lines("bind "), 2);
+        assert_eq!(lines("connect "), 1);
+        assert_eq!(lines("sendmsg "), 1);
+        assert!(report.iter().any(|l| l.ends_with(" len=30")), "{report:?}");
+    }
+
+    #[test]
     fn threads_each_run_their_rounds() {
         run(&Options {
             rounds: 2,
             threads: 3,
             churn: None,
+            report: None,
         })
         .unwrap();
     }
@@ -158,6 +204,7 @@ mod tests {
             rounds: 1,
             threads: 1,
             churn: Some(50),
+            report: None,
         })
         .unwrap();
     }

@@ -1,10 +1,36 @@
 //! Thin checked wrappers over the socket system calls the workload makes. Each wrapper is
 //! exactly one system call, so the calls a tracer sees are the ones `round.rs` lists.
 
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::fmt;
 use std::io;
 use std::mem::{size_of, zeroed};
+
+thread_local! {
+    /// What this thread's calls passed and got, one line each, when `--report` asks for it:
+    /// the oracle for tracers that read arguments and return values. Kept in memory and
+    /// written at exit, so that the report adds no system call between the socket calls.
+    static REPORT: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Starts keeping the report of this thread's calls.
+pub fn start_report() {
+    REPORT.with(|report| *report.borrow_mut() = Some(Vec::new()));
+}
+
+/// The report's lines so far.
+pub fn report_lines() -> Vec<String> {
+    REPORT.with(|report| report.borrow().clone().unwrap_or_default())
+}
+
+fn report(line: impl FnOnce() -> String) {
+    REPORT.with(|report| {
+        if let Some(lines) = report.borrow_mut().as_mut() {
+            lines.push(line());
+        }
+    });
+}
 
 /// A failed system call: which one, and the errno it returned.
 #[derive(Debug)]
@@ -66,6 +92,7 @@ impl Drop for Fd {
 pub fn socket(domain: i32, kind: i32) -> SysResult<Fd> {
     // SAFETY: plain system call with integer arguments.
     let fd = check("socket", unsafe { libc::socket(domain, kind, 0) } as isize)?;
+    report(|| format!("socket family={domain} type={kind} fd={fd}"));
     Ok(Fd(fd as i32))
 }
 
@@ -100,8 +127,9 @@ pub fn bind(fd: &Fd, addr: &libc::sockaddr_in) -> SysResult<()> {
     check(
         "bind",
         unsafe { libc::bind(fd.raw(), as_sockaddr(addr), SOCKADDR_IN_LEN) } as isize,
-    )
-    .map(drop)
+    )?;
+    report(|| format!("bind fd={} addrlen={SOCKADDR_IN_LEN}", fd.raw()));
+    Ok(())
 }
 
 pub fn listen(fd: &Fd, backlog: i32) -> SysResult<()> {
@@ -116,8 +144,9 @@ pub fn connect(fd: &Fd, addr: &libc::sockaddr_in) -> SysResult<()> {
     check(
         "connect",
         unsafe { libc::connect(fd.raw(), as_sockaddr(addr), SOCKADDR_IN_LEN) } as isize,
-    )
-    .map(drop)
+    )?;
+    report(|| format!("connect fd={} addrlen={SOCKADDR_IN_LEN}", fd.raw()));
+    Ok(())
 }
 
 pub fn accept(fd: &Fd) -> SysResult<Fd> {
@@ -155,9 +184,11 @@ pub fn getpeername(fd: &Fd) -> SysResult<libc::sockaddr_in> {
 
 pub fn send(fd: &Fd, data: &[u8]) -> SysResult<usize> {
     // SAFETY: data is a readable buffer of the length passed.
-    check("send", unsafe {
+    let sent = check("send", unsafe {
         libc::send(fd.raw(), data.as_ptr().cast(), data.len(), 0)
-    })
+    })?;
+    report(|| format!("sendto fd={} len={}", fd.raw(), data.len()));
+    Ok(sent)
 }
 
 pub fn recv(fd: &Fd, buf: &mut [u8]) -> SysResult<usize> {
@@ -169,7 +200,7 @@ pub fn recv(fd: &Fd, buf: &mut [u8]) -> SysResult<usize> {
 
 pub fn sendto(fd: &Fd, data: &[u8], to: &libc::sockaddr_in) -> SysResult<usize> {
     // SAFETY: data is readable for its length; to points to a sockaddr_in.
-    check("sendto", unsafe {
+    let sent = check("sendto", unsafe {
         libc::sendto(
             fd.raw(),
             data.as_ptr().cast(),
@@ -178,7 +209,9 @@ pub fn sendto(fd: &Fd, data: &[u8], to: &libc::sockaddr_in) -> SysResult<usize> 
             as_sockaddr(to),
             SOCKADDR_IN_LEN,
         )
-    })
+    })?;
+    report(|| format!("sendto fd={} len={}", fd.raw(), data.len()));
+    Ok(sent)
 }
 
 pub fn recvfrom(fd: &Fd, buf: &mut [u8]) -> SysResult<(usize, libc::sockaddr_in)> {
@@ -212,7 +245,9 @@ pub fn sendmsg(fd: &Fd, parts: &[&[u8]]) -> SysResult<usize> {
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = iov.len();
     // SAFETY: msg points to iovecs describing readable buffers that outlive the call.
-    check("sendmsg", unsafe { libc::sendmsg(fd.raw(), &msg, 0) })
+    let sent = check("sendmsg", unsafe { libc::sendmsg(fd.raw(), &msg, 0) })?;
+    report(|| format!("sendmsg fd={} len={sent}", fd.raw()));
+    Ok(sent)
 }
 
 pub fn recvmsg(fd: &Fd, bufs: &mut [&mut [u8]]) -> SysResult<usize> {

@@ -131,6 +131,7 @@ impl Lowering<'_> {
                     None => return Err(self.error(span, format!("{name}() has no value to use"))),
                 }
             }
+            Answer::KernelRead(kind) => return self.kernel_read(name, kind, span, args),
             Answer::Exit | Answer::Abort | Answer::Print(_) => {
                 return Err(self.error(span, format!("{name}() has no value to use")))
             }

@@ -165,6 +165,7 @@ impl Lowering<'_> {
     pub(super) fn value(&mut self, e: &Expr) -> Result<Value, ScriptError> {
         Ok(match &e.kind {
             ExprKind::Number(n) => Value::Int(IntExpr::Const(*n)),
+            ExprKind::Target(target) => Value::Int(self.target_value(target, e.span)?),
             ExprKind::Str(lit) => Value::Str(StrExpr::Const(string_value(&lit.value, self.limits))),
             ExprKind::Var(name) => {
                 let (ty, slot) = self.slot(name, e.span)?;

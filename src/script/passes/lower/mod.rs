@@ -7,6 +7,9 @@
 mod calls;
 mod expressions;
 mod statements;
+mod targets;
+
+use targets::TargetSite;
 
 use std::collections::HashMap;
 
@@ -16,9 +19,9 @@ use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
 use crate::script::builtins::{self, Answer, PrintKind};
 use crate::script::ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CheckedProbe, CheckedScript, CmpOp, Deletion,
-    ElementRef, ForeachLoop, Globals, HistKind, Histogram, IntExpr, Library, LibraryCall, Place,
-    PrintCall, ProbePointKind, Shown, Slot, SortOrder, StatOp, StatsShape, Stmt, StrExpr, Ty,
-    Value,
+    ElementRef, ForeachLoop, FunctionVariant, Globals, HistKind, Histogram, IntExpr, Library,
+    LibraryCall, Place, PrintCall, ProbePoint, ProbePointKind, Shown, Slot, SortOrder, StatOp,
+    StatsShape, Stmt, StrExpr, TargetRead, Ty, Value,
 };
 use crate::script::lexer::Op;
 use crate::script::limits::Limits;
@@ -78,6 +81,7 @@ pub(super) fn lower(
             }
         }
         let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
+        lowering.target_site = TargetSite::of(&points);
         let body = lowering
             .block(&probe.body.statements)
             .unwrap_or_else(|error| {
@@ -88,6 +92,7 @@ pub(super) fn lower(
         own_process_facts.push(lowering.own_process_fact);
         probes.push(CheckedProbe {
             points,
+            targets: lowering.targets,
             body,
             int_locals: lowering.int_locals,
             str_locals: lowering.str_locals,
@@ -423,6 +428,10 @@ struct Lowering<'a> {
     /// How the aggregates the script reads must be kept: the linear histograms it prints
     /// (their buckets are counted as values arrive), the bit shift of their variance.
     shapes: &'a mut HashMap<Aggregates, StatsShape>,
+    /// What events the body runs on, which decides the target variables it may read.
+    target_site: TargetSite,
+    /// The kernel data the body reads, in the order `IntExpr::Target` numbers them.
+    targets: Vec<TargetRead>,
 }
 
 /// A call of a script function, with the type of its value (`None`: it has none).
@@ -471,6 +480,8 @@ impl<'a> Lowering<'a> {
             loops: 0,
             iterating: Vec::new(),
             shapes,
+            target_site: TargetSite::Function,
+            targets: Vec::new(),
         }
     }
 

@@ -1,0 +1,612 @@
+//! Compiles each probe's target reads (`$size`, `$sk->__sk_common->skc_family`,
+//! `kernel_string($name)`, `$return`) against the kernel's types, once per probed function
+//! and side: into the fetch program the kernel side runs at the event, and the places in
+//! the payload each handler reads the values back from.
+//!
+//! A probe point may match many functions; a read is checked in each, and an error names
+//! the function it failed in, at the script position of the step that failed.
+
+use super::plan::{Handler, ProbePlan};
+use crate::kernel::fetch::{
+    FetchOp, FetchProgram, PayloadValue, SiteFetch, FAULT_MASK_BYTES, MAX_OPS, MAX_PAYLOAD,
+    MAX_STRING, MAX_VALUES,
+};
+use crate::kernel::EventKind;
+use crate::script::{CheckedScript, ReadKind, ScriptError, Span, TargetRead, TargetStep};
+use crate::types::{KernelTypes, Shape, TypeRef};
+
+/// Arguments the probe programs pass to fetch programs: `FETCH_ARGS` in event.bpf.h.
+const ARGUMENTS: usize = 6;
+
+/// Compiles the reads of every handler in `plan` and gives the fetch programs of the sites
+/// that read anything. Each handler's `reads` is filled in.
+pub fn compile(
+    script: &CheckedScript,
+    plan: &mut ProbePlan,
+    types: &KernelTypes,
+) -> Result<Vec<SiteFetch>, ScriptError> {
+    let source = script.source();
+    let mut sites = Vec::new();
+    let mut errors: Vec<ScriptError> = Vec::new();
+    let mut failed_reads: Vec<Span> = Vec::new();
+    for function in &mut plan.functions {
+        for (kind, handlers) in [
+            (EventKind::Entry, &mut function.on_entry),
+            (EventKind::Return, &mut function.on_return),
+        ] {
+            let mut layout = Layout::default();
+            for handler in handlers.iter_mut() {
+                let reads = &script.probes[handler.probe].targets;
+                handler.reads.clear();
+                for read in reads {
+                    match compile_read(types, &function.name, kind, read, &mut layout) {
+                        Ok(value) => handler.reads.push(value),
+                        // One error per read, from the first function it fails in.
+                        Err((span, message)) => {
+                            if !failed_reads.contains(&read.span) {
+                                failed_reads.push(read.span);
+                                errors.push(ScriptError::at(source, span, message));
+                            }
+                        }
+                    }
+                }
+                check_size(handler, &layout, &mut errors);
+            }
+            if !layout.program.ops.is_empty() {
+                layout.program.payload_bytes = layout.bytes as u16;
+                sites.push(SiteFetch {
+                    function_address: function.address,
+                    kind,
+                    program: layout.program,
+                });
+            }
+        }
+    }
+    match ScriptError::several(errors) {
+        Some(errors) => Err(errors),
+        None => Ok(sites),
+    }
+}
+
+/// The payload of one site as its handlers' reads fill it.
+struct Layout {
+    program: FetchProgram,
+    /// Payload bytes used so far.
+    bytes: usize,
+    /// Values stored so far (each has a fault bit).
+    values: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            program: FetchProgram::default(),
+            bytes: FAULT_MASK_BYTES,
+            values: 0,
+        }
+    }
+}
+
+fn check_size(handler: &Handler, layout: &Layout, errors: &mut Vec<ScriptError>) {
+    let too_big = layout.bytes > MAX_PAYLOAD
+        || layout.program.ops.len() > MAX_OPS
+        || layout.values > MAX_VALUES;
+    if too_big && errors.is_empty() {
+        errors.push(ScriptError::without_place(format!(
+            "{}: the probes on it read more of the kernel's data than one event carries \
+             ({} bytes in {} values and {} steps; at most {MAX_PAYLOAD} bytes, {MAX_VALUES} \
+             values and {MAX_OPS} steps): read fewer target variables or shorter strings",
+            handler.probe_point,
+            layout.bytes,
+            layout.values,
+            layout.program.ops.len(),
+        )));
+    }
+}
+
+/// Where the path through the kernel's data has got to.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// The register holds a value of this type.
+    Value(TypeRef),
+    /// The register holds an address; the object of this type lies `offset` bytes past it.
+    At {
+        ty: TypeRef,
+        offset: i64,
+        bits: Option<(u8, u8)>,
+    },
+}
+
+type Failure = (Span, String);
+
+fn compile_read(
+    types: &KernelTypes,
+    function: &str,
+    kind: EventKind,
+    read: &TargetRead,
+    layout: &mut Layout,
+) -> Result<PayloadValue, Failure> {
+    let target = &read.target;
+    let in_function = |message: String| format!("{message} (in {function})");
+    let name_span = target.name.span;
+    let mut ops = Vec::new();
+    let mut place = if target.name.name == "return" {
+        debug_assert_eq!(kind, EventKind::Return);
+        let ty = types
+            .return_type(function)
+            .map_err(|err| (name_span, err.to_string()))?
+            .ok_or_else(|| {
+                (
+                    name_span,
+                    in_function("$return: the function returns void".into()),
+                )
+            })?;
+        ops.push(FetchOp::ReturnValue);
+        Place::Value(ty)
+    } else {
+        let parameters = types
+            .parameters(function)
+            .map_err(|err| (name_span, err.to_string()))?;
+        let Some(index) = parameters.iter().position(|p| p.name == target.name.name) else {
+            let names: Vec<String> = parameters
+                .iter()
+                .filter(|p| !p.name.is_empty())
+                .map(|p| format!("${}", p.name))
+                .collect();
+            return Err((
+                name_span,
+                in_function(format!(
+                    "no parameter ${}; the function's parameters are {}",
+                    target.name.name,
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )),
+            ));
+        };
+        if index >= ARGUMENTS {
+            return Err((
+                name_span,
+                in_function(format!(
+                    "not supported yet: ${} is argument {} of the function; rstap reads the \
+                     first {ARGUMENTS}",
+                    target.name.name,
+                    index + 1
+                )),
+            ));
+        }
+        ops.push(FetchOp::Argument(index as u8));
+        Place::Value(parameters[index].ty)
+    };
+    let mut path = format!("${}", target.name.name);
+    for step in &target.steps {
+        place = match *step {
+            TargetStep::Member(ref member) => {
+                let holder = pointee_or_object(types, place, &mut ops, member.span, &path)
+                    .map_err(|(span, message)| (span, in_function(message)))?;
+                let Place::At { ty, offset, .. } = holder else {
+                    unreachable!("pointee_or_object gives a place in memory")
+                };
+                let found = types
+                    .member(ty, &member.name)
+                    .map_err(|err| (member.span, in_function(format!("{path}: {err}"))))?;
+                path = format!("{path}->{}", member.name);
+                Place::At {
+                    ty: found.ty,
+                    offset: offset + i64::from(found.offset_bytes),
+                    bits: found
+                        .is_bitfield()
+                        .then_some((found.bit_offset, found.bit_size)),
+                }
+            }
+            TargetStep::Index { index, span } => {
+                let element = match place {
+                    Place::At { ty, offset, .. } => match types.shape(ty) {
+                        Shape::Array { element, .. } => Some(Place::At {
+                            ty: element,
+                            offset,
+                            bits: None,
+                        }),
+                        _ => None,
+                    },
+                    Place::Value(_) => None,
+                };
+                let (element, offset) = match element {
+                    Some(Place::At { ty, offset, .. }) => (ty, offset),
+                    _ => match pointee_or_object(types, place, &mut ops, span, &path)
+                        .map_err(|(span, message)| (span, in_function(message)))?
+                    {
+                        Place::At { ty, offset, .. } => {
+                            if matches!(types.shape(ty), Shape::Void) {
+                                return Err((span, in_function(format!("{path}[{index}]: `void *` points to nothing that can be indexed"))));
+                            }
+                            (ty, offset)
+                        }
+                        Place::Value(_) => {
+                            unreachable!("pointee_or_object gives a place in memory")
+                        }
+                    },
+                };
+                let size = types.size_of(element).unwrap_or(0) as i64;
+                path = format!("{path}[{index}]");
+                Place::At {
+                    ty: element,
+                    offset: offset + index.wrapping_mul(size),
+                    bits: None,
+                }
+            }
+        };
+    }
+    let span = read.span;
+    let scalar = if target.address_of {
+        match place {
+            Place::At {
+                offset, bits: None, ..
+            } => {
+                ops.push(FetchOp::Add(offset));
+                Scalar {
+                    bytes: 8,
+                    signed: false,
+                    shift: 0,
+                    bits: 0,
+                }
+            }
+            Place::At { bits: Some(_), .. } => {
+                return Err((
+                    span,
+                    in_function(format!("&{path}: a bitfield has no address")),
+                ))
+            }
+            Place::Value(_) => {
+                return Err((
+                    span,
+                    in_function(format!(
+                    "&{path}: a parameter lives in a register, and has no address rstap can give"
+                )),
+                ))
+            }
+        }
+    } else {
+        value_of(types, place, &mut ops)
+            .map_err(|what| (span, in_function(format!("{path} {what}"))))?
+    };
+    let dest = layout.bytes;
+    let value = layout.values;
+    let (stored, size) = match read.kind {
+        ReadKind::Value => {
+            ops.push(FetchOp::Store { dest: dest as u16 });
+            (
+                PayloadValue::Int {
+                    value,
+                    offset: dest,
+                    bytes: scalar.bytes,
+                    signed: scalar.signed,
+                    shift: scalar.shift,
+                    bits: scalar.bits,
+                },
+                8,
+            )
+        }
+        ReadKind::Deref { bytes, function } => {
+            ops.push(FetchOp::Load {
+                offset: 0,
+                bytes,
+                copy: true,
+            });
+            ops.push(FetchOp::Store { dest: dest as u16 });
+            (
+                PayloadValue::Deref {
+                    value,
+                    offset: dest,
+                    bytes,
+                    function: deref_function(function),
+                },
+                8,
+            )
+        }
+        ReadKind::String { max, user } => {
+            let with_nul = (max + 1).min(MAX_STRING);
+            ops.push(FetchOp::String {
+                dest: dest as u16,
+                max: with_nul as u16,
+                user,
+            });
+            let function = if user { "user string" } else { "kernel string" };
+            (
+                PayloadValue::Str {
+                    value,
+                    offset: dest,
+                    function,
+                },
+                // The slot holds the faulting address when the copy fails.
+                with_nul.max(8).next_multiple_of(8),
+            )
+        }
+    };
+    layout.bytes += size;
+    layout.values += 1;
+    layout.program.ops.extend(ops);
+    Ok(stored)
+}
+
+/// The words of `kernel_long()`'s fault ("kernel long copy fault").
+fn deref_function(function: &'static str) -> &'static str {
+    match function {
+        "long" => "kernel long",
+        "int" => "kernel int",
+        "short" => "kernel short",
+        "char" => "kernel char",
+        _ => "kernel pointer",
+    }
+}
+
+/// How a scalar is read back from its 8-byte slot.
+struct Scalar {
+    bytes: u8,
+    signed: bool,
+    shift: u8,
+    bits: u8,
+}
+
+/// The struct or union a member is looked up in: the place itself when it holds one, what
+/// it points to when it holds a pointer (loaded first if it is in memory).
+fn pointee_or_object(
+    types: &KernelTypes,
+    place: Place,
+    ops: &mut Vec<FetchOp>,
+    span: Span,
+    path: &str,
+) -> Result<Place, Failure> {
+    let ty = match place {
+        Place::Value(ty) | Place::At { ty, .. } => ty,
+    };
+    match (types.shape(ty), place) {
+        (Shape::Struct { .. } | Shape::Union { .. }, Place::At { .. }) => Ok(place),
+        (Shape::Pointer { target }, Place::Value(_)) => Ok(Place::At {
+            ty: target,
+            offset: 0,
+            bits: None,
+        }),
+        (Shape::Pointer { target }, Place::At { offset, .. }) => {
+            ops.push(FetchOp::Load {
+                offset,
+                bytes: 8,
+                copy: false,
+            });
+            Ok(Place::At {
+                ty: target,
+                offset: 0,
+                bits: None,
+            })
+        }
+        (shape, _) => Err((
+            span,
+            format!(
+                "{path} is `{}`{}, not a pointer, struct or union: it has no members",
+                types.type_name(ty),
+                match shape {
+                    Shape::Struct { .. } | Shape::Union { .. } => " held in a register",
+                    _ => "",
+                }
+            ),
+        )),
+    }
+}
+
+/// Ends the path with the value its place holds, as a long.
+fn value_of(types: &KernelTypes, place: Place, ops: &mut Vec<FetchOp>) -> Result<Scalar, String> {
+    let ty = match place {
+        Place::Value(ty) | Place::At { ty, .. } => ty,
+    };
+    let whole = |bytes: u8, signed: bool| Scalar {
+        bytes,
+        signed,
+        shift: 0,
+        bits: 0,
+    };
+    let scalar = match types.shape(ty) {
+        Shape::Int { bytes, signed } | Shape::Enum { bytes, signed } => whole(bytes, signed),
+        Shape::Pointer { .. } => whole(8, false),
+        Shape::Array { .. } => {
+            // An array's value is its address, as in C.
+            return match place {
+                Place::At { offset, .. } => {
+                    ops.push(FetchOp::Add(offset));
+                    Ok(whole(8, false))
+                }
+                Place::Value(_) => Err("is an array passed in a register".to_string()),
+            };
+        }
+        Shape::Struct { .. } | Shape::Union { .. } => {
+            return Err(format!(
+                "is a `{}`, not a value: name one of its members, or take its address with &",
+                types.type_name(ty)
+            ))
+        }
+        Shape::Void => return Err("is void: it has no value".to_string()),
+        Shape::Function => return Err("is a function, not a value".to_string()),
+        Shape::Other(what) => return Err(format!("is {what}, which rstap cannot read")),
+    };
+    if let Place::At { offset, bits, .. } = place {
+        match bits {
+            Some((shift, width)) => {
+                let span = (u32::from(shift) + u32::from(width)).div_ceil(8);
+                let bytes = span.next_power_of_two().min(8) as u8;
+                ops.push(FetchOp::Load {
+                    offset,
+                    bytes,
+                    copy: false,
+                });
+                return Ok(Scalar {
+                    bytes,
+                    signed: scalar.signed,
+                    shift,
+                    bits: width,
+                });
+            }
+            None => ops.push(FetchOp::Load {
+                offset,
+                bytes: scalar.bytes,
+                copy: false,
+            }),
+        }
+    }
+    Ok(scalar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::plan::PlannedFunction;
+    use crate::script::SourceFile;
+
+    /// Compiles `body` as a probe on `function`'s entry (or return) against this machine's
+    /// kernel BTF, as if the point had matched that one function.
+    fn compiled(
+        function: &str,
+        ret: bool,
+        body: &str,
+    ) -> Result<(Vec<SiteFetch>, Vec<PayloadValue>), String> {
+        let suffix = if ret { ".return" } else { "" };
+        let text = format!("probe kernel.function(\"{function}\"){suffix} {{ {body} }}");
+        let script =
+            crate::script::compile(&SourceFile::new("t.stp", text)).map_err(|e| e.to_string())?;
+        let handler = Handler {
+            probe: 0,
+            function: function.into(),
+            probe_point: String::new(),
+            reads: Vec::new(),
+        };
+        let mut plan = ProbePlan::default();
+        plan.functions.push(PlannedFunction {
+            name: function.into(),
+            address: 0xffff_ffff_8100_0000,
+            name_is_unique: true,
+            parameters: Vec::new(),
+            on_entry: if ret {
+                Vec::new()
+            } else {
+                vec![handler.clone()]
+            },
+            on_return: if ret { vec![handler] } else { Vec::new() },
+        });
+        let types = KernelTypes::load_vmlinux().map_err(|e| e.to_string())?;
+        let sites = compile(&script, &mut plan, &types).map_err(|e| e.to_string())?;
+        let function = &plan.functions[0];
+        let reads = if ret {
+            &function.on_return
+        } else {
+            &function.on_entry
+        }[0]
+        .reads
+        .clone();
+        Ok((sites, reads))
+    }
+
+    #[test]
+    fn parameters_and_members_become_loads() {
+        let (sites, reads) = compiled(
+            "tcp_sendmsg",
+            false,
+            "print($size, $sk->__sk_common->skc_family)",
+        )
+        .unwrap();
+        assert_eq!(sites.len(), 1);
+        let ops = &sites[0].program.ops;
+        assert_eq!(ops[0], FetchOp::Argument(2));
+        assert_eq!(ops[1], FetchOp::Store { dest: 16 });
+        assert_eq!(ops[2], FetchOp::Argument(0));
+        // skc_family: 2 bytes at offset 16 of struct sock_common, the first member of sock.
+        assert_eq!(
+            ops[3],
+            FetchOp::Load {
+                offset: 16,
+                bytes: 2,
+                copy: false
+            }
+        );
+        assert_eq!(ops[4], FetchOp::Store { dest: 24 });
+        assert_eq!(sites[0].program.payload_bytes, 32);
+        assert_eq!(
+            reads[1],
+            PayloadValue::Int {
+                value: 1,
+                offset: 24,
+                bytes: 2,
+                signed: false,
+                shift: 0,
+                bits: 0
+            }
+        );
+    }
+
+    #[test]
+    fn pointers_on_the_way_are_loaded_and_strings_copied() {
+        let (sites, reads) = compiled(
+            "tcp_sendmsg",
+            false,
+            "print(kernel_string($sk->__sk_common->skc_prot->name))",
+        )
+        .unwrap();
+        let ops = &sites[0].program.ops;
+        assert_eq!(ops[0], FetchOp::Argument(0));
+        assert!(
+            matches!(
+                ops[1],
+                FetchOp::Load {
+                    bytes: 8,
+                    copy: false,
+                    ..
+                }
+            ),
+            "{ops:?}"
+        );
+        assert!(
+            matches!(ops[2], FetchOp::Add(_)),
+            "the name is an array: {ops:?}"
+        );
+        assert_eq!(
+            ops[3],
+            FetchOp::String {
+                dest: 16,
+                max: 256,
+                user: false
+            }
+        );
+        assert!(matches!(reads[0], PayloadValue::Str { offset: 16, .. }));
+    }
+
+    #[test]
+    fn the_return_value_takes_the_functions_type() {
+        let (sites, reads) = compiled("tcp_sendmsg", true, "print($return)").unwrap();
+        assert_eq!(sites[0].kind, EventKind::Return);
+        assert_eq!(sites[0].program.ops[0], FetchOp::ReturnValue);
+        assert!(matches!(
+            reads[0],
+            PayloadValue::Int {
+                bytes: 4,
+                signed: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn type_errors_name_the_function_and_the_place() {
+        let error = |body| compiled("tcp_sendmsg", false, body).unwrap_err();
+        assert!(
+            error("print($sk->nope)").starts_with("t.stp:1:")
+                && error("print($sk->nope)").contains("`struct sock` has no member `nope`")
+        );
+        assert!(error("print($size->x)").contains("$size is `size_t`, not a pointer"));
+        assert!(error("print($sk->__sk_common)").contains("name one of its members"));
+        assert!(error("print($nope)")
+            .contains("the function's parameters are $sk, $msg, $size (in tcp_sendmsg)"));
+        assert!(error("print(&$size)").contains("has no address"));
+        assert!(compiled("tcp_close", true, "print($return)")
+            .unwrap_err()
+            .contains("returns void"));
+    }
+}

@@ -1,0 +1,163 @@
+//! Lowering of target variables (`$name`, `$name->member`, `$return`) and of the calls that
+//! read kernel memory at a target's address (`kernel_string($p)`, `kernel_long($p)`): each
+//! becomes a numbered [`TargetRead`] of the probe, which the kernel side does at the event,
+//! and an expression that takes its value from the event.
+//!
+//! Which reads a body may make depends on its probe points alone, so it is checked here;
+//! whether the kernel's types allow them (a member that exists, `->` through a pointer) is
+//! checked per probed function when the points are resolved.
+
+use super::*;
+use crate::script::ir::{ReadKind, TargetRead};
+
+/// The kind of events a body runs on, as far as target variables care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TargetSite {
+    /// A script function's body: it has no event of its own.
+    Function,
+    /// A probe with a point that is not a kernel function (`begin`, `timer.s(1)`...),
+    /// named as written.
+    NoKernelData(&'static str),
+    /// Kernel function entries (`.call`, `.function`, `.inline`).
+    Entry,
+    /// Kernel function returns.
+    Return,
+    /// Entries and returns both.
+    EntryAndReturn,
+}
+
+impl TargetSite {
+    pub(super) fn of(points: &[ProbePoint]) -> TargetSite {
+        let mut entry = false;
+        let mut ret = false;
+        for point in points {
+            match &point.kind {
+                ProbePointKind::KernelFunction { variant, .. } => match variant {
+                    FunctionVariant::Return => ret = true,
+                    _ => entry = true,
+                },
+                ProbePointKind::Begin { .. } => return TargetSite::NoKernelData("begin"),
+                ProbePointKind::End { .. } => return TargetSite::NoKernelData("end"),
+                ProbePointKind::Error { .. } => return TargetSite::NoKernelData("error"),
+                ProbePointKind::Never => return TargetSite::NoKernelData("never"),
+                ProbePointKind::Timer { .. } => return TargetSite::NoKernelData("timer"),
+            }
+        }
+        match (entry, ret) {
+            (true, true) => TargetSite::EntryAndReturn,
+            (false, true) => TargetSite::Return,
+            _ => TargetSite::Entry,
+        }
+    }
+}
+
+impl Lowering<'_> {
+    /// `$name...` as a long.
+    pub(super) fn target_value(
+        &mut self,
+        target: &ast::TargetExpr,
+        span: Span,
+    ) -> Result<IntExpr, ScriptError> {
+        let index = self.target_read(target, ReadKind::Value, span)?;
+        Ok(IntExpr::Target(index, span))
+    }
+
+    /// `kernel_string($p)`, `kernel_long($p)` and the like, `kind` as the builtin table
+    /// gives it.
+    pub(super) fn kernel_read(
+        &mut self,
+        name: &str,
+        kind: ReadKind,
+        span: Span,
+        args: &[Expr],
+    ) -> Result<Value, ScriptError> {
+        let Some(ExprKind::Target(target)) = args.first().map(|arg| &arg.kind) else {
+            let at = args.first().map_or(span, |arg| arg.span);
+            return Err(self.error(
+                at,
+                format!(
+                    "{name}() reads kernel memory, which rstap can read only while the probe \
+                     fires: its argument must be a target variable such as $ptr or \
+                     $sk->member, not an address the script computes afterwards"
+                ),
+            ));
+        };
+        let kind = match kind {
+            ReadKind::String { user, .. } => {
+                // SystemTap's strings hold at most MAXSTRINGLEN - 1 bytes.
+                let longest = self.limits.string_len.saturating_sub(1);
+                let max = match args.get(1) {
+                    None => longest,
+                    Some(bound) => match bound.kind {
+                        ExprKind::Number(n) if n >= 0 => (n as usize).min(longest),
+                        _ => {
+                            return Err(self.error(
+                                bound.span,
+                                format!(
+                                    "not supported yet: {name}() with a length that is not a \
+                                     number: the kernel side copies the string at the event"
+                                ),
+                            ))
+                        }
+                    },
+                };
+                ReadKind::String { max, user }
+            }
+            other => other,
+        };
+        let index = self.target_read(target, kind, span)?;
+        Ok(match kind {
+            ReadKind::String { .. } => Value::Str(StrExpr::Target(index, span)),
+            _ => Value::Int(IntExpr::Target(index, span)),
+        })
+    }
+
+    /// Records a read of `target`, checked against the probe's points, and gives its number.
+    fn target_read(
+        &mut self,
+        target: &ast::TargetExpr,
+        kind: ReadKind,
+        span: Span,
+    ) -> Result<usize, ScriptError> {
+        let name = &target.name;
+        let is_return = name.name == "return";
+        let refusal = match self.target_site {
+            TargetSite::Function => Some(format!(
+                "target variable ${} in a function: target variables belong to a probe's \
+                 event; read it in the probe and pass its value as an argument",
+                name.name
+            )),
+            TargetSite::NoKernelData(point) => Some(format!(
+                "target variable ${} in a {point} probe: only probes on kernel functions \
+                 have target variables",
+                name.name
+            )),
+            TargetSite::Entry | TargetSite::EntryAndReturn if is_return => Some(
+                "$return in a probe on function entries: the return value exists only in \
+                 .return probes"
+                    .to_string(),
+            ),
+            TargetSite::Return | TargetSite::EntryAndReturn if !is_return => Some(format!(
+                "not supported yet: the parameter ${} in a .return probe (SystemTap gives \
+                 its value at entry); read it in a .call probe",
+                name.name
+            )),
+            _ => None,
+        };
+        if let Some(message) = refusal {
+            return Err(self.error(name.span, message));
+        }
+        if is_return && target.address_of && target.steps.is_empty() {
+            return Err(self.error(
+                span,
+                "$return is a value, not a variable: it has no address",
+            ));
+        }
+        self.targets.push(TargetRead {
+            target: target.clone(),
+            kind,
+            span,
+        });
+        Ok(self.targets.len() - 1)
+    }
+}

@@ -1,0 +1,233 @@
+//! Target variables on real kernels: parameters, members reached through pointers, a
+//! bitfield, `$return`, and strings copied from user memory, read at the event by every
+//! attach mechanism and checked against what the socket workload reports it passed and got.
+
+use std::collections::BTreeMap;
+
+use crate::harness::{guest, kernel_tests, Kernel, Scenario, ScenarioResult};
+
+const ROUNDS: u32 = 2;
+
+/// Reads what the workload knows: socket()'s arguments and descriptor, bind's and
+/// connect's address length, each send's length and bytes, and through the socket structs
+/// the family, type and (for the UDP sender, which set SO_SNDBUF) the send-buffer lock.
+const SCRIPT: &str = r#"
+global family, type
+probe kernel.function("__sys_socket") { family[tid()] = $family; type[tid()] = $type }
+probe kernel.function("__sys_socket").return {
+  printf("socket family=%d type=%d fd=%d\n", family[tid()], type[tid()], $return)
+}
+probe kernel.function("__sys_bind") { printf("bind fd=%d addrlen=%d\n", $fd, $addrlen) }
+probe kernel.function("__sys_connect") { printf("connect fd=%d addrlen=%d\n", $fd, $addrlen) }
+probe kernel.function("__sys_sendto") {
+  printf("sendto fd=%d len=%d\n", $fd, $len)
+  printf("data %s\n", user_string_n($buff, 21))
+}
+probe kernel.function("tcp_sendmsg") {
+  printf("tcp family=%d type=%d size=%d count=%d\n", $sk->__sk_common->skc_family,
+         $sk->sk_type, $size, $msg->msg_iter->count)
+}
+probe kernel.function("tcp_sendmsg").return { printf("tcp returned %d\n", $return) }
+probe kernel.function("udp_sendmsg") {
+  printf("udp family=%d type=%d len=%d userlocks=%d\n", $sk->__sk_common->skc_family,
+         $sk->sk_type, $len, $sk->sk_userlocks)
+}
+probe kernel.function("unix_stream_sendmsg") {
+  printf("unix family=%d type=%d len=%d\n", $sock->sk->__sk_common->skc_family, $sock->type,
+         $len)
+}
+"#;
+
+/// A string read that must fault: `buff` is a user pointer, not kernel memory.
+const FAULTING_SCRIPT: &str = r#"
+probe kernel.function("__sys_sendto") { println(kernel_string($buff)) }
+"#;
+
+fn targets_scenario(name: &'static str, attach: &str) -> Scenario {
+    Scenario::new(
+        name,
+        format!(
+            "cat >targets.stp <<'EOF'\n{SCRIPT}\nEOF\n\
+             rstap --attach {attach} -o trace \
+                 -c \"socket-workload --rounds {ROUNDS} --report $OUT/report\" targets.stp"
+        ),
+    )
+}
+
+/// The mechanisms each kernel has (kprobe.session and kprobe.multi need fprobe, which
+/// Debian's 6.1 lacks), with their scenarios.
+fn mechanisms(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
+    match kernel {
+        Kernel::V6_1 => &[("targets-fentry", "fentry"), ("targets-kprobe", "kprobe")],
+        Kernel::V6_12 => &[
+            ("targets-session", "session"),
+            ("targets-multi", "multi"),
+            ("targets-fentry", "fentry"),
+            ("targets-kprobe", "kprobe"),
+        ],
+    }
+}
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        targets_scenario("targets-session", "session").only_on(Kernel::V6_12),
+        targets_scenario("targets-multi", "multi").only_on(Kernel::V6_12),
+        targets_scenario("targets-fentry", "fentry"),
+        targets_scenario("targets-kprobe", "kprobe"),
+        Scenario::new(
+            "targets-fault",
+            format!(
+                "cat >fault.stp <<'EOF'\n{FAULTING_SCRIPT}\nEOF\n\
+                 rstap -o trace -c 'socket-workload --rounds 1' fault.stp"
+            ),
+        ),
+    ]
+}
+
+/// The lines of `text` that start with `word `, in order.
+fn lines_of<'a>(text: &'a str, word: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|line| line.split(' ').next() == Some(word))
+        .collect()
+}
+
+/// `key=value` fields of a line, by key.
+fn fields(line: &str) -> BTreeMap<&str, i64> {
+    line.split(' ')
+        .filter_map(|field| field.split_once('='))
+        .map(|(key, value)| {
+            let value = value
+                .parse()
+                .unwrap_or_else(|_| panic!("{key}={value} in {line:?} is not a number"));
+            (key, value)
+        })
+        .collect()
+}
+
+/// Every send's length, sorted, from lines whose field `key` holds it.
+fn lengths(lines: &[&str], key: &str) -> Vec<i64> {
+    let mut lengths: Vec<i64> = lines.iter().map(|line| fields(line)[key]).collect();
+    lengths.sort_unstable();
+    lengths
+}
+
+/// Every line's `family` and `type` fields are `expected`.
+fn assert_sockets(lines: &[&str], expected: (i64, i64), what: &str) {
+    assert!(!lines.is_empty(), "no {what} sends traced");
+    for line in lines {
+        let f = fields(line);
+        assert_eq!((f["family"], f["type"]), expected, "{what}: {line}");
+    }
+}
+
+fn check_against_the_report(result: &ScenarioResult) {
+    result.assert_success();
+    let (trace, report) = (result.file("trace"), result.file("report"));
+    // What the system calls were passed and returned, line for line.
+    for call in ["socket", "bind", "connect", "sendto"] {
+        let expected = lines_of(&report, call);
+        assert!(
+            !expected.is_empty(),
+            "the workload reported no {call}: {report}"
+        );
+        assert_eq!(
+            lines_of(&trace, call),
+            expected,
+            "{call}\n{}",
+            result.describe()
+        );
+    }
+    let data = lines_of(&trace, "data");
+    assert_eq!(data.len(), lines_of(&report, "sendto").len());
+    assert!(
+        data.iter()
+            .all(|line| *line == "data rstap socket-workload"),
+        "{data:?}"
+    );
+    // Each protocol's send path, with the socket reached through the kernel's structs.
+    let tcp = lines_of(&trace, "tcp");
+    let (tcp_calls, tcp_returns): (Vec<&str>, Vec<&str>) = tcp
+        .iter()
+        .partition(|line| !line.starts_with("tcp returned"));
+    assert_sockets(&tcp_calls, (2, 1), "AF_INET, SOCK_STREAM");
+    for line in &tcp_calls {
+        let f = fields(line);
+        assert_eq!(
+            f["size"], f["count"],
+            "the iterator holds what is sent: {line}"
+        );
+    }
+    let returned: Vec<i64> = tcp_returns
+        .iter()
+        .map(|line| line["tcp returned ".len()..].parse().unwrap())
+        .collect();
+    let mut returned_sorted = returned.clone();
+    returned_sorted.sort_unstable();
+    assert_eq!(
+        returned_sorted,
+        lengths(&tcp_calls, "size"),
+        "tcp_sendmsg returns what it sent"
+    );
+    let udp = lines_of(&trace, "udp");
+    assert_sockets(&udp, (2, 2), "AF_INET, SOCK_DGRAM");
+    for line in &udp {
+        assert_eq!(
+            fields(line)["userlocks"],
+            1,
+            "the sender set SO_SNDBUF alone: {line}"
+        );
+    }
+    let unix = lines_of(&trace, "unix");
+    assert_sockets(&unix, (1, 1), "AF_UNIX, SOCK_STREAM");
+    // Every byte count the workload sent, each seen by its protocol's function.
+    let sends: Vec<&str> = lines_of(&report, "sendto")
+        .into_iter()
+        .chain(lines_of(&report, "sendmsg"))
+        .collect();
+    let mut seen = lengths(&tcp_calls, "size");
+    seen.extend(lengths(&udp, "len"));
+    seen.extend(lengths(&unix, "len"));
+    seen.sort_unstable();
+    assert_eq!(seen, lengths(&sends, "len"), "{}", result.describe());
+}
+
+fn every_mechanism_reads_what_the_workload_passed(kernel: Kernel) {
+    let Some(vm) = guest(kernel) else { return };
+    let mut traces = Vec::new();
+    for (scenario, _) in mechanisms(kernel) {
+        let result = vm.scenario(scenario);
+        check_against_the_report(result);
+        traces.push(result.file("trace"));
+    }
+    // The same values, whichever mechanism read them (descriptors and lengths are fixed
+    // by the workload; nothing in the trace depends on timing).
+    for (trace, (scenario, _)) in traces.iter().zip(mechanisms(kernel)) {
+        assert_eq!(
+            trace,
+            &traces[0],
+            "{scenario} differs from {}",
+            mechanisms(kernel)[0].0
+        );
+    }
+}
+
+fn a_faulting_read_is_an_error_at_its_place(kernel: Kernel) {
+    let Some(vm) = guest(kernel) else { return };
+    let result = vm.scenario("targets-fault");
+    assert_ne!(result.status, 0, "{}", result.describe());
+    let error = result
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("ERROR: "))
+        .unwrap_or_else(|| panic!("no error: {}", result.describe()));
+    assert!(
+        error.starts_with("ERROR: kernel string copy fault at 0x")
+            && error.contains("[man error::fault] near identifier 'kernel_string' at fault.stp:2:"),
+        "{error}"
+    );
+}
+
+kernel_tests!(
+    every_mechanism_reads_what_the_workload_passed,
+    a_faulting_read_is_an_error_at_its_place,
+);
