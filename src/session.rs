@@ -110,7 +110,11 @@ pub fn run(cli: &Cli) -> Result<i32> {
     if cli.listed_point().is_some() {
         return Ok(list(&plan, cli.list_with_variables.is_some()));
     }
-    if script.probes.iter().any(|probe| !probe.targets.is_empty()) {
+    let reads_kernel_data = script
+        .probes
+        .iter()
+        .any(|probe| !probe.targets.is_empty() || !probe.entry_targets.is_empty());
+    if reads_kernel_data {
         let types = KernelTypes::load_vmlinux()?;
         plan.fetches = targets::compile(&script, &mut plan, &types)?;
     }
@@ -332,7 +336,7 @@ impl<'a> Tracer<'a> {
                 name: function.name.clone(),
                 address: function.address,
                 name_is_unique: function.name_is_unique,
-                entry: !function.on_entry.is_empty(),
+                entry: function.probes_entry(),
                 ret: !function.on_return.is_empty(),
             })
             .collect();
@@ -413,6 +417,13 @@ impl<'a> Tracer<'a> {
             self.output.note(&format!(
                 "thread_indent state held for {threads} threads at exit"
             ));
+            let unseen = interpreter.returns_without_entry();
+            if unseen > 0 {
+                self.output.note(&format!(
+                    "{unseen} returns ran no .return probe that keeps values from the entry: \
+                     their entry was not seen (rstap attached inside the call)"
+                ));
+            }
         }
         Ok(self.report_end(end, lost, missed))
     }

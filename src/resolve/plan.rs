@@ -10,6 +10,7 @@ use super::ftrace::TraceableFunctions;
 use super::glob::Glob;
 use super::kallsyms::{FunctionSymbol, KernelSymbols};
 use super::source::{SourceError, SourceFunctions};
+use crate::kernel::fetch::PayloadValue;
 use crate::script::{
     CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ScriptError, SourceMap,
 };
@@ -28,7 +29,39 @@ pub struct Handler {
     pub probe_point: String,
     /// Where the event's payload holds each of the probe's target reads, in their order;
     /// filled in by [`targets::compile`](super::targets::compile).
-    pub reads: Vec<crate::kernel::fetch::PayloadValue>,
+    pub reads: Vec<Read>,
+}
+
+/// One target read of a handler, as the payload holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    Value(PayloadValue),
+    /// `$$parms` or `$$return`: text made of the parts, separated by spaces.
+    Text(Vec<TextPart>),
+}
+
+/// `name=0x1f` of `$$parms`: a value read from the payload, or fixed text (`={...}` for a
+/// struct).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextPart {
+    pub name: String,
+    pub value: Result<PayloadValue, &'static str>,
+}
+
+impl TextPart {
+    pub fn value(name: &str, value: PayloadValue) -> Self {
+        TextPart {
+            name: name.to_string(),
+            value: Ok(value),
+        }
+    }
+
+    pub fn fixed(name: &str, text: &'static str) -> Self {
+        TextPart {
+            name: name.to_string(),
+            value: Err(text),
+        }
+    }
 }
 
 /// A kernel function to probe.
@@ -41,6 +74,17 @@ pub struct PlannedFunction {
     pub parameters: Vec<Parameter>,
     pub on_entry: Vec<Handler>,
     pub on_return: Vec<Handler>,
+    /// The `.return` probes that keep values from the entry (`@entry`, parameters): at
+    /// each entry, each evaluates them with its own reads of the entry's payload.
+    pub entry_captures: Vec<Handler>,
+}
+
+impl PlannedFunction {
+    /// Whether the function's entry must be probed: for its own probes, or for what its
+    /// return probes keep from it.
+    pub fn probes_entry(&self) -> bool {
+        !self.on_entry.is_empty() || !self.entry_captures.is_empty()
+    }
 }
 
 /// A function a probe point matched but rstap will not probe.
@@ -179,6 +223,7 @@ impl<'k> Planner<'k> {
                 parameters: Vec::new(),
                 on_entry: Vec::new(),
                 on_return: Vec::new(),
+                entry_captures: Vec::new(),
             });
         if planned.parameters.is_empty() {
             planned.parameters = candidate.parameters.to_vec();
@@ -314,6 +359,14 @@ pub fn plan(
     }
     (plan.functions, plan.skipped) = planner.finish();
     mark_shared_names(&mut plan.functions, kernel.symbols);
+    for function in &mut plan.functions {
+        function.entry_captures = function
+            .on_return
+            .iter()
+            .filter(|handler| !script.probes[handler.probe].entry_values.is_empty())
+            .cloned()
+            .collect();
+    }
     Ok(plan)
 }
 

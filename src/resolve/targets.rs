@@ -6,7 +6,7 @@
 //! A probe point may match many functions; a read is checked in each, and an error names
 //! the function it failed in, at the script position of the step that failed.
 
-use super::plan::{Handler, ProbePlan};
+use super::plan::{Handler, ProbePlan, Read, TextPart};
 use crate::kernel::fetch::{
     FetchOp, FetchProgram, PayloadValue, SiteFetch, FAULT_MASK_BYTES, MAX_OPS, MAX_PAYLOAD,
     MAX_STRING, MAX_VALUES,
@@ -25,46 +25,93 @@ pub fn compile(
     plan: &mut ProbePlan,
     types: &KernelTypes,
 ) -> Result<Vec<SiteFetch>, ScriptError> {
-    let source = script.source();
+    let mut compiler = Compiler {
+        script,
+        types,
+        errors: Vec::new(),
+        failed_reads: Vec::new(),
+    };
     let mut sites = Vec::new();
-    let mut errors: Vec<ScriptError> = Vec::new();
-    let mut failed_reads: Vec<Span> = Vec::new();
     for function in &mut plan.functions {
-        for (kind, handlers) in [
-            (EventKind::Entry, &mut function.on_entry),
-            (EventKind::Return, &mut function.on_return),
-        ] {
-            let mut layout = Layout::default();
-            for handler in handlers.iter_mut() {
-                let reads = &script.probes[handler.probe].targets;
-                handler.reads.clear();
-                for read in reads {
-                    match compile_read(types, &function.name, kind, read, &mut layout) {
-                        Ok(value) => handler.reads.push(value),
-                        // One error per read, from the first function it fails in.
-                        Err((span, message)) => {
-                            if !failed_reads.contains(&read.span) {
-                                failed_reads.push(read.span);
-                                errors.push(ScriptError::at(source, span, message));
-                            }
-                        }
-                    }
-                }
-                check_size(handler, &layout, &mut errors);
-            }
+        // The entry's own probes, then what return probes keep from it, in one payload.
+        let mut entry = Layout::default();
+        compiler.handlers(
+            &function.name,
+            EventKind::Entry,
+            &mut function.on_entry,
+            false,
+            &mut entry,
+        );
+        let kept = &mut function.entry_captures;
+        compiler.handlers(&function.name, EventKind::Entry, kept, true, &mut entry);
+        let mut ret = Layout::default();
+        compiler.handlers(
+            &function.name,
+            EventKind::Return,
+            &mut function.on_return,
+            false,
+            &mut ret,
+        );
+        for (kind, layout) in [(EventKind::Entry, entry), (EventKind::Return, ret)] {
             if !layout.program.ops.is_empty() {
-                layout.program.payload_bytes = layout.bytes as u16;
+                let mut program = layout.program;
+                program.payload_bytes = layout.bytes as u16;
                 sites.push(SiteFetch {
                     function_address: function.address,
                     kind,
-                    program: layout.program,
+                    program,
                 });
             }
         }
     }
-    match ScriptError::several(errors) {
+    match ScriptError::several(compiler.errors) {
         Some(errors) => Err(errors),
         None => Ok(sites),
+    }
+}
+
+/// Compiles reads and collects what fails.
+struct Compiler<'a> {
+    script: &'a CheckedScript,
+    types: &'a KernelTypes,
+    errors: Vec<ScriptError>,
+    /// The reads that failed: each is reported once, for the first function it fails in.
+    failed_reads: Vec<Span>,
+}
+
+impl Compiler<'_> {
+    /// Compiles the reads of `handlers` of `function`'s `kind` side into `layout`: their
+    /// probes' own reads, or (`kept`) those their `.return` bodies keep from the entry.
+    fn handlers(
+        &mut self,
+        function: &str,
+        kind: EventKind,
+        handlers: &mut [Handler],
+        kept: bool,
+        layout: &mut Layout,
+    ) {
+        for handler in handlers {
+            let probe = &self.script.probes[handler.probe];
+            let reads = if kept {
+                &probe.entry_targets
+            } else {
+                &probe.targets
+            };
+            handler.reads.clear();
+            for read in reads {
+                match compile_read(self.types, function, kind, read, layout) {
+                    Ok(value) => handler.reads.push(value),
+                    Err((span, message)) => {
+                        if !self.failed_reads.contains(&read.span) {
+                            self.failed_reads.push(read.span);
+                            let source = self.script.source();
+                            self.errors.push(ScriptError::at(source, span, message));
+                        }
+                    }
+                }
+            }
+            check_size(handler, layout, &mut self.errors);
+        }
     }
 }
 
@@ -120,6 +167,56 @@ enum Place {
 type Failure = (Span, String);
 
 fn compile_read(
+    types: &KernelTypes,
+    function: &str,
+    kind: EventKind,
+    read: &TargetRead,
+    layout: &mut Layout,
+) -> Result<Read, Failure> {
+    if read.kind != ReadKind::Text {
+        return compile_value(types, function, kind, read, layout).map(Read::Value);
+    }
+    // `$$return` or `$$parms`: each value as `name=%#x`, as SystemTap expands them.
+    let value_of = |name: &str, layout: &mut Layout| {
+        let mut target = read.target.clone();
+        target.name.name = name.to_string();
+        let one = TargetRead {
+            target,
+            kind: ReadKind::Value,
+            span: read.span,
+        };
+        compile_value(types, function, kind, &one, layout)
+    };
+    let mut parts = Vec::new();
+    if read.target.name.name == "$return" {
+        // A function returning void has no return value to show: SystemTap gives "".
+        if types.return_type(function).ok().flatten().is_some() {
+            parts.push(TextPart::value("return", value_of("return", layout)?));
+        }
+        return Ok(Read::Text(parts));
+    }
+    let parameters = types
+        .parameters(function)
+        .map_err(|err| (read.target.name.span, err.to_string()))?;
+    for (index, parameter) in parameters.iter().enumerate() {
+        if parameter.name.is_empty() {
+            continue;
+        }
+        let part = match types.shape(parameter.ty) {
+            Shape::Struct { .. } | Shape::Union { .. } => {
+                TextPart::fixed(&parameter.name, "={...}")
+            }
+            Shape::Array { .. } => TextPart::fixed(&parameter.name, "=[...]"),
+            // Past the arguments rstap reads: SystemTap's mark for a value it cannot reach.
+            _ if index >= ARGUMENTS => TextPart::fixed(&parameter.name, "=?"),
+            _ => TextPart::value(&parameter.name, value_of(&parameter.name, layout)?),
+        };
+        parts.push(part);
+    }
+    Ok(Read::Text(parts))
+}
+
+fn compile_value(
     types: &KernelTypes,
     function: &str,
     kind: EventKind,
@@ -306,6 +403,7 @@ fn compile_read(
                 8,
             )
         }
+        ReadKind::Text => unreachable!("compile_read expands text into values"),
         ReadKind::String { max, user } => {
             let with_nul = (max + 1).min(MAX_STRING);
             ops.push(FetchOp::String {
@@ -468,7 +566,7 @@ mod tests {
         function: &str,
         ret: bool,
         body: &str,
-    ) -> Result<(Vec<SiteFetch>, Vec<PayloadValue>), String> {
+    ) -> Result<(Vec<SiteFetch>, Vec<Read>), String> {
         let suffix = if ret { ".return" } else { "" };
         let text = format!("probe kernel.function(\"{function}\"){suffix} {{ {body} }}");
         let script =
@@ -489,6 +587,12 @@ mod tests {
                 Vec::new()
             } else {
                 vec![handler.clone()]
+            },
+            // As the planner does: a return probe that keeps values from the entry.
+            entry_captures: if ret && !script.probes[0].entry_values.is_empty() {
+                vec![handler.clone()]
+            } else {
+                Vec::new()
             },
             on_return: if ret { vec![handler] } else { Vec::new() },
         });
@@ -531,14 +635,14 @@ mod tests {
         assert_eq!(sites[0].program.payload_bytes, 32);
         assert_eq!(
             reads[1],
-            PayloadValue::Int {
+            Read::Value(PayloadValue::Int {
                 value: 1,
                 offset: 24,
                 bytes: 2,
                 signed: false,
                 shift: 0,
                 bits: 0
-            }
+            })
         );
     }
 
@@ -575,7 +679,10 @@ mod tests {
                 user: false
             }
         );
-        assert!(matches!(reads[0], PayloadValue::Str { offset: 16, .. }));
+        assert!(matches!(
+            reads[0],
+            Read::Value(PayloadValue::Str { offset: 16, .. })
+        ));
     }
 
     #[test]
@@ -585,12 +692,53 @@ mod tests {
         assert_eq!(sites[0].program.ops[0], FetchOp::ReturnValue);
         assert!(matches!(
             reads[0],
-            PayloadValue::Int {
+            Read::Value(PayloadValue::Int {
                 bytes: 4,
                 signed: true,
                 ..
-            }
+            })
         ));
+    }
+
+    #[test]
+    fn parameters_and_the_return_value_as_text() {
+        let (sites, reads) = compiled("tcp_sendmsg", false, "print($$parms)").unwrap();
+        let Read::Text(parts) = &reads[0] else {
+            panic!("{reads:?}")
+        };
+        let names: Vec<&str> = parts.iter().map(|part| part.name.as_str()).collect();
+        assert_eq!(names, ["sk", "msg", "size"]);
+        assert!(parts.iter().all(|part| part.value.is_ok()), "{parts:?}");
+        assert_eq!(
+            sites[0].program.ops.len(),
+            6,
+            "each argument read and stored"
+        );
+        let (_, reads) = compiled("tcp_close", true, "print($$return)").unwrap();
+        assert_eq!(
+            reads[0],
+            Read::Text(Vec::new()),
+            "void: SystemTap gives \"\""
+        );
+    }
+
+    #[test]
+    fn parameters_in_return_probes_are_read_at_the_entry() {
+        let (sites, _) = compiled(
+            "tcp_sendmsg",
+            true,
+            "print($return, $size, @entry($sk->sk_type))",
+        )
+        .unwrap();
+        let entry = sites.iter().find(|s| s.kind == EventKind::Entry).unwrap();
+        let ret = sites.iter().find(|s| s.kind == EventKind::Return).unwrap();
+        assert_eq!(
+            ret.program.ops,
+            [FetchOp::ReturnValue, FetchOp::Store { dest: 16 }]
+        );
+        assert_eq!(entry.program.ops[0], FetchOp::Argument(2));
+        assert_eq!(entry.program.ops[2], FetchOp::Argument(0));
+        assert_eq!(entry.program.payload_bytes, 32);
     }
 
     #[test]

@@ -35,13 +35,27 @@ pub trait ProbeContext {
     fn target_read(&self, index: usize) -> Result<TargetValue<'_>, ReadFault> {
         Err(ReadFault::NotCarried(index))
     }
+    /// In a `.return` probe, the probe's entry value number `index` as the function's entry
+    /// left it (see `script::ir::CheckedProbe::entry_values`).
+    fn entry_value(&self, _index: usize) -> Option<&Kept> {
+        None
+    }
+}
+
+/// A value evaluated at a function's entry and kept for its return probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept {
+    Int(i64),
+    Str(Vec<u8>),
 }
 
 /// A target read's result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetValue<'a> {
     Int(i64),
     Str(&'a [u8]),
+    /// Text made for the read (`$$parms`).
+    Owned(Vec<u8>),
 }
 
 /// A target read that gave no value.

@@ -3,15 +3,15 @@
 
 use std::collections::HashMap;
 
-use super::context::{ProbeContext, ReadFault, TargetValue};
+use super::context::{Kept, ProbeContext, ReadFault, TargetValue};
 use super::interp::{Flow, Interpreter, RuntimeError};
 use crate::kernel::event::HEADER_BYTES;
-use crate::kernel::fetch::{Decoded, PayloadFault};
+use crate::kernel::fetch::{Decoded, PayloadFault, PayloadValue};
 use crate::kernel::{Event, EventKind};
 use crate::output::Sink;
 use crate::resolve::code::KernelCode;
 use crate::resolve::kallsyms::KernelSymbols;
-use crate::resolve::plan::{Handler, PlannedFunction, ProbePlan};
+use crate::resolve::plan::{Handler, PlannedFunction, ProbePlan, Read, TextPart};
 
 /// Converts the programs' CLOCK_MONOTONIC timestamps to wall-clock time, which is what
 /// SystemTap's `gettimeofday_us()` and `thread_indent()` report.
@@ -139,38 +139,89 @@ impl<'a> Dispatcher<'a> {
             EventKind::Return => Some(self.interpreter.returning(tid, index)),
         };
         let payload = record.get(HEADER_BYTES..).unwrap_or_default();
-        let flow = self.run_handlers(&event, payload, handlers, address, probefunc, out)?;
+        let site = Site {
+            event: &event,
+            payload,
+            function: index,
+            address,
+            probefunc,
+        };
+        if event.kind == EventKind::Entry {
+            self.keep_for_returns(&site, &function.entry_captures)?;
+        }
+        let flow = self.run_handlers(&site, handlers, &function.entry_captures, out)?;
         if let Some(found) = found {
             self.interpreter.returned(tid, found);
         }
         Ok(flow)
     }
 
+    /// Evaluates, at an entry, what the function's `.return` probes keep from it.
+    fn keep_for_returns(
+        &mut self,
+        site: &Site<'_>,
+        captures: &[Handler],
+    ) -> Result<(), RuntimeError> {
+        for capture in captures {
+            let context = self.context(site, capture, None);
+            let tid = i64::from(site.event.tid);
+            self.interpreter
+                .keep_at_entry(capture.probe, tid, site.function, &context)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `handlers` in order; a `.return` handler that keeps values from the entry
+    /// (`captures` lists those) runs only with what its call's entry kept.
     fn run_handlers(
         &mut self,
-        event: &Event,
-        payload: &[u8],
+        site: &Site<'_>,
         handlers: &[Handler],
-        address: u64,
-        probefunc: &str,
+        captures: &[Handler],
         out: &mut dyn Sink,
     ) -> Result<Flow, RuntimeError> {
         for handler in handlers {
-            let context = EventContext {
-                event,
-                payload,
-                handler,
-                address,
-                probefunc,
-                clock: self.clock,
-                target: self.target,
+            let keeps = site.event.kind == EventKind::Return
+                && captures
+                    .iter()
+                    .any(|capture| capture.probe == handler.probe);
+            let kept = if keeps {
+                let tid = i64::from(site.event.tid);
+                match self
+                    .interpreter
+                    .kept_for_return(handler.probe, tid, site.function)
+                {
+                    Some(kept) => Some(kept),
+                    None => continue,
+                }
+            } else {
+                None
             };
+            let context = self.context(site, handler, kept.as_deref());
             match self.interpreter.run_probe(handler.probe, &context, out)? {
                 Flow::Continue => {}
                 ended => return Ok(ended),
             }
         }
         Ok(Flow::Continue)
+    }
+
+    fn context<'e>(
+        &self,
+        site: &Site<'e>,
+        handler: &'e Handler,
+        kept: Option<&'e [Kept]>,
+    ) -> EventContext<'e> {
+        EventContext {
+            event: site.event,
+            payload: site.payload,
+            handler,
+            kept,
+            address: site.address,
+            probefunc: site.probefunc,
+            clock: self.clock,
+            target: self.target,
+        }
     }
 
     /// Where a returning function goes back to in its caller: the return address, or,
@@ -201,12 +252,27 @@ fn thread_exists(tid: i64) -> bool {
     std::path::Path::new(&format!("/proc/{tid}")).exists()
 }
 
+/// One event at one function's entry or return, as its handlers share it.
+struct Site<'e> {
+    event: &'e Event,
+    /// What the site's fetch program read.
+    payload: &'e [u8],
+    /// The function's index in the plan.
+    function: usize,
+    /// `addr()`.
+    address: u64,
+    /// `probefunc()`.
+    probefunc: &'e str,
+}
+
 /// What a probe body sees of one event.
 struct EventContext<'e> {
     event: &'e Event,
     /// What the site's fetch program read, laid out as `handler.reads` says.
     payload: &'e [u8],
     handler: &'e Handler,
+    /// What the call's entry kept, for a `.return` body that reads it.
+    kept: Option<&'e [Kept]>,
     /// `addr()`: the function's entry on entry, the return address in its caller on return.
     address: u64,
     /// The symbol of `addr()`: the function itself on entry, its caller on return.
@@ -252,21 +318,48 @@ impl ProbeContext for EventContext<'_> {
     fn target(&self) -> i64 {
         self.target
     }
+    fn entry_value(&self, index: usize) -> Option<&Kept> {
+        self.kept.and_then(|kept| kept.get(index))
+    }
     fn target_read(&self, index: usize) -> Result<TargetValue<'_>, ReadFault> {
-        let value = self
-            .handler
-            .reads
-            .get(index)
-            .ok_or(ReadFault::NotCarried(index))?;
-        match value.decode(self.payload) {
-            Ok(Decoded::Int(value)) => Ok(TargetValue::Int(value)),
-            Ok(Decoded::Str(text)) => Ok(TargetValue::Str(text)),
-            Err(PayloadFault::Memory(address)) => Err(ReadFault::Memory(address)),
-            Err(PayloadFault::Copy { function, address }) => {
-                Err(ReadFault::Copy { function, address })
-            }
-            Err(PayloadFault::Truncated) => Err(ReadFault::NotCarried(index)),
+        match self.handler.reads.get(index) {
+            Some(Read::Value(value)) => decode(*value, self.payload, index),
+            Some(Read::Text(parts)) => Ok(TargetValue::Owned(self.text(parts))),
+            None => Err(ReadFault::NotCarried(index)),
         }
+    }
+}
+
+impl EventContext<'_> {
+    /// `$$parms` or `$$return` as SystemTap prints them: `name=0x1f`, space-separated, a
+    /// value that could not be read shown as `?`.
+    fn text(&self, parts: &[TextPart]) -> Vec<u8> {
+        let mut text = String::new();
+        for (index, part) in parts.iter().enumerate() {
+            if index > 0 {
+                text.push(' ');
+            }
+            text.push_str(&part.name);
+            match part.value {
+                Err(fixed) => text.push_str(fixed),
+                Ok(value) => match value.decode(self.payload) {
+                    Ok(Decoded::Int(number)) => text.push_str(&format!("={:#x}", number as u64)),
+                    _ => text.push_str("=?"),
+                },
+            }
+        }
+        text.into_bytes()
+    }
+}
+
+/// A payload value as the probe body gets it.
+fn decode(value: PayloadValue, payload: &[u8], index: usize) -> Result<TargetValue<'_>, ReadFault> {
+    match value.decode(payload) {
+        Ok(Decoded::Int(value)) => Ok(TargetValue::Int(value)),
+        Ok(Decoded::Str(text)) => Ok(TargetValue::Str(text)),
+        Err(PayloadFault::Memory(address)) => Err(ReadFault::Memory(address)),
+        Err(PayloadFault::Copy { function, address }) => Err(ReadFault::Copy { function, address }),
+        Err(PayloadFault::Truncated) => Err(ReadFault::NotCarried(index)),
     }
 }
 

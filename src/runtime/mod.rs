@@ -5,10 +5,11 @@ pub mod context;
 pub mod dispatch;
 pub mod indent;
 pub mod interp;
+pub mod kept;
 pub mod library;
 pub mod stats;
 pub mod timers;
 
-pub use context::{ProbeContext, ReadFault, TargetValue};
+pub use context::{Kept, ProbeContext, ReadFault, TargetValue};
 pub use indent::IndentState;
 pub use interp::{Flow, Interpreter, RuntimeError};

@@ -295,6 +295,8 @@ pub enum TargetStep {
 pub enum ExprKind {
     Number(i64),
     Target(TargetExpr),
+    /// `@entry(expr)`: `expr` evaluated at the function's entry, in a `.return` probe.
+    Entry(Box<Expr>),
     Str(StringLit),
     Var(String),
     /// `array[key, ...]`.

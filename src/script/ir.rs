@@ -153,6 +153,9 @@ pub(crate) enum IntExpr {
     /// The value of the probe's target read number `.0` (see [`TargetRead`]), carried by
     /// the event; `.1` locates it for run-time errors (a read that faulted).
     Target(usize, Span),
+    /// In a `.return` probe, the value of the probe's entry value number `.0` (see
+    /// `CheckedProbe::entry_values`), as it was at the function's entry.
+    Entry(usize),
     /// `thread_indent_depth` (thread) or `indent_depth`.
     IndentDepth {
         thread: bool,
@@ -173,6 +176,8 @@ pub(crate) enum StrExpr {
     Context(StrContext),
     /// A string the probe's target read number `.0` copied from the kernel at the event.
     Target(usize, Span),
+    /// In a `.return` probe, the string the probe's entry value number `.0` had at entry.
+    Entry(usize),
     Call(Box<Call>),
     Library(Box<LibraryCall>),
     /// `matched(n)`: group `n` of the last successful `=~`; `span` is the call's.
@@ -476,6 +481,9 @@ pub enum ReadKind {
     /// `kernel_string(p)`, `kernel_string_n(p, n)`, `user_string(p)`: the NUL-terminated
     /// string at the address the target's value gives, up to `max` bytes.
     String { max: usize, user: bool },
+    /// `$$parms` (the target is named `$parms`) and `$$return` (`$return`): the function's
+    /// parameters, or its return value, as SystemTap's `name=0x1f` text.
+    Text,
 }
 
 #[derive(Debug, Clone)]
@@ -484,6 +492,12 @@ pub struct CheckedProbe {
     /// The kernel data the body reads, numbered as `IntExpr::Target` and
     /// `StrExpr::Target` name them.
     pub targets: Vec<TargetRead>,
+    /// In a `.return` probe, what is evaluated at the function's entry for it to read:
+    /// `@entry(expr)`, and the parameters it names (SystemTap gives their values at
+    /// entry). Numbered as `IntExpr::Entry` and `StrExpr::Entry` name them.
+    pub(crate) entry_values: Vec<Value>,
+    /// The kernel data those read, at the entry event.
+    pub entry_targets: Vec<TargetRead>,
     pub(crate) body: Vec<Stmt>,
     pub(crate) int_locals: usize,
     pub(crate) str_locals: usize,

@@ -201,20 +201,37 @@ fn unsupported_construct(rest: &str) -> Option<(usize, String)> {
     let word = &after[..word_length];
     let length = 1 + word_length.max(usize::from(after.starts_with('#')));
     let refusal = match (sigil, word) {
-        ('$', word) if word.starts_with('$') => {
-            format!("not supported yet: `${word}` (target variables)")
-        }
+        ('$', word) if TARGET_SETS.contains(&word) => return None,
+        ('$', "$vars" | "$locals") => format!(
+            "not supported yet: `${word}`: the kernel's BTF describes a function's parameters, \
+             not its local variables; `$$parms` lists the parameters"
+        ),
         ('$', word) if word.ends_with('$') => {
             format!("not supported yet: `${word}` (kernel data printed as text)")
+        }
+        ('$', word) if word.starts_with('$') => {
+            format!("not supported yet: `${word}` (target variables)")
         }
         _ => return None,
     };
     Some((length, refusal))
 }
 
-/// The name of the target variable `$name` at the start of `rest`, if one is there.
+/// `$$parms` and `$$return`, without their first `$`: the parameters, or the return value,
+/// as text.
+const TARGET_SETS: &[&str] = &["$parms", "$return"];
+
+/// The name of the target variable `$name` at the start of `rest`, if one is there; `$parms`
+/// and `$return` for `$$parms` and `$$return`.
 fn target_variable(rest: &str) -> Option<&str> {
     let after = rest.strip_prefix('$')?;
+    if let Some(set) = TARGET_SETS.iter().find(|set| {
+        after.starts_with(**set)
+            && !after[set.len()..]
+                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    }) {
+        return Some(&after[..set.len()]);
+    }
     let length = after
         .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .unwrap_or(after.len());
@@ -793,10 +810,18 @@ mod tests {
             ),
             "{error}"
         );
-        let error = refused("x = $$parms");
+        let error = refused("x = $$vars");
         assert!(
-            error.starts_with("t.stp:1:5: error: not supported yet: `$$parms` (target variables)"),
+            error.starts_with("t.stp:1:5: error: not supported yet: `$$vars`: the kernel's BTF"),
             "{error}"
+        );
+        assert_eq!(
+            kinds("$$parms $$return"),
+            [
+                TokenKind::Target("$parms".into()),
+                TokenKind::Target("$return".into()),
+                TokenKind::Eof
+            ]
         );
         assert!(refused("%{ int x; %}").contains("rstap does not support embedded C"));
     }

@@ -160,6 +160,10 @@ impl Preprocessor<'_> {
                     let name = name.clone();
                     self.expand(&name, token.span)?;
                 }
+                // SystemTap's `@` operators rstap has: left for the parser.
+                TokenKind::Macro(ref name) if PARSED_OPERATORS.contains(&name.as_str()) => {
+                    out.push(token)
+                }
                 TokenKind::Macro(name) => out.push(Token {
                     kind: TokenKind::Refused(format!(
                         "not supported yet: `@{name}`{}",
@@ -317,12 +321,14 @@ impl Preprocessor<'_> {
     }
 }
 
+/// The `@` operators the parser takes (`@entry(expr)`).
+const PARSED_OPERATORS: &[&str] = &["entry"];
+
 /// Why an `@` operator rstap refuses is missing, where that says more than its name.
 fn refusal_reason(name: &str) -> &'static str {
     match name {
         "defined" => ": it asks whether a target variable ($var) exists, and rstap does not read the kernel's variables yet",
-        "entry" => ": it saves a value at a function's entry for its return probe, which needs the kernel's variables",
-        "cast" | "var" => ": it reads the kernel's data, which rstap does not read yet",
+        "cast" | "var" => ": it reads the kernel's data through a type or variable name, which rstap does not look up yet",
         _ => "",
     }
 }

@@ -12,8 +12,9 @@ use std::io::Write;
 use std::rc::Rc;
 
 use super::array::{Array, Element, Full, Key, KeyPart};
-use super::context::{ProbeContext, ReadFault, TargetValue};
+use super::context::{Kept, ProbeContext, ReadFault, TargetValue};
 use super::indent::{IndentState, ReturnOf};
+use super::kept::KeptAtEntry;
 use super::library::{self, Answer, Failure, LibraryState};
 use super::stats::Stats;
 use crate::output::printf::{Arg, PRINT_LIMIT};
@@ -92,6 +93,8 @@ impl RuntimeError {
 
 pub struct Interpreter {
     probes: Vec<CheckedProbe>,
+    /// What `.return` probes keep from entries, per thread and call.
+    kept: KeptAtEntry,
     shown_at_exit: Vec<Shown>,
     array_names: Vec<String>,
     machine: Machine,
@@ -170,6 +173,7 @@ impl Interpreter {
     pub fn new(script: &CheckedScript) -> Self {
         Interpreter {
             probes: script.probes.clone(),
+            kept: KeptAtEntry::default(),
             shown_at_exit: script.globals.shown_at_exit.clone(),
             array_names: script
                 .globals
@@ -214,10 +218,7 @@ impl Interpreter {
         ctx: &dyn ProbeContext,
         out: &mut dyn Sink,
     ) -> Result<Flow, RuntimeError> {
-        let probe = self
-            .probes
-            .get(probe_index)
-            .ok_or(RuntimeError::NoSuchProbe(probe_index))?;
+        let probe = probe_at(&self.probes, probe_index)?;
         let m = &mut self.machine;
         m.iterations_left = m.max_actions;
         // Locals start as 0 and "" on every hit.
@@ -309,8 +310,58 @@ impl Interpreter {
     }
 
     /// See [`IndentState::release_exited_threads`].
-    pub fn release_exited_threads(&mut self, alive: impl FnMut(i64) -> bool) -> usize {
+    pub fn release_exited_threads(&mut self, mut alive: impl FnMut(i64) -> bool) -> usize {
+        self.kept.release_exited_threads(&mut alive);
         self.machine.indent.release_exited_threads(alive)
+    }
+
+    /// Evaluates what probe `probe_index` keeps from a function's entry for its `.return`
+    /// body (its `@entry` expressions and the parameters it reads), at the entry event `ctx`
+    /// of `function` on thread `tid`, and keeps it for that call's return.
+    pub fn keep_at_entry(
+        &mut self,
+        probe_index: usize,
+        tid: i64,
+        function: usize,
+        ctx: &dyn ProbeContext,
+    ) -> Result<(), RuntimeError> {
+        let probe = probe_at(&self.probes, probe_index)?;
+        let m = &mut self.machine;
+        m.iterations_left = m.max_actions;
+        let mut kept = Vec::with_capacity(probe.entry_values.len());
+        for value in &probe.entry_values {
+            let evaluated = match value {
+                Value::Str(e) => {
+                    let mut text = Vec::new();
+                    m.str(e, ctx, &mut text).map(|()| Kept::Str(text))
+                }
+                Value::Int(e) => m.int(e, ctx).map(Kept::Int),
+                Value::Hist(_) => Ok(Kept::Int(0)),
+            };
+            match evaluated {
+                Ok(value) => kept.push(value),
+                Err(Stop::Error(e)) => return Err(e),
+                Err(_) => kept.push(Kept::Int(0)),
+            }
+        }
+        self.kept.push(tid, function, probe_index, kept);
+        Ok(())
+    }
+
+    /// What [`Interpreter::keep_at_entry`] kept for this return of `function` on `tid`;
+    /// `None` if its entry was not seen.
+    pub fn kept_for_return(
+        &mut self,
+        probe: usize,
+        tid: i64,
+        function: usize,
+    ) -> Option<Vec<Kept>> {
+        self.kept.take(tid, function, probe)
+    }
+
+    /// Returns whose `.return` bodies did not run because their entry was not seen.
+    pub fn returns_without_entry(&self) -> u64 {
+        self.kept.returns_without_entry
     }
 
     /// See [`IndentState::entering`].
@@ -332,6 +383,10 @@ impl Interpreter {
     pub fn threads_held(&self) -> usize {
         self.machine.indent.threads_held()
     }
+}
+
+fn probe_at(probes: &[CheckedProbe], index: usize) -> Result<&CheckedProbe, RuntimeError> {
+    probes.get(index).ok_or(RuntimeError::NoSuchProbe(index))
 }
 
 fn compare<T: Ord + ?Sized>(op: CmpOp, a: &T, b: &T) -> bool {

@@ -331,9 +331,14 @@ impl Machine {
                     Answer::Done => 0,
                 }
             }
+            // The dispatcher runs a `.return` body only with what its entry kept.
+            IntExpr::Entry(index) => match ctx.entry_value(*index) {
+                Some(Kept::Int(value)) => *value,
+                _ => 0,
+            },
             IntExpr::Target(index, span) => match ctx.target_read(*index) {
                 Ok(TargetValue::Int(value)) => value,
-                Ok(TargetValue::Str(_)) => {
+                Ok(TargetValue::Str(_) | TargetValue::Owned(_)) => {
                     return Err(self.read_fault(ReadFault::NotCarried(*index), *span))
                 }
                 Err(fault) => return Err(self.read_fault(fault, *span)),
@@ -461,8 +466,14 @@ impl Machine {
                 self.pool.push(new);
                 result?
             }
+            StrExpr::Entry(index) => {
+                if let Some(Kept::Str(text)) = ctx.entry_value(*index) {
+                    dst.extend_from_slice(text);
+                }
+            }
             StrExpr::Target(index, span) => match ctx.target_read(*index) {
                 Ok(TargetValue::Str(text)) => dst.extend_from_slice(text),
+                Ok(TargetValue::Owned(text)) => dst.extend_from_slice(&text),
                 Ok(TargetValue::Int(_)) => {
                     return Err(self.read_fault(ReadFault::NotCarried(*index), *span))
                 }

@@ -220,6 +220,7 @@ impl Parser<'_> {
                     kind: ExprKind::In { keys, array },
                 })
             }
+            TokenKind::Macro(ref name) if name == "entry" => self.entry(),
             TokenKind::Target(name) => {
                 self.advance();
                 self.target_steps(Name {
@@ -278,6 +279,19 @@ impl Parser<'_> {
         }
         operand.span = amp.to(operand.span);
         Ok(operand)
+    }
+
+    /// `@entry(expr)`.
+    #[inline(never)]
+    fn entry(&mut self) -> Result<Expr, ScriptError> {
+        let at = self.advance().span;
+        self.expect_op(Op::LParen)?;
+        let inner = self.expression()?;
+        let close = self.expect_op(Op::RParen)?;
+        Ok(Expr {
+            span: at.to(close),
+            kind: ExprKind::Entry(Box::new(inner)),
+        })
     }
 
     /// The `->member` and `[index]` steps after the target variable `name`.

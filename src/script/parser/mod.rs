@@ -403,6 +403,7 @@ mod tests {
                 }
                 text
             }
+            ExprKind::Entry(inner) => format!("@entry({})", shape(inner)),
             ExprKind::Call { name, args, .. } => format!(
                 "{name}({})",
                 args.iter().map(shape).collect::<Vec<_>>().join(",")
@@ -503,6 +504,10 @@ mod tests {
         assert_eq!(
             shape(&body_expr("&$task->comm[2] + -$return")),
             "(&$task->comm[2] + (-$return))"
+        );
+        assert_eq!(
+            shape(&body_expr("$return - @entry(gettimeofday_ns())")),
+            "($return - @entry(gettimeofday_ns()))"
         );
         assert!(parse_text("probe begin { x = $a[i] }")
             .unwrap_err()

@@ -116,7 +116,7 @@ impl<'a> Walk<'a> {
                 keys.iter().for_each(|k| self.expr(k));
             }
             ExprKind::Call { args, .. } => args.iter().for_each(|a| self.expr(a)),
-            ExprKind::Unary { operand, .. } => self.expr(operand),
+            ExprKind::Unary { operand, .. } | ExprKind::Entry(operand) => self.expr(operand),
             ExprKind::Binary { left, right, .. } => {
                 self.expr(left);
                 self.expr(right);

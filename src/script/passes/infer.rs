@@ -315,6 +315,7 @@ impl Pass<'_> {
                 self.expr(operand);
                 Some(Ty::Long)
             }
+            ExprKind::Entry(inner) => self.expr(inner),
             ExprKind::Binary {
                 op, left, right, ..
             } => {

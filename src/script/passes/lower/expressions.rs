@@ -21,6 +21,15 @@ impl Lowering<'_> {
     }
 
     pub(super) fn slot(&mut self, name: &str, span: Span) -> Result<(Ty, Slot), ScriptError> {
+        if self.at_entry && self.symbols.global(self.body, name).is_none() {
+            return Err(self.error(
+                span,
+                format!(
+                    "'{name}' is a local of the .return probe, which has no value yet at the \
+                     function's entry, where @entry evaluates its expression"
+                ),
+            ));
+        }
         if let Some(&(ty, index)) = self.local_slots.get(name) {
             return Ok((ty, Slot::Local(index)));
         }
@@ -165,7 +174,8 @@ impl Lowering<'_> {
     pub(super) fn value(&mut self, e: &Expr) -> Result<Value, ScriptError> {
         Ok(match &e.kind {
             ExprKind::Number(n) => Value::Int(IntExpr::Const(*n)),
-            ExprKind::Target(target) => Value::Int(self.target_value(target, e.span)?),
+            ExprKind::Target(target) => self.target_value(target, e.span)?,
+            ExprKind::Entry(inner) => self.entry_value(inner, e.span)?,
             ExprKind::Str(lit) => Value::Str(StrExpr::Const(string_value(&lit.value, self.limits))),
             ExprKind::Var(name) => {
                 let (ty, slot) = self.slot(name, e.span)?;

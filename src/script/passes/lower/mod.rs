@@ -93,6 +93,8 @@ pub(super) fn lower(
         probes.push(CheckedProbe {
             points,
             targets: lowering.targets,
+            entry_values: lowering.entry_values,
+            entry_targets: lowering.entry_targets,
             body,
             int_locals: lowering.int_locals,
             str_locals: lowering.str_locals,
@@ -432,6 +434,11 @@ struct Lowering<'a> {
     target_site: TargetSite,
     /// The kernel data the body reads, in the order `IntExpr::Target` numbers them.
     targets: Vec<TargetRead>,
+    /// What a `.return` probe's body has evaluated at entry, and the reads those make.
+    entry_values: Vec<Value>,
+    entry_targets: Vec<TargetRead>,
+    /// Whether the expression being lowered is inside `@entry(...)`.
+    at_entry: bool,
 }
 
 /// A call of a script function, with the type of its value (`None`: it has none).
@@ -482,6 +489,9 @@ impl<'a> Lowering<'a> {
             shapes,
             target_site: TargetSite::Function,
             targets: Vec::new(),
+            entry_values: Vec::new(),
+            entry_targets: Vec::new(),
+            at_entry: false,
         }
     }
 

@@ -3,6 +3,9 @@
 //! becomes a numbered [`TargetRead`] of the probe, which the kernel side does at the event,
 //! and an expression that takes its value from the event.
 //!
+//! In a `.return` probe, a parameter and `@entry(expr)` are evaluated at the function's
+//! entry and kept for the return (SystemTap gives parameters there as they were at entry).
+//!
 //! Which reads a body may make depends on its probe points alone, so it is checked here;
 //! whether the kernel's types allow them (a member that exists, `->` through a pointer) is
 //! checked per probed function when the points are resolved.
@@ -51,15 +54,95 @@ impl TargetSite {
     }
 }
 
+/// Whether a target variable's name is the return value's: `$return`, or `$$return`.
+fn is_return_value(name: &str) -> bool {
+    matches!(name, "return" | "$return")
+}
+
 impl Lowering<'_> {
     /// `$name...` as a long.
     pub(super) fn target_value(
         &mut self,
         target: &ast::TargetExpr,
         span: Span,
-    ) -> Result<IntExpr, ScriptError> {
-        let index = self.target_read(target, ReadKind::Value, span)?;
-        Ok(IntExpr::Target(index, span))
+    ) -> Result<Value, ScriptError> {
+        self.read_value(target, ReadKind::Value, span)
+    }
+
+    /// `@entry(expr)` in a `.return` probe: `expr` lowered as the entry event will evaluate
+    /// it, and the value that reads its result back at the return.
+    pub(super) fn entry_value(&mut self, inner: &Expr, span: Span) -> Result<Value, ScriptError> {
+        if self.at_entry {
+            return Err(self.error(
+                span,
+                "@entry inside @entry: the inner one is at entry already",
+            ));
+        }
+        if self.target_site != TargetSite::Return {
+            return Err(self.error(
+                span,
+                "@entry is for .return probes: it gives a value as it was at the entry of \
+                 the function the probe returns from",
+            ));
+        }
+        self.at_entry = true;
+        let value = self.at_entry_event(|lowering| lowering.value(inner));
+        self.at_entry = false;
+        Ok(self.keep_for_return(value?))
+    }
+
+    /// Runs `lower` as the entry event's lowering: entry reads, which the entry collects.
+    fn at_entry_event<T>(&mut self, lower: impl FnOnce(&mut Self) -> T) -> T {
+        self.target_site = TargetSite::Entry;
+        std::mem::swap(&mut self.targets, &mut self.entry_targets);
+        let lowered = lower(self);
+        std::mem::swap(&mut self.targets, &mut self.entry_targets);
+        self.target_site = TargetSite::Return;
+        lowered
+    }
+
+    /// Keeps `value`, lowered for the entry event, for the return to read back.
+    fn keep_for_return(&mut self, value: Value) -> Value {
+        let index = self.entry_values.len();
+        let read_back = match &value {
+            Value::Str(_) => Value::Str(StrExpr::Entry(index)),
+            _ => Value::Int(IntExpr::Entry(index)),
+        };
+        self.entry_values.push(value);
+        read_back
+    }
+
+    /// A read of `target`: at this event, or, for a parameter in a `.return` probe, at the
+    /// entry (as SystemTap gives parameters there).
+    fn read_value(
+        &mut self,
+        target: &ast::TargetExpr,
+        kind: ReadKind,
+        span: Span,
+    ) -> Result<Value, ScriptError> {
+        if self.target_site == TargetSite::Return && !is_return_value(&target.name.name) {
+            let read = self.at_entry_event(|lowering| lowering.read_value(target, kind, span));
+            return Ok(self.keep_for_return(read?));
+        }
+        let kind = if target.name.name.starts_with('$') {
+            if !target.steps.is_empty() || target.address_of || kind != ReadKind::Value {
+                return Err(self.error(
+                    span,
+                    format!(
+                        "${} is text: it has no members, address or memory to read",
+                        target.name.name
+                    ),
+                ));
+            }
+            ReadKind::Text
+        } else {
+            kind
+        };
+        let index = self.target_read(target, kind, span)?;
+        Ok(match kind {
+            ReadKind::String { .. } | ReadKind::Text => Value::Str(StrExpr::Target(index, span)),
+            _ => Value::Int(IntExpr::Target(index, span)),
+        })
     }
 
     /// `kernel_string($p)`, `kernel_long($p)` and the like, `kind` as the builtin table
@@ -105,11 +188,7 @@ impl Lowering<'_> {
             }
             other => other,
         };
-        let index = self.target_read(target, kind, span)?;
-        Ok(match kind {
-            ReadKind::String { .. } => Value::Str(StrExpr::Target(index, span)),
-            _ => Value::Int(IntExpr::Target(index, span)),
-        })
+        self.read_value(target, kind, span)
     }
 
     /// Records a read of `target`, checked against the probe's points, and gives its number.
@@ -120,7 +199,7 @@ impl Lowering<'_> {
         span: Span,
     ) -> Result<usize, ScriptError> {
         let name = &target.name;
-        let is_return = name.name == "return";
+        let is_return = is_return_value(&name.name);
         let refusal = match self.target_site {
             TargetSite::Function => Some(format!(
                 "target variable ${} in a function: target variables belong to a probe's \
@@ -137,9 +216,9 @@ impl Lowering<'_> {
                  .return probes"
                     .to_string(),
             ),
-            TargetSite::Return | TargetSite::EntryAndReturn if !is_return => Some(format!(
-                "not supported yet: the parameter ${} in a .return probe (SystemTap gives \
-                 its value at entry); read it in a .call probe",
+            TargetSite::EntryAndReturn if !is_return => Some(format!(
+                "not supported yet: the parameter ${} in a probe on both entries and \
+                 returns: split the probe into a .call and a .return probe",
                 name.name
             )),
             _ => None,
@@ -147,7 +226,7 @@ impl Lowering<'_> {
         if let Some(message) = refusal {
             return Err(self.error(name.span, message));
         }
-        if is_return && target.address_of && target.steps.is_empty() {
+        if name.name == "return" && target.address_of && target.steps.is_empty() {
             return Err(self.error(
                 span,
                 "$return is a value, not a variable: it has no address",
