@@ -110,10 +110,9 @@ pub fn run(cli: &Cli) -> Result<i32> {
     if cli.listed_point().is_some() {
         return Ok(list(&plan, cli.list_with_variables.is_some()));
     }
-    let reads_kernel_data = script
-        .probes
-        .iter()
-        .any(|probe| !probe.targets.is_empty() || !probe.entry_targets.is_empty());
+    let reads_kernel_data = script.probes.iter().any(|probe| {
+        !(probe.targets.is_empty() && probe.entry_targets.is_empty() && probe.defined.is_empty())
+    });
     if reads_kernel_data {
         let types = KernelTypes::load_vmlinux()?;
         plan.fetches = targets::compile(&script, &mut plan, &types)?;

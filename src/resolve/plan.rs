@@ -30,6 +30,8 @@ pub struct Handler {
     /// Where the event's payload holds each of the probe's target reads, in their order;
     /// filled in by [`targets::compile`](super::targets::compile).
     pub reads: Vec<Read>,
+    /// The answers to the probe's `@defined` checks in this function.
+    pub defined: Vec<bool>,
 }
 
 /// One target read of a handler, as the payload holds it.
@@ -38,6 +40,9 @@ pub enum Read {
     Value(PayloadValue),
     /// `$$parms` or `$$return`: text made of the parts, separated by spaces.
     Text(Vec<TextPart>),
+    /// A read that does not resolve in this function, which `@defined` guards: an error
+    /// (this one) only if the body reaches it.
+    Unavailable(String),
 }
 
 /// `name=0x1f` of `$$parms`: a value read from the payload, or fixed text (`={...}` for a
@@ -233,6 +238,7 @@ impl<'k> Planner<'k> {
             function: candidate.function,
             probe_point: resolved_point(&candidate.resolved_name, variant),
             reads: Vec::new(),
+            defined: Vec::new(),
         };
         match variant {
             FunctionVariant::Return => planned.on_return.push(handler),

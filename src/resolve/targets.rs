@@ -12,7 +12,9 @@ use crate::kernel::fetch::{
     MAX_STRING, MAX_VALUES,
 };
 use crate::kernel::EventKind;
-use crate::script::{CheckedScript, ReadKind, ScriptError, Span, TargetRead, TargetStep};
+use crate::script::{
+    CheckedScript, ReadKind, ScriptError, Span, TargetExpr, TargetRead, TargetStep,
+};
 use crate::types::{KernelTypes, Shape, TypeRef};
 
 /// Arguments the probe programs pass to fetch programs: `FETCH_ARGS` in event.bpf.h.
@@ -98,9 +100,29 @@ impl Compiler<'_> {
                 &probe.targets
             };
             handler.reads.clear();
+            // Each `@defined` check is answered by whether its expression compiles here.
+            handler.defined = probe
+                .defined
+                .iter()
+                .map(|target| {
+                    let check = TargetRead {
+                        target: target.clone(),
+                        kind: ReadKind::Value,
+                        span: target.name.span,
+                    };
+                    let mut scratch = Layout::default();
+                    compile_value(self.types, function, kind, &check, &mut scratch).is_ok()
+                })
+                .collect();
             for read in reads {
                 match compile_read(self.types, function, kind, read, layout) {
                     Ok(value) => handler.reads.push(value),
+                    // A read `@defined` guards is an error only if the body reaches it.
+                    Err((_, message))
+                        if probe.defined.iter().any(|t| same_path(t, &read.target)) =>
+                    {
+                        handler.reads.push(Read::Unavailable(message))
+                    }
                     Err((span, message)) => {
                         if !self.failed_reads.contains(&read.span) {
                             self.failed_reads.push(read.span);
@@ -113,6 +135,19 @@ impl Compiler<'_> {
             check_size(handler, layout, &mut self.errors);
         }
     }
+}
+
+/// Whether two target expressions name the same data, wherever they stand in the script.
+fn same_path(a: &TargetExpr, b: &TargetExpr) -> bool {
+    fn step(step: &TargetStep) -> (Option<&str>, i64) {
+        match step {
+            TargetStep::Member(name) => (Some(name.name.as_str()), 0),
+            TargetStep::Index { index, .. } => (None, *index),
+        }
+    }
+    a.name.name == b.name.name
+        && a.address_of == b.address_of
+        && a.steps.iter().map(step).eq(b.steps.iter().map(step))
 }
 
 /// The payload of one site as its handlers' reads fill it.
@@ -567,6 +602,15 @@ mod tests {
         ret: bool,
         body: &str,
     ) -> Result<(Vec<SiteFetch>, Vec<Read>), String> {
+        compiled_handler(function, ret, body).map(|(sites, handler)| (sites, handler.reads))
+    }
+
+    /// The same, giving the compiled handler.
+    fn compiled_handler(
+        function: &str,
+        ret: bool,
+        body: &str,
+    ) -> Result<(Vec<SiteFetch>, Handler), String> {
         let suffix = if ret { ".return" } else { "" };
         let text = format!("probe kernel.function(\"{function}\"){suffix} {{ {body} }}");
         let script =
@@ -576,6 +620,7 @@ mod tests {
             function: function.into(),
             probe_point: String::new(),
             reads: Vec::new(),
+            defined: Vec::new(),
         };
         let mut plan = ProbePlan::default();
         plan.functions.push(PlannedFunction {
@@ -599,14 +644,13 @@ mod tests {
         let types = KernelTypes::load_vmlinux().map_err(|e| e.to_string())?;
         let sites = compile(&script, &mut plan, &types).map_err(|e| e.to_string())?;
         let function = &plan.functions[0];
-        let reads = if ret {
+        let handler = if ret {
             &function.on_return
         } else {
             &function.on_entry
         }[0]
-        .reads
         .clone();
-        Ok((sites, reads))
+        Ok((sites, handler))
     }
 
     #[test]
@@ -698,6 +742,22 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn defined_is_answered_per_function_and_guards_its_reads() {
+        let body = "print(@defined($size) ? $size : -1, @choose_defined($nope->x, 2))";
+        let (sites, handler) = compiled_handler("tcp_sendmsg", false, body).unwrap();
+        assert_eq!(handler.defined, [true, false]);
+        assert!(matches!(handler.reads[0], Read::Value(_)));
+        assert!(
+            matches!(&handler.reads[1], Read::Unavailable(why) if why.contains("no parameter $nope")),
+            "{:?}",
+            handler.reads
+        );
+        assert_eq!(sites[0].program.ops.len(), 2, "only $size is read");
+        // Unguarded, the same read is an error.
+        assert!(compiled("tcp_sendmsg", false, "print($nope->x)").is_err());
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub trait ProbeContext {
     fn target_read(&self, index: usize) -> Result<TargetValue<'_>, ReadFault> {
         Err(ReadFault::NotCarried(index))
     }
+    /// `@defined` number `index`: whether its target expression resolved in the probed
+    /// function. Nothing resolves outside kernel events.
+    fn target_defined(&self, _index: usize) -> bool {
+        false
+    }
     /// In a `.return` probe, the probe's entry value number `index` as the function's entry
     /// left it (see `script::ir::CheckedProbe::entry_values`).
     fn entry_value(&self, _index: usize) -> Option<&Kept> {
@@ -72,4 +77,7 @@ pub enum ReadFault {
     },
     #[error("the event carries no value for target read {0}: an rstap bug, please report it")]
     NotCarried(usize),
+    /// A read `@defined` guards, which does not resolve in this function.
+    #[error("{0}")]
+    Unavailable(String),
 }

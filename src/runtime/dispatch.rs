@@ -318,6 +318,9 @@ impl ProbeContext for EventContext<'_> {
     fn target(&self) -> i64 {
         self.target
     }
+    fn target_defined(&self, index: usize) -> bool {
+        self.handler.defined.get(index).copied().unwrap_or(false)
+    }
     fn entry_value(&self, index: usize) -> Option<&Kept> {
         self.kept.and_then(|kept| kept.get(index))
     }
@@ -325,6 +328,7 @@ impl ProbeContext for EventContext<'_> {
         match self.handler.reads.get(index) {
             Some(Read::Value(value)) => decode(*value, self.payload, index),
             Some(Read::Text(parts)) => Ok(TargetValue::Owned(self.text(parts))),
+            Some(Read::Unavailable(why)) => Err(ReadFault::Unavailable(why.clone())),
             None => Err(ReadFault::NotCarried(index)),
         }
     }

@@ -297,6 +297,9 @@ pub enum ExprKind {
     Target(TargetExpr),
     /// `@entry(expr)`: `expr` evaluated at the function's entry, in a `.return` probe.
     Entry(Box<Expr>),
+    /// `@defined(expr)`: whether the target expression `expr` can be read in the probed
+    /// function (1) or not (0).
+    Defined(Box<Expr>),
     Str(StringLit),
     Var(String),
     /// `array[key, ...]`.

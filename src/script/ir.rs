@@ -156,6 +156,9 @@ pub(crate) enum IntExpr {
     /// In a `.return` probe, the value of the probe's entry value number `.0` (see
     /// `CheckedProbe::entry_values`), as it was at the function's entry.
     Entry(usize),
+    /// `@defined`: whether the probe's check number `.0` (see `CheckedProbe::defined`)
+    /// resolved in the probed function.
+    Defined(usize),
     /// `thread_indent_depth` (thread) or `indent_depth`.
     IndentDepth {
         thread: bool,
@@ -498,6 +501,9 @@ pub struct CheckedProbe {
     pub(crate) entry_values: Vec<Value>,
     /// The kernel data those read, at the entry event.
     pub entry_targets: Vec<TargetRead>,
+    /// The target expressions `@defined` asks about. A read of one of them that does not
+    /// resolve in a function is not an error there: the script guards it.
+    pub defined: Vec<TargetExpr>,
     pub(crate) body: Vec<Stmt>,
     pub(crate) int_locals: usize,
     pub(crate) str_locals: usize,

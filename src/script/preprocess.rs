@@ -321,8 +321,8 @@ impl Preprocessor<'_> {
     }
 }
 
-/// The `@` operators the parser takes (`@entry(expr)`).
-const PARSED_OPERATORS: &[&str] = &["entry"];
+/// The `@` operators the parser takes (`@entry(expr)`, `@defined($var)`).
+const PARSED_OPERATORS: &[&str] = &["entry", "defined", "choose_defined"];
 
 /// Why an `@` operator rstap refuses is missing, where that says more than its name.
 fn refusal_reason(name: &str) -> &'static str {

@@ -31,6 +31,10 @@ probe kernel.function("tcp_sendmsg") {
   printf("tcp family=%d type=%d size=%d count=%d\n", $sk->__sk_common->skc_family,
          $sk->sk_type, $size, $msg->msg_iter->count)
 }
+probe kernel.function("tcp_sendmsg") {
+  printf("defined size=%d nope=%d choose=%d\n", @defined($size), @defined($sk->nope),
+         @choose_defined($sk->nope, 7))
+}
 probe kernel.function("tcp_sendmsg").return {
   printf("tcp returned %d of size=%d after %d ns\n", $return, @entry($size),
          local_clock_ns() - @entry(local_clock_ns()))
@@ -179,6 +183,14 @@ fn check_against_the_report(result: &ScenarioResult) {
     let mut sorted_expected = expected_text.clone();
     sorted_expected.sort();
     assert_eq!(sorted_text, sorted_expected, "{}", result.describe());
+    let defined = lines_of(&trace, "defined");
+    assert!(!defined.is_empty());
+    assert!(
+        defined
+            .iter()
+            .all(|line| *line == "defined size=1 nope=0 choose=7"),
+        "{defined:?}"
+    );
     let data = lines_of(&trace, "data");
     assert_eq!(data.len(), lines_of(&report, "sendto").len());
     assert!(

@@ -332,6 +332,7 @@ impl Machine {
                 }
             }
             // The dispatcher runs a `.return` body only with what its entry kept.
+            IntExpr::Defined(index) => i64::from(ctx.target_defined(*index)),
             IntExpr::Entry(index) => match ctx.entry_value(*index) {
                 Some(Kept::Int(value)) => *value,
                 _ => 0,

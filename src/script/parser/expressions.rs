@@ -221,6 +221,9 @@ impl Parser<'_> {
                 })
             }
             TokenKind::Macro(ref name) if name == "entry" => self.entry(),
+            TokenKind::Macro(ref name) if name == "defined" || name == "choose_defined" => {
+                self.defined()
+            }
             TokenKind::Target(name) => {
                 self.advance();
                 self.target_steps(Name {
@@ -291,6 +294,38 @@ impl Parser<'_> {
         Ok(Expr {
             span: at.to(close),
             kind: ExprKind::Entry(Box::new(inner)),
+        })
+    }
+
+    /// `@defined(expr)`, or `@choose_defined(a, b)`, which is `@defined(a) ? a : b`.
+    #[inline(never)]
+    fn defined(&mut self) -> Result<Expr, ScriptError> {
+        let at = self.advance().span;
+        let choose = matches!(&self.tokens[self.pos - 1].kind, TokenKind::Macro(name) if name == "choose_defined");
+        self.expect_op(Op::LParen)?;
+        let first = self.expression()?;
+        let second = if choose {
+            self.expect_op(Op::Comma)?;
+            Some(self.expression()?)
+        } else {
+            None
+        };
+        let close = self.expect_op(Op::RParen)?;
+        let span = at.to(close);
+        let defined = Expr {
+            span,
+            kind: ExprKind::Defined(Box::new(first.clone())),
+        };
+        Ok(match second {
+            None => defined,
+            Some(otherwise) => Expr {
+                span,
+                kind: ExprKind::Ternary {
+                    condition: Box::new(defined),
+                    then: Box::new(first),
+                    otherwise: Box::new(otherwise),
+                },
+            },
         })
     }
 

@@ -404,6 +404,7 @@ mod tests {
                 text
             }
             ExprKind::Entry(inner) => format!("@entry({})", shape(inner)),
+            ExprKind::Defined(inner) => format!("@defined({})", shape(inner)),
             ExprKind::Call { name, args, .. } => format!(
                 "{name}({})",
                 args.iter().map(shape).collect::<Vec<_>>().join(",")
@@ -508,6 +509,10 @@ mod tests {
         assert_eq!(
             shape(&body_expr("$return - @entry(gettimeofday_ns())")),
             "($return - @entry(gettimeofday_ns()))"
+        );
+        assert_eq!(
+            shape(&body_expr("@choose_defined($a->b, 7) + @defined($c)")),
+            "((@defined($a->b) ? $a->b : 7) + @defined($c))"
         );
         assert!(parse_text("probe begin { x = $a[i] }")
             .unwrap_err()

@@ -117,6 +117,7 @@ impl<'a> Walk<'a> {
             }
             ExprKind::Call { args, .. } => args.iter().for_each(|a| self.expr(a)),
             ExprKind::Unary { operand, .. } | ExprKind::Entry(operand) => self.expr(operand),
+            ExprKind::Defined(_) => {}
             ExprKind::Binary { left, right, .. } => {
                 self.expr(left);
                 self.expr(right);

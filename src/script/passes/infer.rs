@@ -316,6 +316,7 @@ impl Pass<'_> {
                 Some(Ty::Long)
             }
             ExprKind::Entry(inner) => self.expr(inner),
+            ExprKind::Defined(_) => Some(Ty::Long),
             ExprKind::Binary {
                 op, left, right, ..
             } => {

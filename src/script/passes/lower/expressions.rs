@@ -176,6 +176,7 @@ impl Lowering<'_> {
             ExprKind::Number(n) => Value::Int(IntExpr::Const(*n)),
             ExprKind::Target(target) => self.target_value(target, e.span)?,
             ExprKind::Entry(inner) => self.entry_value(inner, e.span)?,
+            ExprKind::Defined(inner) => Value::Int(self.defined(inner, e.span)?),
             ExprKind::Str(lit) => Value::Str(StrExpr::Const(string_value(&lit.value, self.limits))),
             ExprKind::Var(name) => {
                 let (ty, slot) = self.slot(name, e.span)?;

@@ -95,6 +95,7 @@ pub(super) fn lower(
             targets: lowering.targets,
             entry_values: lowering.entry_values,
             entry_targets: lowering.entry_targets,
+            defined: lowering.defined,
             body,
             int_locals: lowering.int_locals,
             str_locals: lowering.str_locals,
@@ -439,6 +440,8 @@ struct Lowering<'a> {
     entry_targets: Vec<TargetRead>,
     /// Whether the expression being lowered is inside `@entry(...)`.
     at_entry: bool,
+    /// The target expressions `@defined` asks about.
+    defined: Vec<ast::TargetExpr>,
 }
 
 /// A call of a script function, with the type of its value (`None`: it has none).
@@ -492,6 +495,7 @@ impl<'a> Lowering<'a> {
             entry_values: Vec::new(),
             entry_targets: Vec::new(),
             at_entry: false,
+            defined: Vec::new(),
         }
     }
 

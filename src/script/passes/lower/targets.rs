@@ -69,6 +69,28 @@ impl Lowering<'_> {
         self.read_value(target, ReadKind::Value, span)
     }
 
+    /// `@defined($var...)`: answered per probed function, when the kernel's types are known;
+    /// 0 where the probe has no kernel function to ask about, as in SystemTap.
+    pub(super) fn defined(&mut self, inner: &Expr, span: Span) -> Result<IntExpr, ScriptError> {
+        let ExprKind::Target(target) = &inner.kind else {
+            return Err(self.error(
+                span,
+                "not supported yet: @defined of something other than a target variable \
+                 ($var, $var->member)",
+            ));
+        };
+        let answerable = match self.target_site {
+            TargetSite::Function | TargetSite::NoKernelData(_) => false,
+            TargetSite::Entry => !is_return_value(&target.name.name),
+            TargetSite::Return | TargetSite::EntryAndReturn => true,
+        };
+        if !answerable {
+            return Ok(IntExpr::Const(0));
+        }
+        self.defined.push(target.clone());
+        Ok(IntExpr::Defined(self.defined.len() - 1))
+    }
+
     /// `@entry(expr)` in a `.return` probe: `expr` lowered as the entry event will evaluate
     /// it, and the value that reads its result back at the return.
     pub(super) fn entry_value(&mut self, inner: &Expr, span: Span) -> Result<Value, ScriptError> {
