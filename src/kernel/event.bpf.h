@@ -48,6 +48,7 @@ _Static_assert(sizeof(struct event) == 72, "struct event must match RawEvent");
 #define FETCH_MAX_OPS 32
 #define PAYLOAD_MAX 1024
 #define STRING_MAX 256
+#define STACK_MAX 240		/* bytes of return addresses: 30 frames */
 #define FETCH_ARGS 6
 
 enum rstap_fetch_code {
@@ -60,6 +61,7 @@ enum rstap_fetch_code {
 	FETCH_STRING = 6,	/* payload[dest] = the kernel string at reg, up to size bytes */
 	FETCH_USER_STRING = 7,	/* the same from user memory */
 	FETCH_COPY_LOAD = 8,	/* FETCH_LOAD whose fault is the value's final copy */
+	FETCH_STACK = 9,	/* payload[dest] = frame count, then up to size bytes of frames */
 };
 
 struct rstap_fetch_op {
@@ -117,6 +119,7 @@ struct {
 struct event_scratch {
 	__u8 bytes[72 + PAYLOAD_MAX + STRING_MAX];
 };
+_Static_assert(8 + STACK_MAX <= STRING_MAX, "a stack fits the scratch record's slack");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -203,6 +206,7 @@ static __always_inline __u64 wakeup_flags(void)
 
 /* Where a fetch program's run has got to; bpf_loop's callback gets it at each step. */
 struct fetch_state {
+	void *ctx;		/* the program's context, for bpf_get_stack */
 	const struct rstap_fetch_program *program;
 	__u8 *payload;		/* PAYLOAD_MAX + STRING_MAX bytes, faults zeroed by the caller */
 	const __u64 *args;
@@ -221,7 +225,8 @@ enum fetch_fault {
 
 static __always_inline bool fetch_ends_value(__u8 code)
 {
-	return code == FETCH_STORE || code == FETCH_STRING || code == FETCH_USER_STRING;
+	return code == FETCH_STORE || code == FETCH_STRING || code == FETCH_USER_STRING ||
+	       code == FETCH_STACK;
 }
 
 /*
@@ -290,6 +295,12 @@ static long fetch_step(__u64 index, void *ctx)
 			*(__u64 *)(payload + dest) = state->reg;
 		}
 		break;
+	case FETCH_STACK:
+		if (size > STACK_MAX)
+			size = STACK_MAX;
+		err = bpf_get_stack(state->ctx, payload + dest + 8, size, 0);
+		*(__u64 *)(payload + dest) = err > 0 ? (__u64)err >> 3 : 0;
+		break;
 	default:
 		return 1;
 	}
@@ -307,7 +318,7 @@ static long fetch_step(__u64 index, void *ctx)
 }
 
 /* An event with the payload `program` reads, through this nesting level's scratch record. */
-static __always_inline int write_event_with_payload(struct cpu_state *state,
+static __always_inline int write_event_with_payload(void *ctx, struct cpu_state *state,
 						    const struct rstap_fetch_program *program,
 						    enum event_kind kind, __u64 function_address,
 						    __u64 return_address,
@@ -325,6 +336,7 @@ static __always_inline int write_event_with_payload(struct cpu_state *state,
 	fill_header((struct event *)scratch->bytes, kind, function_address, return_address,
 		    outer_return_address, return_value);
 	struct fetch_state fetch = {
+		.ctx = ctx,
 		.program = program,
 		.payload = scratch->bytes + sizeof(struct event),
 		.args = args,
@@ -341,7 +353,7 @@ static __always_inline int write_event_with_payload(struct cpu_state *state,
 	return 0;
 }
 
-static __always_inline int write_event(struct cpu_state *state, enum event_kind kind,
+static __always_inline int write_event(void *ctx, struct cpu_state *state, enum event_kind kind,
 				       __u64 function_address, __u64 return_address,
 				       __u64 outer_return_address, __u64 return_value,
 				       const __u64 *args)
@@ -353,7 +365,7 @@ static __always_inline int write_event(struct cpu_state *state, enum event_kind 
 		const struct rstap_fetch_program *program = bpf_map_lookup_elem(&fetch_programs, &key);
 
 		if (program)
-			return write_event_with_payload(state, program, kind, function_address,
+			return write_event_with_payload(ctx, state, program, kind, function_address,
 							return_address, outer_return_address,
 							return_value, args);
 	}
@@ -372,7 +384,7 @@ static __always_inline int write_event(struct cpu_state *state, enum event_kind 
  * `args` holds the function's first FETCH_ARGS arguments at entry (the caller fills them
  * only when fetch_enabled); fetch programs read them.
  */
-static __always_inline int emit_event(enum event_kind kind, __u64 function_address,
+static __always_inline int emit_event(void *ctx, enum event_kind kind, __u64 function_address,
 				      __u64 return_address, __u64 outer_return_address,
 				      __u64 return_value, const __u64 *args)
 {
@@ -390,7 +402,7 @@ static __always_inline int emit_event(enum event_kind kind, __u64 function_addre
 		return 0;
 	}
 	state->depth += 1;
-	write_event(state, kind, function_address, return_address, outer_return_address,
+	write_event(ctx, state, kind, function_address, return_address, outer_return_address,
 		    return_value, args);
 	state->depth -= 1;
 	return 0;

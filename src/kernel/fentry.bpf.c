@@ -17,7 +17,7 @@ int on_entry(__u64 *ctx)
 		for (__u32 i = 0; i < FETCH_ARGS; i++)
 			bpf_get_func_arg(ctx, i, &args[i]);
 	}
-	return emit_event(EVENT_ENTRY, bpf_get_func_ip(ctx), 0, 0, 0, args);
+	return emit_event(ctx, EVENT_ENTRY, bpf_get_func_ip(ctx), 0, 0, 0, args);
 }
 
 /*
@@ -63,6 +63,6 @@ int on_return(__u64 *ctx)
 	__u64 return_value = 0;
 
 	bpf_get_func_ret(ctx, &return_value);
-	return emit_event(EVENT_RETURN, bpf_get_func_ip(ctx), caller.direct, caller.outer,
+	return emit_event(ctx, EVENT_RETURN, bpf_get_func_ip(ctx), caller.direct, caller.outer,
 			  return_value, args);
 }

@@ -18,6 +18,8 @@ pub const MAX_OPS: usize = 32;
 pub const MAX_PAYLOAD: usize = 1024;
 /// The longest string one operation copies, terminator included: `STRING_MAX`.
 pub const MAX_STRING: usize = 256;
+/// Return addresses one backtrace holds: `STACK_MAX` in event.bpf.h, over 8.
+pub const MAX_FRAMES: usize = 30;
 /// The payload's first two words: bit `i` of the first set when value `i` faulted, of the
 /// second when it faulted at its final copy (the string or the `kernel_long()` read) rather
 /// than on the way there.
@@ -47,12 +49,18 @@ pub enum FetchOp {
     /// The NUL-terminated string the register points to, at most `max` bytes with the NUL,
     /// goes to the payload at `dest` (from user memory when `user`); this ends a value.
     String { dest: u16, max: u16, user: bool },
+    /// The kernel stack's return addresses, innermost first: their count at `dest`, then up
+    /// to `frames` of them; this ends a value.
+    Stack { dest: u16, frames: u16 },
 }
 
 impl FetchOp {
     /// Whether the operation ends a value (its fault bit is the next one).
     pub fn ends_value(self) -> bool {
-        matches!(self, FetchOp::Store { .. } | FetchOp::String { .. })
+        matches!(
+            self,
+            FetchOp::Store { .. } | FetchOp::String { .. } | FetchOp::Stack { .. }
+        )
     }
 
     /// `enum rstap_fetch_code`, `size`, `dest` and `operand` of `struct rstap_fetch_op`.
@@ -68,6 +76,7 @@ impl FetchOp {
             } => (if copy { 8 } else { 4 }, u16::from(bytes), 0, offset),
             FetchOp::Store { dest } => (5, 8, dest, 0),
             FetchOp::String { dest, max, user } => (if user { 7 } else { 6 }, max, dest, 0),
+            FetchOp::Stack { dest, frames } => (9, frames * 8, dest, 0),
         }
     }
 }
@@ -142,6 +151,8 @@ pub enum PayloadValue {
         offset: usize,
         function: &'static str,
     },
+    /// A backtrace: a count of frames, then the frames.
+    Stack { value: usize, offset: usize },
     /// An 8-byte value loaded through the target's address by `kernel_long()` and the
     /// like (`function` names it), sign-extended from `bytes`.
     Deref {
@@ -171,6 +182,8 @@ pub enum PayloadFault {
 pub enum Decoded<'a> {
     Int(i64),
     Str(&'a [u8]),
+    /// Return addresses, innermost first, as native-endian 8-byte words.
+    Frames(&'a [u8]),
 }
 
 impl PayloadValue {
@@ -186,6 +199,7 @@ impl PayloadValue {
         let (value, offset) = match self {
             PayloadValue::Int { value, offset, .. }
             | PayloadValue::Str { value, offset, .. }
+            | PayloadValue::Stack { value, offset }
             | PayloadValue::Deref { value, offset, .. } => (value, offset),
         };
         let bit = 1u64 << value;
@@ -221,6 +235,13 @@ impl PayloadValue {
                 u32::from(bytes) * 8,
                 true,
             ))),
+            PayloadValue::Stack { .. } => {
+                let frames = (word(offset)? as usize).min(MAX_FRAMES);
+                let bytes = payload
+                    .get(offset + 8..offset + 8 + frames * 8)
+                    .ok_or(PayloadFault::Truncated)?;
+                Ok(Decoded::Frames(bytes))
+            }
             PayloadValue::Str { .. } => {
                 let text = payload.get(offset..).ok_or(PayloadFault::Truncated)?;
                 let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
@@ -277,6 +298,7 @@ mod tests {
         assert_eq!(c_constant("FETCH_MAX_OPS"), MAX_OPS as i64);
         assert_eq!(c_constant("PAYLOAD_MAX"), MAX_PAYLOAD as i64);
         assert_eq!(c_constant("STRING_MAX"), MAX_STRING as i64);
+        assert_eq!(c_constant("STACK_MAX"), MAX_FRAMES as i64 * 8);
         let load = |copy| FetchOp::Load {
             offset: 0,
             bytes: 8,
@@ -296,6 +318,7 @@ mod tests {
             ("FETCH_STORE", FetchOp::Store { dest: 0 }),
             ("FETCH_STRING", string(false)),
             ("FETCH_USER_STRING", string(true)),
+            ("FETCH_STACK", FetchOp::Stack { dest: 0, frames: 1 }),
         ] {
             assert_eq!(c_constant(name), i64::from(op.fields().0), "{name}");
         }

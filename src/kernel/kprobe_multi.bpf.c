@@ -13,7 +13,7 @@ int on_entry(struct pt_regs *ctx)
 	__u64 args[FETCH_ARGS] = {};
 
 	FILL_REGS_ARGS(args, ctx);
-	return emit_event(EVENT_ENTRY, bpf_get_attach_cookie(ctx), 0, 0, 0, args);
+	return emit_event(ctx, EVENT_ENTRY, bpf_get_attach_cookie(ctx), 0, 0, 0, args);
 }
 
 /* fprobe's return hook (rethook) puts the real return address into regs->ip. */
@@ -22,6 +22,6 @@ int on_return(struct pt_regs *ctx)
 {
 	__u64 args[FETCH_ARGS] = {};
 
-	return emit_event(EVENT_RETURN, bpf_get_attach_cookie(ctx), PT_REGS_IP(ctx), 0,
+	return emit_event(ctx, EVENT_RETURN, bpf_get_attach_cookie(ctx), PT_REGS_IP(ctx), 0,
 			  PT_REGS_RC(ctx), args);
 }

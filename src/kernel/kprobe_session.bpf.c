@@ -35,13 +35,13 @@ int on_call(struct pt_regs *ctx)
 		return 1;
 	/* As with kretprobe.multi, the return hook puts the return address into regs->ip. */
 	if (bpf_session_is_return()) {
-		emit_event(EVENT_RETURN, function_address, PT_REGS_IP(ctx), 0, PT_REGS_RC(ctx),
+		emit_event(ctx, EVENT_RETURN, function_address, PT_REGS_IP(ctx), 0, PT_REGS_RC(ctx),
 			   args);
 		return 0;
 	}
 	if (*wanted & WANT_ENTRY) {
 		FILL_REGS_ARGS(args, ctx);
-		emit_event(EVENT_ENTRY, function_address, 0, 0, 0, args);
+		emit_event(ctx, EVENT_ENTRY, function_address, 0, 0, 0, args);
 	}
 	/* Non-zero skips this call's return. */
 	return !(*wanted & WANT_RETURN);

@@ -253,6 +253,20 @@ impl KernelSymbols {
             .map(|index| self.symbol(&self.entries[index]))
     }
 
+    /// The function containing `address` and its size, as the kernel's own kallsyms lookup
+    /// gives it: up to the next symbol's address.
+    pub fn function_with_size(&self, address: u64) -> Option<(FunctionSymbol<'_>, u64)> {
+        let function = self.function_containing(address)?;
+        let next = self
+            .entries
+            .partition_point(|entry| entry.address <= function.address);
+        let size = self
+            .entries
+            .get(next)
+            .map_or(0, |entry| entry.address - function.address);
+        Some((function, size))
+    }
+
     /// The kernel image's function that starts exactly at `address`.
     pub fn kernel_function_at(&self, address: u64) -> Option<FunctionSymbol<'_>> {
         let first = self

@@ -43,6 +43,8 @@ pub enum Read {
     /// A read that does not resolve in this function, which `@defined` guards: an error
     /// (this one) only if the body reaches it.
     Unavailable(String),
+    /// The kernel stack, written as the format says.
+    Backtrace(PayloadValue, crate::script::BacktraceFormat),
 }
 
 /// `name=0x1f` of `$$parms`: a value read from the payload, or fixed text (`={...}` for a

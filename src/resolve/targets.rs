@@ -8,8 +8,8 @@
 
 use super::plan::{Handler, ProbePlan, Read, TextPart};
 use crate::kernel::fetch::{
-    FetchOp, FetchProgram, PayloadValue, SiteFetch, FAULT_MASK_BYTES, MAX_OPS, MAX_PAYLOAD,
-    MAX_STRING, MAX_VALUES,
+    FetchOp, FetchProgram, PayloadValue, SiteFetch, FAULT_MASK_BYTES, MAX_FRAMES, MAX_OPS,
+    MAX_PAYLOAD, MAX_STRING, MAX_VALUES,
 };
 use crate::kernel::EventKind;
 use crate::script::{
@@ -208,6 +208,19 @@ fn compile_read(
     read: &TargetRead,
     layout: &mut Layout,
 ) -> Result<Read, Failure> {
+    if let ReadKind::Backtrace(format) = read.kind {
+        let value = PayloadValue::Stack {
+            value: layout.values,
+            offset: layout.bytes,
+        };
+        layout.program.ops.push(FetchOp::Stack {
+            dest: layout.bytes as u16,
+            frames: MAX_FRAMES as u16,
+        });
+        layout.bytes += 8 + MAX_FRAMES * 8;
+        layout.values += 1;
+        return Ok(Read::Backtrace(value, format));
+    }
     if read.kind != ReadKind::Text {
         return compile_value(types, function, kind, read, layout).map(Read::Value);
     }
@@ -438,7 +451,9 @@ fn compile_value(
                 8,
             )
         }
-        ReadKind::Text => unreachable!("compile_read expands text into values"),
+        ReadKind::Text | ReadKind::Backtrace(_) => {
+            unreachable!("compile_read makes text and backtraces")
+        }
         ReadKind::String { max, user } => {
             let with_nul = (max + 1).min(MAX_STRING);
             ops.push(FetchOp::String {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::backtrace;
 use super::context::{Kept, ProbeContext, ReadFault, TargetValue};
 use super::interp::{Flow, Interpreter, RuntimeError};
 use crate::kernel::event::HEADER_BYTES;
@@ -12,6 +13,7 @@ use crate::output::Sink;
 use crate::resolve::code::KernelCode;
 use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{Handler, PlannedFunction, ProbePlan, Read, TextPart};
+use crate::script::BacktraceFormat;
 
 /// Converts the programs' CLOCK_MONOTONIC timestamps to wall-clock time, which is what
 /// SystemTap's `gettimeofday_us()` and `thread_indent()` report.
@@ -143,6 +145,7 @@ impl<'a> Dispatcher<'a> {
             event: &event,
             payload,
             function: index,
+            function_address: function.address,
             address,
             probefunc,
         };
@@ -211,12 +214,17 @@ impl<'a> Dispatcher<'a> {
         site: &Site<'e>,
         handler: &'e Handler,
         kept: Option<&'e [Kept]>,
-    ) -> EventContext<'e> {
+    ) -> EventContext<'e>
+    where
+        'a: 'e,
+    {
         EventContext {
             event: site.event,
             payload: site.payload,
             handler,
             kept,
+            function_address: site.function_address,
+            symbols: self.symbols,
             address: site.address,
             probefunc: site.probefunc,
             clock: self.clock,
@@ -259,6 +267,8 @@ struct Site<'e> {
     payload: &'e [u8],
     /// The function's index in the plan.
     function: usize,
+    /// Its entry address.
+    function_address: u64,
     /// `addr()`.
     address: u64,
     /// `probefunc()`.
@@ -273,6 +283,9 @@ struct EventContext<'e> {
     handler: &'e Handler,
     /// What the call's entry kept, for a `.return` body that reads it.
     kept: Option<&'e [Kept]>,
+    /// The probed function's entry address, and the kernel's symbols, for backtraces.
+    function_address: u64,
+    symbols: &'e KernelSymbols,
     /// `addr()`: the function's entry on entry, the return address in its caller on return.
     address: u64,
     /// The symbol of `addr()`: the function itself on entry, its caller on return.
@@ -329,12 +342,39 @@ impl ProbeContext for EventContext<'_> {
             Some(Read::Value(value)) => decode(*value, self.payload, index),
             Some(Read::Text(parts)) => Ok(TargetValue::Owned(self.text(parts))),
             Some(Read::Unavailable(why)) => Err(ReadFault::Unavailable(why.clone())),
+            Some(Read::Backtrace(value, format)) => match value.decode(self.payload) {
+                Ok(Decoded::Frames(bytes)) => {
+                    Ok(TargetValue::Owned(self.backtrace(bytes, *format)))
+                }
+                _ => Err(ReadFault::NotCarried(index)),
+            },
             None => Err(ReadFault::NotCarried(index)),
         }
     }
 }
 
 impl EventContext<'_> {
+    /// The stack the payload holds, written as SystemTap writes backtraces.
+    fn backtrace(&self, bytes: &[u8], format: BacktraceFormat) -> Vec<u8> {
+        let raw: Vec<u64> = bytes
+            .chunks_exact(8)
+            .filter_map(|word| word.try_into().ok().map(u64::from_ne_bytes))
+            .collect();
+        let function = self.function_address;
+        let size = self
+            .symbols
+            .function_with_size(function)
+            .map_or(0, |(_, size)| size);
+        let mut text = String::new();
+        backtrace::write(
+            &backtrace::at_entry(&raw, function, size),
+            format,
+            self.symbols,
+            &mut text,
+        );
+        text.into_bytes()
+    }
+
     /// `$$parms` or `$$return` as SystemTap prints them: `name=0x1f`, space-separated, a
     /// value that could not be read shown as `?`.
     fn text(&self, parts: &[TextPart]) -> Vec<u8> {
@@ -361,6 +401,7 @@ fn decode(value: PayloadValue, payload: &[u8], index: usize) -> Result<TargetVal
     match value.decode(payload) {
         Ok(Decoded::Int(value)) => Ok(TargetValue::Int(value)),
         Ok(Decoded::Str(text)) => Ok(TargetValue::Str(text)),
+        Ok(Decoded::Frames(_)) => Err(ReadFault::NotCarried(index)),
         Err(PayloadFault::Memory(address)) => Err(ReadFault::Memory(address)),
         Err(PayloadFault::Copy { function, address }) => Err(ReadFault::Copy { function, address }),
         Err(PayloadFault::Truncated) => Err(ReadFault::NotCarried(index)),

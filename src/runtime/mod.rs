@@ -1,6 +1,7 @@
 //! Running checked probe bodies in user space, event by event.
 
 pub mod array;
+pub mod backtrace;
 pub mod context;
 pub mod dispatch;
 pub mod indent;

@@ -1,7 +1,7 @@
 //! The builtin functions scripts can call: one table of names, signatures and what answers
 //! each, read by type inference and by lowering alike.
 
-use super::ir::{IntContext, Library, ReadKind, StrContext, Ty};
+use super::ir::{BacktraceFormat, IntContext, Library, ReadKind, StrContext, Ty};
 
 /// Who answers a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +261,24 @@ const BUILTINS: &[Builtin] = &[
     deref("kernel_short", 2, "short"),
     deref("kernel_char", 1, "char"),
     deref("kernel_pointer", 8, "pointer"),
+    kernel_read(
+        "sprint_backtrace",
+        &[],
+        Str,
+        ReadKind::Backtrace(BacktraceFormat::Simple),
+    ),
+    kernel_read(
+        "backtrace",
+        &[],
+        Str,
+        ReadKind::Backtrace(BacktraceFormat::Hex),
+    ),
+    Builtin {
+        name: "print_backtrace",
+        params: &[],
+        returns: None,
+        answer: Answer::KernelRead(ReadKind::Backtrace(BacktraceFormat::Full)),
+    },
     Builtin {
         name: "matched",
         params: &[Long],

@@ -487,6 +487,20 @@ pub enum ReadKind {
     /// `$$parms` (the target is named `$parms`) and `$$return` (`$return`): the function's
     /// parameters, or its return value, as SystemTap's `name=0x1f` text.
     Text,
+    /// `print_backtrace()`, `sprint_backtrace()`, `backtrace()`: the kernel stack at the
+    /// event, as text in one of SystemTap's shapes.
+    Backtrace(BacktraceFormat),
+}
+
+/// How a backtrace is written, as SystemTap's runtime writes each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacktraceFormat {
+    /// `print_backtrace()`: ` 0xffffffff81a2b3c0 : sock_sendmsg+0x0/0x60 [kernel]` lines.
+    Full,
+    /// `sprint_backtrace()`: `sock_sendmsg+0x0 [kernel]` lines.
+    Simple,
+    /// `backtrace()`: `0xffffffff81a2b3c0 ` for each frame.
+    Hex,
 }
 
 #[derive(Debug, Clone)]

@@ -23,8 +23,8 @@ pub(crate) use ir::{
     IntExpr, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
 };
 pub use ir::{
-    CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library, ProbePoint,
-    ProbePointKind, ReadKind, StatsShape, StrContext, TargetExpr, TargetRead, Ty,
+    BacktraceFormat, CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library,
+    ProbePoint, ProbePointKind, ReadKind, StatsShape, StrContext, TargetExpr, TargetRead, Ty,
 };
 pub use limits::Limits;
 pub use parser::MAX_NESTING;

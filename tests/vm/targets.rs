@@ -54,6 +54,36 @@ const FAULTING_SCRIPT: &str = r#"
 probe kernel.function("__sys_sendto") { println(kernel_string($buff)) }
 "#;
 
+/// The kernel stack at tcp_sendmsg's entry, in the three shapes SystemTap writes it.
+const BACKTRACE_SCRIPT: &str = r#"
+probe kernel.function("tcp_sendmsg") {
+  print_backtrace()
+  printf("hex %s\n", backtrace())
+  printf("simple\n%s", sprint_backtrace())
+  exit()
+}
+"#;
+
+/// Backtraces through each of `mechanisms`, one trace file each.
+fn backtrace_scenario(name: &'static str, mechanisms: &[&str]) -> Scenario {
+    let runs: Vec<String> = mechanisms
+        .iter()
+        .map(|attach| {
+            format!(
+                "rstap --attach {attach} -o backtrace-{attach} \
+                     -c 'socket-workload --rounds 1' backtrace.stp || exit"
+            )
+        })
+        .collect();
+    Scenario::new(
+        name,
+        format!(
+            "cat >backtrace.stp <<'EOF'\n{BACKTRACE_SCRIPT}\nEOF\n{}",
+            runs.join("\n")
+        ),
+    )
+}
+
 fn targets_scenario(name: &'static str, attach: &str) -> Scenario {
     Scenario::new(
         name,
@@ -85,6 +115,9 @@ pub fn scenarios() -> Vec<Scenario> {
         targets_scenario("targets-multi", "multi").only_on(Kernel::V6_12),
         targets_scenario("targets-fentry", "fentry"),
         targets_scenario("targets-kprobe", "kprobe"),
+        backtrace_scenario("targets-backtrace", &["fentry", "kprobe"]),
+        backtrace_scenario("targets-backtrace-fprobe", &["session", "multi"])
+            .only_on(Kernel::V6_12),
         Scenario::new(
             "targets-fault",
             format!(
@@ -316,7 +349,71 @@ fn a_faulting_read_is_an_error_at_its_place(kernel: Kernel) {
     );
 }
 
+/// One backtrace in its three shapes: the function at its entry, then its callers up to the
+/// system call's entry, each line in SystemTap's layout.
+fn check_backtrace(trace: &str, mechanism: &str) {
+    let (full, rest) = trace
+        .split_once("hex ")
+        .unwrap_or_else(|| panic!("{mechanism}: no backtrace() line:\n{trace}"));
+    let (hex, simple) = rest
+        .split_once("\nsimple\n")
+        .unwrap_or_else(|| panic!("{mechanism}: no sprint_backtrace():\n{trace}"));
+    let full: Vec<&str> = full.lines().collect();
+    let first = full.first().copied().unwrap_or_default();
+    assert!(
+        first.starts_with(" 0xffffffff")
+            && first.contains(" : tcp_sendmsg+0x0/0x")
+            && first.ends_with(" [kernel]"),
+        "{mechanism}: the probed function first, at its entry: {first:?}\n{trace}"
+    );
+    let names: Vec<&str> = full
+        .iter()
+        .map(|line| {
+            let (_, symbol) = line
+                .split_once(" : ")
+                .unwrap_or_else(|| panic!("{mechanism}: {line:?}"));
+            symbol.split('+').next().unwrap_or_default()
+        })
+        .collect();
+    assert!(names.contains(&"__sys_sendto"), "{mechanism}: {names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|name| name.starts_with("entry_SYSCALL_64")),
+        "{mechanism}: the stack reaches the system call's entry: {names:?}"
+    );
+    // backtrace(): the same frames as hex, each followed by a space.
+    let addresses: Vec<&str> = hex.split_terminator(' ').collect();
+    let full_addresses: Vec<&str> = full
+        .iter()
+        .map(|line| line.trim_start().split(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(addresses, full_addresses, "{mechanism}");
+    // sprint_backtrace(): `name+offset [kernel]` lines for the same frames.
+    let simple_names: Vec<&str> = simple
+        .lines()
+        .map(|line| line.split('+').next().unwrap_or_default())
+        .collect();
+    assert_eq!(simple_names, names, "{mechanism}");
+}
+
+fn backtraces_show_the_system_call_path(kernel: Kernel) {
+    let Some(vm) = guest(kernel) else { return };
+    let mut scenarios = vec![("targets-backtrace", ["fentry", "kprobe"])];
+    if kernel == Kernel::V6_12 {
+        scenarios.push(("targets-backtrace-fprobe", ["session", "multi"]));
+    }
+    for (scenario, mechanisms) in scenarios {
+        let result = vm.scenario(scenario);
+        result.assert_success();
+        for mechanism in mechanisms {
+            check_backtrace(&result.file(&format!("backtrace-{mechanism}")), mechanism);
+        }
+    }
+}
+
 kernel_tests!(
+    backtraces_show_the_system_call_path,
     every_mechanism_reads_what_the_workload_passed,
     a_faulting_read_is_an_error_at_its_place,
 );

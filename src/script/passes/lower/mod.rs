@@ -20,8 +20,8 @@ use crate::script::builtins::{self, Answer, PrintKind};
 use crate::script::ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CheckedProbe, CheckedScript, CmpOp, Deletion,
     ElementRef, ForeachLoop, FunctionVariant, Globals, HistKind, Histogram, IntExpr, Library,
-    LibraryCall, Place, PrintCall, ProbePoint, ProbePointKind, Shown, Slot, SortOrder, StatOp,
-    StatsShape, Stmt, StrExpr, TargetRead, Ty, Value,
+    LibraryCall, Place, PrintCall, ProbePoint, ProbePointKind, ReadKind, Shown, Slot, SortOrder,
+    StatOp, StatsShape, Stmt, StrExpr, TargetRead, Ty, Value,
 };
 use crate::script::lexer::Op;
 use crate::script::limits::Limits;

@@ -279,6 +279,19 @@ impl Lowering<'_> {
                     self.arity(name, *name_span, args, 0)?;
                     return Ok(Stmt::Exit);
                 }
+                Some(Answer::KernelRead(kind @ ReadKind::Backtrace(_)))
+                    if name == "print_backtrace" =>
+                {
+                    let Value::Str(text) = self.kernel_read(name, kind, e.span, args)? else {
+                        unreachable!("a backtrace is text")
+                    };
+                    let format = Format::parse(b"%s", &[false, false])
+                        .map_err(|err| self.error(e.span, err.to_string()))?;
+                    return Ok(Stmt::Print(PrintCall {
+                        format,
+                        args: vec![Value::Str(text)],
+                    }));
+                }
                 Some(Answer::Abort) => {
                     self.arity(name, *name_span, args, 0)?;
                     return Ok(Stmt::Abort);

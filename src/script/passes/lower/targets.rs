@@ -176,6 +176,9 @@ impl Lowering<'_> {
         span: Span,
         args: &[Expr],
     ) -> Result<Value, ScriptError> {
+        if let ReadKind::Backtrace(_) = kind {
+            return self.backtrace(name, kind, span, args);
+        }
         let Some(ExprKind::Target(target)) = args.first().map(|arg| &arg.kind) else {
             let at = args.first().map_or(span, |arg| arg.span);
             return Err(self.error(
@@ -211,6 +214,48 @@ impl Lowering<'_> {
             other => other,
         };
         self.read_value(target, kind, span)
+    }
+
+    /// `backtrace()` and friends: the kernel stack at a function's entry.
+    fn backtrace(
+        &mut self,
+        name: &str,
+        kind: ReadKind,
+        span: Span,
+        args: &[Expr],
+    ) -> Result<Value, ScriptError> {
+        self.arity(name, span, args, 0)?;
+        let refusal = match self.target_site {
+            TargetSite::Entry => None,
+            TargetSite::Return | TargetSite::EntryAndReturn => Some(format!(
+                "not supported yet: {name}() in a .return probe; call it in a .call probe"
+            )),
+            TargetSite::Function => Some(format!(
+                "{name}() in a function: the kernel stack belongs to a probe's event; call \
+                 it in the probe"
+            )),
+            TargetSite::NoKernelData(point) => Some(format!(
+                "{name}() in a {point} probe: only probes on kernel functions have a kernel \
+                 stack to show"
+            )),
+        };
+        if let Some(message) = refusal {
+            return Err(self.error(span, message));
+        }
+        let stack = ast::TargetExpr {
+            name: ast::Name {
+                name: name.to_string(),
+                span,
+            },
+            steps: Vec::new(),
+            address_of: false,
+        };
+        self.targets.push(TargetRead {
+            target: stack,
+            kind,
+            span,
+        });
+        Ok(Value::Str(StrExpr::Target(self.targets.len() - 1, span)))
     }
 
     /// Records a read of `target`, checked against the probe's points, and gives its number.
