@@ -23,6 +23,7 @@ use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{self, KernelFunctions, PlanError, ProbePlan, SessionProbe};
 use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::resolve::symbol_cache;
+use crate::resolve::dwarf::Parameter;
 use crate::resolve::targets;
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
@@ -108,7 +109,11 @@ pub fn run(cli: &Cli) -> Result<i32> {
         })?;
     report_plan(cli, &plan, traceable.is_some(), &mut notes);
     if cli.listed_point().is_some() {
-        return Ok(list(&plan, cli.list_with_variables.is_some()));
+        let with_parameters = cli.list_with_variables.is_some();
+        if with_parameters {
+            parameters_from_btf(&mut plan);
+        }
+        return Ok(list(&plan, with_parameters));
     }
     let reads_kernel_data = script.probes.iter().any(|probe| {
         !(probe.targets.is_empty() && probe.entry_targets.is_empty() && probe.defined.is_empty())
@@ -161,6 +166,28 @@ fn load_source(cli: &Cli) -> Result<SourceFile> {
             )
             .into())
         }
+    }
+}
+
+/// Fills in, from the kernel's BTF, the parameters of the functions debug info did not
+/// describe (those found by name), for `-L`. Without BTF they stay unlisted, as before.
+fn parameters_from_btf(plan: &mut ProbePlan) {
+    let Ok(types) = KernelTypes::load_vmlinux() else {
+        return;
+    };
+    for function in plan.functions.iter_mut().filter(|f| f.parameters.is_empty()) {
+        let Ok(parameters) = types.parameters(&function.name) else {
+            continue;
+        };
+        function.parameters = parameters
+            .into_iter()
+            .filter(|parameter| !parameter.name.is_empty())
+            .map(|parameter| Parameter {
+                name: parameter.name,
+                // SystemTap writes pointers as `struct sock*`.
+                type_name: types.type_name(parameter.ty).replace(" *", "*"),
+            })
+            .collect();
     }
 }
 

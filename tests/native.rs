@@ -118,6 +118,20 @@ fn listing_is_sorted_and_fails_when_nothing_matches() {
     );
 }
 
+#[test]
+fn listing_with_variables_gives_the_parameters_from_btf() {
+    if !is_root() {
+        eprintln!("skipped: needs root to read kernel symbols");
+        return;
+    }
+    let output = rstap(&["-L", r#"kernel.function("tcp_sendmsg")"#]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "kernel.function(\"tcp_sendmsg\") $sk:struct sock* $msg:struct msghdr* $size:size_t\n"
+    );
+}
+
 /// The build machines' kernel refuses fentry and has no kprobes: rstap must say so in
 /// one line of its own, not with libbpf's log.
 #[test]
