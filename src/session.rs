@@ -18,12 +18,12 @@ use crate::output::{Sink, StapText};
 use crate::process::{self, HeldCommand};
 use crate::resolve::code::KernelCode;
 use crate::resolve::denylist::DenyList;
+use crate::resolve::dwarf::Parameter;
 use crate::resolve::index_cache::default_cache_dir;
 use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{self, KernelFunctions, PlanError, ProbePlan, SessionProbe};
 use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::resolve::symbol_cache;
-use crate::resolve::dwarf::Parameter;
 use crate::resolve::targets;
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
@@ -175,7 +175,11 @@ fn parameters_from_btf(plan: &mut ProbePlan) {
     let Ok(types) = KernelTypes::load_vmlinux() else {
         return;
     };
-    for function in plan.functions.iter_mut().filter(|f| f.parameters.is_empty()) {
+    for function in plan
+        .functions
+        .iter_mut()
+        .filter(|f| f.parameters.is_empty())
+    {
         let Ok(parameters) = types.parameters(&function.name) else {
             continue;
         };
