@@ -2,6 +2,7 @@
 //! they read), per thread and per call: pushed at each entry, taken back at the return, so
 //! that nested and recursive calls each get their own.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::context::Kept;
@@ -57,11 +58,16 @@ impl KeptAtEntry {
             function,
             probe,
         };
-        let calls = self.calls.get_mut(&owner);
-        let kept = calls.and_then(|calls| calls.pop());
-        if self.calls.get(&owner).is_some_and(Vec::is_empty) {
-            self.calls.remove(&owner);
-        }
+        let kept = match self.calls.entry(owner) {
+            Entry::Occupied(mut calls) => {
+                let kept = calls.get_mut().pop();
+                if calls.get().is_empty() {
+                    calls.remove();
+                }
+                kept
+            }
+            Entry::Vacant(_) => None,
+        };
         if kept.is_none() {
             self.returns_without_entry += 1;
         }
