@@ -34,18 +34,19 @@ pub fn write(frames: &[u64], format: BacktraceFormat, symbols: &KernelSymbols, o
                 function.module.unwrap_or("kernel"),
             )
         });
-        // Writing to a String cannot fail.
+        // SystemTap's runtime writes addresses with `%p`, which is `%#x` since stap 1.3 (no
+        // padding), as rstap's printf does. Writing to a String cannot fail.
         let _ = match (format, named) {
-            (BacktraceFormat::Hex, _) => write!(out, "{address:#018x} "),
+            (BacktraceFormat::Hex, _) => write!(out, "{address:#x} "),
             (BacktraceFormat::Full, Some((name, offset, size, module))) => writeln!(
                 out,
-                " {address:#018x} : {name}+{offset:#x}/{size:#x} [{module}]"
+                " {address:#x} : {name}+{offset:#x}/{size:#x} [{module}]"
             ),
             (BacktraceFormat::Simple, Some((name, offset, _, module))) => {
                 writeln!(out, "{name}+{offset:#x} [{module}]")
             }
-            (BacktraceFormat::Full, None) => writeln!(out, " {address:#018x}"),
-            (BacktraceFormat::Simple, None) => writeln!(out, "{address:#018x}"),
+            (BacktraceFormat::Full, None) => writeln!(out, " {address:#x}"),
+            (BacktraceFormat::Simple, None) => writeln!(out, "{address:#x}"),
         };
     }
 }
@@ -74,15 +75,15 @@ mod tests {
             shape(BacktraceFormat::Full),
             " 0xffffffff81e5ba30 : tcp_sendmsg+0x0/0x40 [kernel]\n \
              0xffffffffc0001010 : nf_hook_x+0x10/0x1000 [nf_tables]\n \
-             0x0000000000001234\n"
+             0x1234\n"
         );
         assert_eq!(
             shape(BacktraceFormat::Simple),
-            "tcp_sendmsg+0x0 [kernel]\nnf_hook_x+0x10 [nf_tables]\n0x0000000000001234\n"
+            "tcp_sendmsg+0x0 [kernel]\nnf_hook_x+0x10 [nf_tables]\n0x1234\n"
         );
         assert_eq!(
             shape(BacktraceFormat::Hex),
-            "0xffffffff81e5ba30 0xffffffffc0001010 0x0000000000001234 "
+            "0xffffffff81e5ba30 0xffffffffc0001010 0x1234 "
         );
     }
 
