@@ -6,7 +6,13 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const PROGRAMS: &[&str] = &["fentry", "kprobe", "kprobe_multi", "kprobe_session"];
+const PROGRAMS: &[&str] = &[
+    "fentry",
+    "kprobe",
+    "kprobe_multi",
+    "kprobe_session",
+    "tracepoint",
+];
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

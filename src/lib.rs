@@ -15,5 +15,6 @@ pub mod resolve;
 pub mod runtime;
 pub mod script;
 pub mod session;
+pub mod suggest;
 pub mod system;
 pub mod types;

@@ -13,7 +13,10 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::RingBufferBuilder;
 
 use crate::cli::Cli;
-use crate::kernel::{libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramStorage};
+use crate::kernel::{
+    libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramStorage, TracepointAttach,
+    TracepointTarget,
+};
 use crate::output::{Sink, StapText};
 use crate::process::{self, HeldCommand};
 use crate::resolve::code::KernelCode;
@@ -21,15 +24,18 @@ use crate::resolve::denylist::DenyList;
 use crate::resolve::dwarf::Parameter;
 use crate::resolve::index_cache::default_cache_dir;
 use crate::resolve::kallsyms::KernelSymbols;
-use crate::resolve::plan::{self, KernelFunctions, PlanError, ProbePlan, SessionProbe};
+use crate::resolve::plan::{
+    self, Handler, KernelFunctions, PlanError, PlannedTracepoint, ProbePlan, SessionProbe,
+};
 use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::resolve::symbol_cache;
 use crate::resolve::targets;
+use crate::resolve::tracepoints::{KernelTracepoints, TracepointAccess};
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
 use crate::runtime::timers::Timers;
 use crate::script::{self, CheckedScript, SourceFile, SourceMap};
-use crate::types::KernelTypes;
+use crate::types::{self, KernelTypes};
 
 const KALLSYMS: &str = "/proc/kallsyms";
 /// How long to wait for events before looking again: until the next timer is due, and
@@ -102,25 +108,42 @@ pub fn run(cli: &Cli) -> Result<i32> {
         vmlinux: cli.vmlinux.clone(),
     };
     let mut sources = KernelSources::new(debug_info, &symbols);
-    let mut plan =
-        plan::plan(&script, &source, &kernel, &mut sources).map_err(|err| match err {
-            PlanError::Script(err) => anyhow::Error::new(err),
-            PlanError::Source(err) => anyhow::Error::new(err),
-        })?;
-    report_plan(cli, &plan, traceable.is_some(), &mut notes);
-    if cli.listed_point().is_some() {
-        let with_parameters = cli.list_with_variables.is_some();
-        if with_parameters {
-            parameters_from_btf(&mut plan);
-        }
-        return Ok(list(&plan, with_parameters));
-    }
     let reads_kernel_data = script.probes.iter().any(|probe| {
         !(probe.targets.is_empty() && probe.entry_targets.is_empty() && probe.defined.is_empty())
     });
-    if reads_kernel_data {
-        let types = KernelTypes::load_vmlinux()?;
-        plan.fetches = targets::compile(&script, &mut plan, &types)?;
+    let listing = cli.listed_point().is_some();
+    // Tracepoints need the kernel's BTF to be reached as raw tracepoints; without it they
+    // are read as trace records. Target variables cannot do without it.
+    let types = if reads_kernel_data || listing || script.has_tracepoints() {
+        match KernelTypes::load_vmlinux() {
+            Ok(types) => Some(types),
+            Err(err) if reads_kernel_data => return Err(err.into()),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let mut tracepoints = KernelTracepoints::new(types.as_ref());
+    let mut plan =
+        plan::plan(&script, &source, &kernel, &mut sources, &mut tracepoints).map_err(|err| {
+            match err {
+                PlanError::Script(err) => anyhow::Error::new(err),
+                PlanError::Source(err) => anyhow::Error::new(err),
+                PlanError::Tracepoint(err) => anyhow::Error::new(err),
+            }
+        })?;
+    // Unmounts tracefs, if rstap mounted it to find the tracepoints.
+    drop(tracepoints);
+    report_plan(cli, &plan, traceable.is_some(), &mut notes);
+    if listing {
+        let with_parameters = cli.list_with_variables.is_some();
+        if let Some(types) = types.as_ref().filter(|_| with_parameters) {
+            parameters_from_btf(&mut plan, types);
+        }
+        return Ok(list(&plan, types.as_ref(), with_parameters));
+    }
+    if let Some(types) = types.as_ref().filter(|_| reads_kernel_data) {
+        plan.fetches = targets::compile(&script, &mut plan, types)?;
     }
     if cli.stop_after().is_some() {
         return Ok(0);
@@ -170,11 +193,8 @@ fn load_source(cli: &Cli) -> Result<SourceFile> {
 }
 
 /// Fills in, from the kernel's BTF, the parameters of the functions debug info did not
-/// describe (those found by name), for `-L`. Without BTF they stay unlisted, as before.
-fn parameters_from_btf(plan: &mut ProbePlan) {
-    let Ok(types) = KernelTypes::load_vmlinux() else {
-        return;
-    };
+/// describe (those found by name), for `-L`.
+fn parameters_from_btf(plan: &mut ProbePlan, types: &KernelTypes) {
     for function in plan
         .functions
         .iter_mut()
@@ -183,21 +203,57 @@ fn parameters_from_btf(plan: &mut ProbePlan) {
         let Ok(parameters) = types.parameters(&function.name) else {
             continue;
         };
-        function.parameters = parameters
-            .into_iter()
-            .filter(|parameter| !parameter.name.is_empty())
-            .map(|parameter| Parameter {
-                name: parameter.name,
-                // SystemTap writes pointers as `struct sock*`.
-                type_name: types.type_name(parameter.ty).replace(" *", "*"),
+        function.parameters = listed_parameters(types, parameters);
+    }
+}
+
+/// Named parameters as `-L` lists them.
+fn listed_parameters(types: &KernelTypes, parameters: Vec<types::Parameter>) -> Vec<Parameter> {
+    parameters
+        .into_iter()
+        .filter(|parameter| !parameter.name.is_empty())
+        .map(|parameter| Parameter {
+            name: parameter.name,
+            // SystemTap writes pointers as `struct sock*`.
+            type_name: types.type_name(parameter.ty).replace(" *", "*"),
+        })
+        .collect()
+}
+
+/// A tracepoint's variables as `-L` lists them: its arguments, or its record's fields.
+fn tracepoint_variables(
+    tracepoint: &PlannedTracepoint,
+    types: Option<&KernelTypes>,
+) -> Vec<Parameter> {
+    match &tracepoint.access {
+        TracepointAccess::Raw => types
+            .and_then(|types| {
+                let parameters = types.tracepoint_parameters(&tracepoint.name.event)?;
+                Some(listed_parameters(types, parameters))
             })
-            .collect();
+            .unwrap_or_default(),
+        TracepointAccess::Record { fields, .. } => fields
+            .iter()
+            .map(|field| Parameter {
+                name: field.name.clone(),
+                type_name: field.c_type.replace(" *", "*"),
+            })
+            .collect(),
     }
 }
 
 /// Prints the resolved probe points, sorted and once each, with their parameters if
 /// asked; succeeds only if any matched.
-fn list(plan: &ProbePlan, with_parameters: bool) -> i32 {
+fn list(plan: &ProbePlan, types: Option<&KernelTypes>, with_parameters: bool) -> i32 {
+    let line = |handler: &Handler, parameters: &[Parameter]| {
+        let mut line = handler.probe_point.clone();
+        if with_parameters {
+            for parameter in parameters {
+                line.push_str(&format!(" ${}:{}", parameter.name, parameter.type_name));
+            }
+        }
+        line
+    };
     let mut points: Vec<String> = plan
         .functions
         .iter()
@@ -206,17 +262,22 @@ fn list(plan: &ProbePlan, with_parameters: bool) -> i32 {
                 .on_entry
                 .iter()
                 .chain(&function.on_return)
-                .map(move |handler| {
-                    let mut line = handler.probe_point.clone();
-                    if with_parameters {
-                        for parameter in &function.parameters {
-                            line.push_str(&format!(" ${}:{}", parameter.name, parameter.type_name));
-                        }
-                    }
-                    line
-                })
+                .map(|handler| line(handler, &function.parameters))
         })
         .collect();
+    for tracepoint in &plan.tracepoints {
+        let variables = if with_parameters {
+            tracepoint_variables(tracepoint, types)
+        } else {
+            Vec::new()
+        };
+        points.extend(
+            tracepoint
+                .handlers
+                .iter()
+                .map(|handler| line(handler, &variables)),
+        );
+    }
     points.sort_unstable();
     points.dedup();
     let mut stdout = io::stdout().lock();
@@ -259,10 +320,21 @@ fn report_plan(cli: &Cli, plan: &ProbePlan, traceable_known: bool, sink: &mut dy
         return;
     }
     sink.note(&format!(
-        "{} kernel functions to probe, {} matched but skipped",
+        "{} kernel functions to probe, {} matched but skipped; {} tracepoints",
         plan.functions.len(),
-        plan.skipped.len()
+        plan.skipped.len(),
+        plan.tracepoints.len()
     ));
+    for tracepoint in &plan.tracepoints {
+        let how = match tracepoint.access {
+            TracepointAccess::Raw => "a raw tracepoint, its arguments typed by BTF",
+            TracepointAccess::Record { .. } => "its trace record, as tracefs describes it",
+        };
+        sink.note(&format!(
+            "tracepoint {}: read through {how}",
+            tracepoint.name
+        ));
+    }
     if !traceable_known {
         sink.note("cannot read ftrace's available_filter_functions; the kernel will refuse what it cannot patch");
     }
@@ -375,12 +447,25 @@ impl<'a> Tracer<'a> {
         let target = i64::from(self.target_pid.unwrap_or(0));
         let started = Instant::now();
         let mut storage = ProgramStorage::default();
-        let probes = if targets.is_empty() {
+        let tracepoints: Vec<TracepointTarget> = self
+            .plan
+            .tracepoints
+            .iter()
+            .map(|tracepoint| TracepointTarget {
+                display: tracepoint.name.to_string(),
+                attach: match &tracepoint.access {
+                    TracepointAccess::Raw => TracepointAttach::Raw(tracepoint.name.event.clone()),
+                    TracepointAccess::Record { id, .. } => TracepointAttach::Record(*id),
+                },
+            })
+            .collect();
+        let probes = if targets.is_empty() && tracepoints.is_empty() {
             None
         } else {
             Some(KernelProbes::attach(
                 &mut storage,
                 &targets,
+                &tracepoints,
                 &config,
                 self.cli.attach.into(),
             )?)
@@ -624,8 +709,12 @@ impl<'a> Tracer<'a> {
                 .iter()
                 .map(|(m, n)| format!("{m}: {n}"))
                 .collect();
+            let tracepoints = match self.plan.tracepoints.len() {
+                0 => String::new(),
+                count => format!(" and {count} tracepoints"),
+            };
             sink.note(&format!(
-                "attached {} functions ({}), skipped {}, in {} ms",
+                "attached {} functions ({}){tracepoints}, skipped {}, in {} ms",
                 probes.attached_count(),
                 counts.join(", "),
                 skipped.len(),

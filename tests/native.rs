@@ -5,6 +5,10 @@
 
 #[path = "support/root.rs"]
 mod root;
+#[path = "support/tracepoints.rs"]
+mod tracepoint_checks;
+#[path = "support/workload.rs"]
+mod workload;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -211,4 +215,39 @@ fn the_shipped_examples_compile() {
         }
     }
     assert!(compiled >= 2, "examples/ has {compiled} scripts");
+}
+
+/// This machine's kernel loads tracepoint programs: raw ones and those reading a syscall
+/// event's record, checked against what the socket workload reports it did.
+#[test]
+fn tracepoints_report_what_the_workload_did() {
+    if !is_root() {
+        eprintln!("skipped: needs root to load tracepoint programs");
+        return;
+    }
+    let workload = workload::socket_workload().expect("the socket workload builds");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = dir.path().join("tracepoints.stp");
+    std::fs::write(&script, tracepoint_checks::SCRIPT).expect("script written");
+    let (trace, report) = (dir.path().join("trace"), dir.path().join("report"));
+    let command = format!(
+        "{} --rounds 2 --report {}",
+        workload.display(),
+        report.display()
+    );
+    let output = rstap(&[
+        "-o",
+        &trace.display().to_string(),
+        "-c",
+        &command,
+        &script.display().to_string(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    let (trace, report) = (read(&trace), read(&report));
+    tracepoint_checks::check(
+        &trace,
+        &report,
+        &format!("trace:\n{trace}\nreport:\n{report}"),
+    );
 }

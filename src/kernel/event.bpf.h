@@ -17,6 +17,7 @@
 enum event_kind {
 	EVENT_ENTRY = 0,
 	EVENT_RETURN = 1,
+	EVENT_TRACEPOINT = 2,	/* function_address is the tracepoint's number */
 };
 
 /* Mirrored by `RawEvent` in src/kernel/event.rs; keep the two in step. */
@@ -259,6 +260,7 @@ static long fetch_step(__u64 index, void *ctx)
 	case FETCH_RETURN:
 		state->reg = state->return_value;
 		break;
+
 	case FETCH_ADD:
 		state->reg += op->operand;
 		break;

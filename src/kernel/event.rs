@@ -26,6 +26,19 @@ const _: () = assert!(size_of::<RawEvent>() == HEADER_BYTES);
 pub enum EventKind {
     Entry,
     Return,
+    /// A tracepoint was hit; the header's function address is the tracepoint's number.
+    Tracepoint,
+}
+
+impl EventKind {
+    /// `enum event_kind` in event.bpf.h.
+    pub fn code(self) -> u32 {
+        match self {
+            EventKind::Entry => 0,
+            EventKind::Return => 1,
+            EventKind::Tracepoint => 2,
+        }
+    }
 }
 
 /// One function entry or return, as seen by a probe program.
@@ -60,6 +73,7 @@ impl Event {
         let kind = match raw.kind {
             0 => EventKind::Entry,
             1 => EventKind::Return,
+            2 => EventKind::Tracepoint,
             _ => return None,
         };
         Some(Event {

@@ -5,16 +5,16 @@
 //! copy skips re-opening the object and re-parsing the kernel's BTF per function, which is
 //! what makes attaching hundreds of functions take seconds less.
 
-use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use libbpf_rs::btf::types::{Func, FuncProto};
 use libbpf_rs::btf::{Btf, BtfKind, ReferencesType};
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{AsRawLibbpf, OpenObject, ProgramMut};
+use libbpf_rs::{AsRawLibbpf, OpenObject};
 
+use super::copies::{self, CopyTarget};
 use super::{Placed, Placement, ProbeConfig, ProbeSide, ProbeTarget, SharedMaps};
 
 mod skeleton {
@@ -22,9 +22,6 @@ mod skeleton {
 }
 use skeleton::{FentrySkel, FentrySkelBuilder};
 
-const LICENSE: &CStr = c"GPL";
-/// Bytes of verifier log kept to explain why a function was refused.
-const VERIFIER_LOG_BYTES: usize = 64 * 1024;
 /// x86-64 passes six integer arguments in registers.
 const MAX_REGISTER_ARGUMENTS: usize = 6;
 
@@ -146,12 +143,21 @@ impl<'obj> FentryProbes<'obj> {
                 ProbeSide::Entry => (&self.skel.progs.on_entry, libbpf_sys::BPF_TRACE_FENTRY),
                 ProbeSide::Return => (&self.skel.progs.on_return, libbpf_sys::BPF_TRACE_FEXIT),
             };
-            let program = load_copy(template, self.object_btf, attach_type, btf_id)?;
+            let program = copies::load(
+                template,
+                self.object_btf,
+                CopyTarget::Function {
+                    attach_type,
+                    btf_id,
+                },
+                None,
+            )?;
             // SAFETY: a plain syscall wrapper; a null opts pointer asks for defaults.
             let link = unsafe {
                 libbpf_sys::bpf_link_create(program.as_raw_fd(), 0, attach_type, std::ptr::null())
             };
-            let link = owned_fd(link).map_err(|err| format!("fentry attach failed: {err}"))?;
+            let link =
+                copies::owned_fd(link).map_err(|err| format!("fentry attach failed: {err}"))?;
             attached.push((index, program, link));
         }
         self.attachments.extend(attached);
@@ -174,95 +180,6 @@ fn can_serve_as_template(btf: &Btf<'_>, name: &str) -> bool {
         && !matches!(return_type.kind(), BtfKind::Struct | BtfKind::Union)
 }
 
-/// Loads a copy of `template`'s instructions for the function `btf_id`. The copy carries
-/// the template's function and line info, against the object's BTF (`object_btf`): the
-/// kernel wants them of a program with subprograms (the fetch step bpf_loop calls).
-fn load_copy(
-    template: &ProgramMut<'_>,
-    object_btf: i32,
-    attach_type: libbpf_sys::bpf_attach_type,
-    btf_id: u32,
-) -> Result<OwnedFd, String> {
-    let insns = template.insns();
-    let program = template.as_libbpf_object().as_ptr();
-    // SAFETY: the program belongs to a loaded object that outlives this call; libbpf keeps
-    // its function and line info for as long as the object.
-    let (func_info, func_info_cnt, line_info, line_info_cnt) = unsafe {
-        (
-            libbpf_sys::bpf_program__func_info(program),
-            libbpf_sys::bpf_program__func_info_cnt(program),
-            libbpf_sys::bpf_program__line_info(program),
-            libbpf_sys::bpf_program__line_info_cnt(program),
-        )
-    };
-    let name = CString::new(template.name().as_encoded_bytes())
-        .map_err(|_| "template program name contains NUL".to_string())?;
-    let load = |log: Option<&mut [u8]>| {
-        let mut opts = libbpf_sys::bpf_prog_load_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
-            expected_attach_type: attach_type,
-            attach_btf_id: btf_id,
-            ..Default::default()
-        };
-        if object_btf >= 0 && !func_info.is_null() {
-            opts.prog_btf_fd = object_btf as u32;
-            opts.func_info = func_info.cast();
-            opts.func_info_cnt = func_info_cnt;
-            opts.func_info_rec_size = std::mem::size_of::<libbpf_sys::bpf_func_info>() as u32;
-            if !line_info.is_null() {
-                opts.line_info = line_info.cast();
-                opts.line_info_cnt = line_info_cnt;
-                opts.line_info_rec_size = std::mem::size_of::<libbpf_sys::bpf_line_info>() as u32;
-            }
-        }
-        if let Some(log) = log {
-            opts.log_level = 1;
-            opts.log_size = log.len() as u32;
-            opts.log_buf = log.as_mut_ptr().cast();
-        }
-        // SAFETY: insns is a live slice of the template's instructions, name and licence
-        // are NUL-terminated, and opts (with any log buffer) outlives the call.
-        let fd = unsafe {
-            libbpf_sys::bpf_prog_load(
-                libbpf_sys::BPF_PROG_TYPE_TRACING,
-                name.as_ptr(),
-                LICENSE.as_ptr(),
-                insns.as_ptr(),
-                insns.len() as _,
-                &mut opts,
-            )
-        };
-        owned_fd(fd)
-    };
-    load(None).map_err(|err| {
-        // Load again with the verifier's log only now: logging every load is slow.
-        let mut log = vec![0u8; VERIFIER_LOG_BYTES];
-        let _ = load(Some(&mut log));
-        match last_log_line(&log) {
-            Some(line) => format!("kernel refused the program: {line}"),
-            None => format!("kernel refused the program: {err}"),
-        }
-    })
-}
-
-fn owned_fd(ret: i32) -> std::io::Result<OwnedFd> {
-    if ret < 0 {
-        Err(std::io::Error::from_raw_os_error(-ret))
-    } else {
-        // SAFETY: a non-negative return of a libbpf fd-creating call is a new fd we own.
-        Ok(unsafe { OwnedFd::from_raw_fd(ret) })
-    }
-}
-
-fn last_log_line(log: &[u8]) -> Option<String> {
-    let len = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    String::from_utf8_lossy(&log[..len])
-        .lines()
-        .map(str::trim)
-        .rfind(|line| !line.is_empty() && !line.starts_with("processed "))
-        .map(str::to_string)
-}
-
 /// Turns libbpf's load failure into words: EPERM here means the kernel refuses tracing
 /// programs altogether (lockdown, a sandbox), not a missing privilege, which was checked.
 fn describe_load_error(err: &libbpf_rs::Error) -> String {
@@ -271,20 +188,5 @@ fn describe_load_error(err: &libbpf_rs::Error) -> String {
             "the kernel refuses fentry/fexit programs (bpf(BPF_PROG_LOAD) failed with EPERM)".into()
         }
         _ => format!("the kernel refuses fentry/fexit programs ({err})"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn last_log_line_skips_the_statistics_line() {
-        let log = b"func#0 @0\nThe function sock_i_uid return type UNKNOWN is unsupported.\nprocessed 0 insns\n\0\0";
-        assert_eq!(
-            last_log_line(log).as_deref(),
-            Some("The function sock_i_uid return type UNKNOWN is unsupported.")
-        );
-        assert_eq!(last_log_line(b"\0"), None);
     }
 }

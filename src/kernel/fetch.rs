@@ -34,10 +34,12 @@ pub const PROGRAM_BYTES: usize = 8 + MAX_OPS * OP_BYTES;
 /// One step of a fetch program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchOp {
-    /// The register becomes the function's argument `n` (0-based, at most 5).
+    /// The register becomes the function's argument `n` (0-based, at most 5). A tracepoint
+    /// read through its trace record has one argument: the record's address.
     Argument(u8),
     /// The register becomes the return value.
     ReturnValue,
+
     /// The register grows by `offset`: a member's address, an array element's.
     Add(i64),
     /// The register becomes the `bytes` (1, 2, 4 or 8) at its value plus `offset`,
@@ -107,10 +109,12 @@ impl FetchProgram {
     }
 }
 
-/// The fetch program of one function's entry or return: `struct fetch_key` and its value.
+/// The fetch program of one function's entry or return, or of a tracepoint: `struct
+/// fetch_key` and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteFetch {
-    pub function_address: u64,
+    /// The function's entry address, or the tracepoint's number (its index in the plan).
+    pub site: u64,
     pub kind: super::EventKind,
     pub program: FetchProgram,
 }
@@ -119,11 +123,8 @@ impl SiteFetch {
     /// `struct fetch_key`.
     pub fn key(&self) -> [u8; 16] {
         let mut key = [0u8; 16];
-        key[..8].copy_from_slice(&self.function_address.to_ne_bytes());
-        let kind: u32 = match self.kind {
-            super::EventKind::Entry => 0,
-            super::EventKind::Return => 1,
-        };
+        key[..8].copy_from_slice(&self.site.to_ne_bytes());
+        let kind = self.kind.code();
         key[8..12].copy_from_slice(&kind.to_ne_bytes());
         key
     }

@@ -38,6 +38,7 @@ macro_rules! open_configured {
 }
 
 mod batch;
+mod copies;
 pub mod event;
 mod fentry;
 pub mod fetch;
@@ -45,6 +46,7 @@ mod kprobe;
 mod kprobe_multi;
 mod kprobe_session;
 pub mod libbpf_log;
+mod tracepoint;
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
@@ -52,6 +54,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenMapMut, OpenObject};
 
 pub use event::{Event, EventKind};
+pub use tracepoint::{TracepointAttach, TracepointTarget};
 
 /// A kernel function to probe, and on which side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +161,8 @@ pub enum KernelError {
     },
     #[error("cannot create the BPF maps every probe shares: {0}")]
     SharedMaps(String),
+    #[error("{0}")]
+    Tracepoints(String),
     #[error("none of the {count} matched functions could be attached; {name}: {reason}")]
     NothingAttached {
         count: usize,
@@ -172,6 +177,7 @@ pub struct ProgramStorage {
     multi: MaybeUninit<OpenObject>,
     fentry: MaybeUninit<OpenObject>,
     kprobe: MaybeUninit<OpenObject>,
+    tracepoint: MaybeUninit<OpenObject>,
 }
 
 impl Default for ProgramStorage {
@@ -181,6 +187,7 @@ impl Default for ProgramStorage {
             multi: MaybeUninit::uninit(),
             fentry: MaybeUninit::uninit(),
             kprobe: MaybeUninit::uninit(),
+            tracepoint: MaybeUninit::uninit(),
         }
     }
 }
@@ -232,22 +239,25 @@ pub struct KernelProbes<'obj> {
 }
 
 impl<'obj> KernelProbes<'obj> {
-    /// Attaches every target with the first mechanism of `policy` that takes it.
-    /// Functions no mechanism takes are skipped (see [`KernelProbes::skipped`]); it is an
-    /// error only if nothing at all could be attached.
+    /// Attaches every target function with the first mechanism of `policy` that takes
+    /// it, and every tracepoint. Functions no mechanism takes are skipped (see
+    /// [`KernelProbes::skipped`]); it is an error only if none could be attached. A
+    /// tracepoint that cannot be attached is an error.
     pub fn attach(
         storage: &'obj mut ProgramStorage,
         targets: &[ProbeTarget],
+        tracepoints: &[TracepointTarget],
         config: &ProbeConfig,
         policy: AttachPolicy,
     ) -> Result<Self, KernelError> {
-        raise_open_file_limit(targets.len());
+        raise_open_file_limit(targets.len() + tracepoints.len());
         let shared = SharedMaps::create(config).map_err(KernelError::SharedMaps)?;
         let ProgramStorage {
             session,
             multi,
             fentry,
             kprobe,
+            tracepoint,
         } = storage;
         let (mut session, mut multi, mut fentry, mut kprobe) =
             (Some(session), Some(multi), Some(fentry), Some(kprobe));
@@ -328,6 +338,11 @@ impl<'obj> KernelProbes<'obj> {
                     reason: first.reason.clone(),
                 });
             }
+        }
+        if !tracepoints.is_empty() {
+            let probes = tracepoint::place(tracepoint, config, &shared, tracepoints)
+                .map_err(KernelError::Tracepoints)?;
+            placed.push(Box::new(probes));
         }
         Ok(KernelProbes {
             placed,
@@ -490,7 +505,7 @@ impl SharedMaps {
         for site in &config.fetches {
             fetch_programs
                 .update(&site.key(), &site.program.encode(), MapFlags::ANY)
-                .map_err(|err| format!("fetch program of {:#x}: {err}", site.function_address))?;
+                .map_err(|err| format!("fetch program of {:#x}: {err}", site.site))?;
         }
         let event_scratch = MapHandle::create(
             MapType::PercpuArray,

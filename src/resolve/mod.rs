@@ -16,4 +16,5 @@ pub mod plan;
 pub mod source;
 pub mod symbol_cache;
 pub mod targets;
+pub mod tracepoints;
 pub mod vmlinux;

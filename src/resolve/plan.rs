@@ -10,13 +10,11 @@ use super::ftrace::TraceableFunctions;
 use super::glob::Glob;
 use super::kallsyms::{FunctionSymbol, KernelSymbols};
 use super::source::{SourceError, SourceFunctions};
+use super::tracepoints::{TracepointAccess, TracepointError, TracepointName, Tracepoints};
 use crate::kernel::fetch::PayloadValue;
 use crate::script::{
     CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ScriptError, SourceMap,
 };
-
-/// How many close names a "matches nothing" error suggests.
-const SUGGESTIONS: usize = 3;
 
 /// A probe body to run for an event, and the probe point that brought it there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +43,8 @@ pub enum Read {
     Unavailable(String),
     /// The kernel stack, written as the format says.
     Backtrace(PayloadValue, crate::script::BacktraceFormat),
+    /// Text the site fixes: a tracepoint's `$$name` or `$$system`.
+    Fixed(String),
 }
 
 /// `name=0x1f` of `$$parms`: a value read from the payload, or fixed text (`={...}` for a
@@ -94,6 +94,14 @@ impl PlannedFunction {
     }
 }
 
+/// A tracepoint to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTracepoint {
+    pub name: TracepointName,
+    pub access: TracepointAccess,
+    pub handlers: Vec<Handler>,
+}
+
 /// A function a probe point matched but rstap will not probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedFunction {
@@ -112,6 +120,8 @@ pub struct ProbePlan {
     /// Probes to run when a probe fails, before rstap stops.
     pub error: Vec<SessionProbe>,
     pub timers: Vec<PlannedTimer>,
+    /// In name order; an event's site number is its index here.
+    pub tracepoints: Vec<PlannedTracepoint>,
     /// What the kernel side reads at each site for the probes' target variables; filled in
     /// by [`targets::compile`](super::targets::compile).
     pub fetches: Vec<crate::kernel::fetch::SiteFetch>,
@@ -141,6 +151,8 @@ pub enum PlanError {
     Script(#[from] ScriptError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Tracepoint(#[from] TracepointError),
 }
 
 /// What the running kernel offers to probe.
@@ -271,8 +283,10 @@ pub fn plan(
     source: &SourceMap,
     kernel: &KernelFunctions<'_>,
     sources: &mut dyn SourceFunctions,
+    tracepoints: &mut dyn Tracepoints,
 ) -> Result<ProbePlan, PlanError> {
     let mut plan = ProbePlan::default();
+    let mut traced: BTreeMap<TracepointName, PlannedTracepoint> = BTreeMap::new();
     let mut planner = Planner {
         kernel,
         by_address: BTreeMap::new(),
@@ -288,9 +302,12 @@ pub fn plan(
             if satisfied {
                 break;
             }
-            // Points other than kernel functions always resolve.
-            satisfied =
-                point.sufficient && !matches!(point.kind, ProbePointKind::KernelFunction { .. });
+            // Points other than kernel functions and tracepoints always resolve.
+            satisfied = point.sufficient
+                && !matches!(
+                    point.kind,
+                    ProbePointKind::KernelFunction { .. } | ProbePointKind::Tracepoint { .. }
+                );
             let (function, file, variant) = match &point.kind {
                 ProbePointKind::Begin { priority } => {
                     begin.push((*priority, probe, point.text.clone()));
@@ -315,6 +332,22 @@ pub fn plan(
                         period_ns,
                         randomize_ns,
                     });
+                    continue;
+                }
+                ProbePointKind::Tracepoint { system, event } => {
+                    let matched = plan_tracepoints(
+                        &mut traced,
+                        tracepoints,
+                        probe,
+                        (system.as_deref(), event),
+                        point,
+                        source,
+                    );
+                    match matched {
+                        Err(_) if point.optional => {}
+                        Err(err) => return Err(err),
+                        Ok(()) => satisfied = point.sufficient,
+                    }
                     continue;
                 }
                 ProbePointKind::KernelFunction {
@@ -366,6 +399,7 @@ pub fn plan(
             .collect();
     }
     (plan.functions, plan.skipped) = planner.finish();
+    plan.tracepoints = traced.into_values().collect();
     mark_shared_names(&mut plan.functions, kernel.symbols);
     for function in &mut plan.functions {
         function.entry_captures = function
@@ -463,6 +497,77 @@ fn plan_by_source(
     Ok(())
 }
 
+/// Adds a handler of `probe` to every tracepoint `(system, event)` matches.
+fn plan_tracepoints(
+    traced: &mut BTreeMap<TracepointName, PlannedTracepoint>,
+    tracepoints: &mut dyn Tracepoints,
+    probe: usize,
+    (system, event): (Option<&str>, &str),
+    point: &ProbePoint,
+    source: &SourceMap,
+) -> Result<(), PlanError> {
+    let glob = |pattern: &str| {
+        Glob::new(pattern).map_err(|err| ScriptError::at(source, point.span, err.to_string()))
+    };
+    let system_glob = system.map(glob).transpose()?;
+    let event_glob = glob(event)?;
+    let matched: Vec<TracepointName> = tracepoints
+        .names()?
+        .iter()
+        .filter(|name| {
+            event_glob.matches(&name.event)
+                && system_glob
+                    .as_ref()
+                    .is_none_or(|glob| glob.matches(&name.system))
+        })
+        .cloned()
+        .collect();
+    if matched.is_empty() {
+        let names = tracepoints.names()?;
+        let wanted = system.map_or(event.to_string(), |system| format!("{system}:{event}"));
+        let close = crate::suggest::close_names(
+            &wanted,
+            names.iter().map(|name| {
+                if system.is_some() {
+                    name.to_string()
+                } else {
+                    name.event.clone()
+                }
+            }),
+        );
+        let message = if close.is_empty() {
+            format!("no tracepoint matches \"{wanted}\"")
+        } else {
+            format!(
+                "no tracepoint matches \"{wanted}\"; did you mean {}?",
+                close.join(", ")
+            )
+        };
+        return Err(ScriptError::at(source, point.span, message).into());
+    }
+    for name in matched {
+        let planned = match traced.entry(name.clone()) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                let access = tracepoints.access(&name)?;
+                entry.insert(PlannedTracepoint {
+                    name: name.clone(),
+                    access,
+                    handlers: Vec::new(),
+                })
+            }
+        };
+        planned.handlers.push(Handler {
+            probe,
+            function: name.to_string(),
+            probe_point: format!("kernel.trace(\"{name}\")"),
+            reads: Vec::new(),
+            defined: Vec::new(),
+        });
+    }
+    Ok(())
+}
+
 /// The probe point as `pp()` reports it for one function.
 fn resolved_point(function: &str, variant: FunctionVariant) -> String {
     let suffix = match variant {
@@ -502,22 +607,12 @@ fn no_match_error(
     pattern: &str,
     symbols: &KernelSymbols,
 ) -> ScriptError {
-    let wanted: String = pattern
-        .chars()
-        .filter(|c| !"*?[]!\\".contains(*c))
-        .collect();
-    let mut scored: Vec<(usize, &str)> = symbols
-        .kernel_functions()
-        .map(|function| (strsim::levenshtein(&wanted, function.name), function.name))
-        .filter(|&(distance, _)| distance <= wanted.len().max(6) / 3)
-        .collect();
-    scored.sort_unstable();
-    scored.dedup_by_key(|&mut (_, name)| name);
-    let close: Vec<&str> = scored
-        .iter()
-        .take(SUGGESTIONS)
-        .map(|&(_, name)| name)
-        .collect();
+    let close = crate::suggest::close_names(
+        pattern,
+        symbols
+            .kernel_functions()
+            .map(|function| function.name.to_string()),
+    );
     let message = if close.is_empty() {
         format!("no kernel function matches \"{pattern}\"")
     } else {
@@ -527,4 +622,119 @@ fn no_match_error(
         )
     };
     ScriptError::at(source, point.span, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::source::SourceError;
+    use crate::script::SourceFile;
+
+    /// A kernel with two tracepoints, one of them known only by its record.
+    struct FakeTracepoints {
+        names: Vec<TracepointName>,
+        asked: Vec<String>,
+    }
+
+    impl Tracepoints for FakeTracepoints {
+        fn names(&mut self) -> Result<&[TracepointName], TracepointError> {
+            Ok(&self.names)
+        }
+        fn access(&mut self, name: &TracepointName) -> Result<TracepointAccess, TracepointError> {
+            self.asked.push(name.to_string());
+            Ok(match name.system.as_str() {
+                "syscalls" => TracepointAccess::Record {
+                    id: 7,
+                    fields: Vec::new(),
+                },
+                _ => TracepointAccess::Raw,
+            })
+        }
+    }
+
+    struct NoSources;
+
+    impl SourceFunctions for NoSources {
+        fn matching(&mut self, _: &str, _: &str) -> Result<Vec<SourceFunction>, SourceError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn planned(text: &str) -> Result<(ProbePlan, Vec<String>), String> {
+        let file = SourceFile::new("t.stp", text);
+        let script = crate::script::compile(&file).map_err(|e| e.to_string())?;
+        let source = script.source().clone();
+        let symbols = KernelSymbols::parse("ffffffff81000000 T tcp_sendmsg\n", "kallsyms")
+            .map_err(|e| e.to_string())?;
+        let deny = DenyList::default();
+        let kernel = KernelFunctions {
+            symbols: &symbols,
+            traceable: None,
+            deny: &deny,
+            init_text: None,
+        };
+        let name = |system: &str, event: &str| TracepointName {
+            system: system.into(),
+            event: event.into(),
+        };
+        let mut tracepoints = FakeTracepoints {
+            names: vec![
+                name("sched", "sched_switch"),
+                name("sched", "sched_wakeup"),
+                name("syscalls", "sys_enter_connect"),
+            ],
+            asked: Vec::new(),
+        };
+        let plan = plan(&script, &source, &kernel, &mut NoSources, &mut tracepoints)
+            .map_err(|e| e.to_string())?;
+        Ok((plan, tracepoints.asked))
+    }
+
+    #[test]
+    fn tracepoints_are_matched_once_each_in_name_order() {
+        let (plan, asked) = planned(
+            "probe kernel.trace(\"sys_enter_*\"), kernel.trace(\"sched:*\") {}\n\
+             probe kernel.trace(\"sched_switch\") {}",
+        )
+        .unwrap();
+        let names: Vec<String> = plan
+            .tracepoints
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "sched:sched_switch",
+                "sched:sched_wakeup",
+                "syscalls:sys_enter_connect"
+            ]
+        );
+        // Each tracepoint's access is found out once, however many probes name it.
+        assert_eq!(asked.len(), 3);
+        let switch = &plan.tracepoints[0];
+        let probes: Vec<usize> = switch.handlers.iter().map(|h| h.probe).collect();
+        assert_eq!(probes, [0, 1]);
+        assert_eq!(
+            switch.handlers[0].probe_point,
+            "kernel.trace(\"sched:sched_switch\")"
+        );
+        assert!(matches!(
+            plan.tracepoints[2].access,
+            TracepointAccess::Record { id: 7, .. }
+        ));
+    }
+
+    #[test]
+    fn a_tracepoint_that_matches_nothing_suggests_close_names() {
+        let error = planned("probe kernel.trace(\"sched:sched_swich\") {}").unwrap_err();
+        assert!(
+            error.contains(
+                "no tracepoint matches \"sched:sched_swich\"; did you mean sched:sched_switch"
+            ),
+            "{error}"
+        );
+        let (plan, _) = planned("probe kernel.trace(\"nope\")? {}").unwrap();
+        assert!(plan.tracepoints.is_empty());
+    }
 }

@@ -1,12 +1,13 @@
 //! Compiles each probe's target reads (`$size`, `$sk->__sk_common->skc_family`,
 //! `kernel_string($name)`, `$return`) against the kernel's types, once per probed function
-//! and side: into the fetch program the kernel side runs at the event, and the places in
+//! and side, and once per tracepoint: into the fetch program the kernel side runs at the event, and the places in
 //! the payload each handler reads the values back from.
 //!
 //! A probe point may match many functions; a read is checked in each, and an error names
 //! the function it failed in, at the script position of the step that failed.
 
 use super::plan::{Handler, ProbePlan, Read, TextPart};
+use super::tracepoints::{TracepointAccess, TracepointName};
 use crate::kernel::fetch::{
     FetchOp, FetchProgram, PayloadValue, SiteFetch, FAULT_MASK_BYTES, MAX_FRAMES, MAX_OPS,
     MAX_PAYLOAD, MAX_STRING, MAX_VALUES,
@@ -15,7 +16,7 @@ use crate::kernel::EventKind;
 use crate::script::{
     CheckedScript, ReadKind, ScriptError, Span, TargetExpr, TargetRead, TargetStep,
 };
-use crate::types::{KernelTypes, Shape, TypeRef};
+use crate::types::{KernelTypes, Parameter, Shape, TypeRef};
 
 /// Arguments the probe programs pass to fetch programs: `FETCH_ARGS` in event.bpf.h.
 const ARGUMENTS: usize = 6;
@@ -34,41 +35,139 @@ pub fn compile(
         failed_reads: Vec::new(),
     };
     let mut sites = Vec::new();
+    let mut add_site = |site: u64, kind: EventKind, layout: Layout| {
+        if !layout.program.ops.is_empty() {
+            let mut program = layout.program;
+            program.payload_bytes = layout.bytes as u16;
+            sites.push(SiteFetch {
+                site,
+                kind,
+                program,
+            });
+        }
+    };
     for function in &mut plan.functions {
         // The entry's own probes, then what return probes keep from it, in one payload.
-        let mut entry = Layout::default();
-        compiler.handlers(
-            &function.name,
-            EventKind::Entry,
-            &mut function.on_entry,
-            false,
-            &mut entry,
-        );
-        let kept = &mut function.entry_captures;
-        compiler.handlers(&function.name, EventKind::Entry, kept, true, &mut entry);
-        let mut ret = Layout::default();
-        compiler.handlers(
-            &function.name,
-            EventKind::Return,
-            &mut function.on_return,
-            false,
-            &mut ret,
-        );
-        for (kind, layout) in [(EventKind::Entry, entry), (EventKind::Return, ret)] {
-            if !layout.program.ops.is_empty() {
-                let mut program = layout.program;
-                program.payload_bytes = layout.bytes as u16;
-                sites.push(SiteFetch {
-                    function_address: function.address,
-                    kind,
-                    program,
-                });
-            }
-        }
+        let entry = Signature::function(types, &function.name, EventKind::Entry);
+        let mut layout = Layout::default();
+        compiler.handlers(&entry, &mut function.on_entry, false, &mut layout);
+        compiler.handlers(&entry, &mut function.entry_captures, true, &mut layout);
+        add_site(function.address, EventKind::Entry, layout);
+        let ret = Signature::function(types, &function.name, EventKind::Return);
+        let mut layout = Layout::default();
+        compiler.handlers(&ret, &mut function.on_return, false, &mut layout);
+        add_site(function.address, EventKind::Return, layout);
+    }
+    for (number, tracepoint) in plan.tracepoints.iter_mut().enumerate() {
+        let signature = Signature::tracepoint(types, &tracepoint.name, &tracepoint.access);
+        let mut layout = Layout::default();
+        compiler.handlers(&signature, &mut tracepoint.handlers, false, &mut layout);
+        add_site(number as u64, EventKind::Tracepoint, layout);
     }
     match ScriptError::several(compiler.errors) {
         Some(errors) => Err(errors),
         None => Ok(sites),
+    }
+}
+
+/// What one probe site offers its reads: its variables and where each is, its return
+/// value, its names.
+struct Signature<'a> {
+    /// How messages name it: `tcp_sendmsg`, `tracepoint sched:sched_switch`.
+    site: String,
+    /// `function` or `tracepoint`.
+    what: &'static str,
+    kind: EventKind,
+    variables: Result<Vec<Variable>, String>,
+    /// At a function's return: its return type, `None` for void.
+    return_type: Result<Option<TypeRef>, String>,
+    /// A tracepoint's, for `$$system` and `$$name`.
+    names: Option<&'a TracepointName>,
+}
+
+/// A `$name` a site has.
+struct Variable {
+    name: String,
+    ty: TypeRef,
+    location: Location,
+}
+
+impl Variable {
+    /// A function's or raw tracepoint's parameters, as its arguments in order.
+    fn arguments(parameters: Vec<Parameter>) -> Vec<Variable> {
+        parameters
+            .into_iter()
+            .enumerate()
+            .map(|(index, parameter)| Variable {
+                name: parameter.name,
+                ty: parameter.ty,
+                location: Location::Argument(index),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Location {
+    /// The site's argument of this number.
+    Argument(usize),
+    /// At this offset in the tracepoint's trace record.
+    Record(u32),
+    /// A record field rstap does not read yet, and its C type.
+    Unreadable,
+}
+
+impl<'a> Signature<'a> {
+    fn function(types: &KernelTypes, function: &str, kind: EventKind) -> Self {
+        let variables = types
+            .parameters(function)
+            .map(Variable::arguments)
+            .map_err(|err| err.to_string());
+        Signature {
+            site: function.to_string(),
+            what: "function",
+            kind,
+            variables,
+            return_type: types.return_type(function).map_err(|err| err.to_string()),
+            names: None,
+        }
+    }
+
+    fn tracepoint(
+        types: &KernelTypes,
+        name: &'a TracepointName,
+        access: &TracepointAccess,
+    ) -> Self {
+        let variables = match access {
+            TracepointAccess::Raw => types
+                .tracepoint_parameters(&name.event)
+                .map(Variable::arguments)
+                .ok_or_else(|| format!("the kernel's BTF does not describe tracepoint {name}")),
+            TracepointAccess::Record { fields, .. } => Ok(fields
+                .iter()
+                .map(|field| {
+                    let integer = types
+                        .integer_type(field.size as u8, field.signed)
+                        .filter(|_| field.is_scalar());
+                    Variable {
+                        name: field.name.clone(),
+                        ty: integer.unwrap_or(TypeRef::VOID),
+                        location: match integer {
+                            Some(_) => Location::Record(field.offset),
+                            None => Location::Unreadable,
+                        },
+                    }
+                })
+                .collect()),
+        };
+        Signature {
+            site: format!("tracepoint {name}"),
+            what: "tracepoint",
+            kind: EventKind::Tracepoint,
+            variables,
+            return_type: Err("a tracepoint has no return value".into()),
+            names: Some(name),
+        }
     }
 }
 
@@ -77,17 +176,16 @@ struct Compiler<'a> {
     script: &'a CheckedScript,
     types: &'a KernelTypes,
     errors: Vec<ScriptError>,
-    /// The reads that failed: each is reported once, for the first function it fails in.
+    /// The reads that failed: each is reported once, for the first site it fails in.
     failed_reads: Vec<Span>,
 }
 
 impl Compiler<'_> {
-    /// Compiles the reads of `handlers` of `function`'s `kind` side into `layout`: their
-    /// probes' own reads, or (`kept`) those their `.return` bodies keep from the entry.
+    /// Compiles the reads of `handlers` at `site` into `layout`: their probes' own reads,
+    /// or (`kept`) those their `.return` bodies keep from the entry.
     fn handlers(
         &mut self,
-        function: &str,
-        kind: EventKind,
+        site: &Signature<'_>,
         handlers: &mut [Handler],
         kept: bool,
         layout: &mut Layout,
@@ -111,11 +209,11 @@ impl Compiler<'_> {
                         span: target.name.span,
                     };
                     let mut scratch = Layout::default();
-                    compile_value(self.types, function, kind, &check, &mut scratch).is_ok()
+                    compile_value(self.types, site, &check, &mut scratch).is_ok()
                 })
                 .collect();
             for read in reads {
-                match compile_read(self.types, function, kind, read, layout) {
+                match compile_read(self.types, site, read, layout) {
                     Ok(value) => handler.reads.push(value),
                     // A read `@defined` guards is an error only if the body reaches it.
                     Err((_, message))
@@ -203,8 +301,7 @@ type Failure = (Span, String);
 
 fn compile_read(
     types: &KernelTypes,
-    function: &str,
-    kind: EventKind,
+    site: &Signature<'_>,
     read: &TargetRead,
     layout: &mut Layout,
 ) -> Result<Read, Failure> {
@@ -222,7 +319,7 @@ fn compile_read(
         return Ok(Read::Backtrace(value, format));
     }
     if read.kind != ReadKind::Text {
-        return compile_value(types, function, kind, read, layout).map(Read::Value);
+        return compile_value(types, site, read, layout).map(Read::Value);
     }
     // `$$return` or `$$parms`: each value as `name=%#x`, as SystemTap expands them.
     let value_of = |name: &str, layout: &mut Layout| {
@@ -233,31 +330,57 @@ fn compile_read(
             kind: ReadKind::Value,
             span: read.span,
         };
-        compile_value(types, function, kind, &one, layout)
+        compile_value(types, site, &one, layout)
     };
+    let name_span = read.target.name.span;
     let mut parts = Vec::new();
-    if read.target.name.name == "$return" {
-        // A function returning void has no return value to show: SystemTap gives "".
-        if types.return_type(function).ok().flatten().is_some() {
-            parts.push(TextPart::value("return", value_of("return", layout)?));
+    match read.target.name.name.as_str() {
+        "$return" => {
+            // A function returning void has no return value to show: SystemTap gives "".
+            if site.return_type.as_ref().ok().copied().flatten().is_some() {
+                parts.push(TextPart::value("return", value_of("return", layout)?));
+            }
+            return Ok(Read::Text(parts));
         }
-        return Ok(Read::Text(parts));
+        which @ ("$name" | "$system") => {
+            let Some(names) = site.names else {
+                return Err((
+                    name_span,
+                    format!(
+                        "${which} is a tracepoint's {}: only kernel.trace probes have it (in {})",
+                        &which[1..],
+                        site.site
+                    ),
+                ));
+            };
+            let text = if which == "$name" {
+                &names.event
+            } else {
+                &names.system
+            };
+            return Ok(Read::Fixed(text.clone()));
+        }
+        _ => {}
     }
-    let parameters = types
-        .parameters(function)
-        .map_err(|err| (read.target.name.span, err.to_string()))?;
-    for (index, parameter) in parameters.iter().enumerate() {
-        if parameter.name.is_empty() {
+    let variables = site
+        .variables
+        .as_ref()
+        .map_err(|err| (name_span, err.clone()))?;
+    for variable in variables {
+        if variable.name.is_empty() {
             continue;
         }
-        let part = match types.shape(parameter.ty) {
-            Shape::Struct { .. } | Shape::Union { .. } => {
-                TextPart::fixed(&parameter.name, "={...}")
+        let part = match (variable.location, types.shape(variable.ty)) {
+            (Location::Unreadable, _) => TextPart::fixed(&variable.name, "=?"),
+            (_, Shape::Struct { .. } | Shape::Union { .. }) => {
+                TextPart::fixed(&variable.name, "={...}")
             }
-            Shape::Array { .. } => TextPart::fixed(&parameter.name, "=[...]"),
+            (_, Shape::Array { .. }) => TextPart::fixed(&variable.name, "=[...]"),
             // Past the arguments rstap reads: SystemTap's mark for a value it cannot reach.
-            _ if index >= ARGUMENTS => TextPart::fixed(&parameter.name, "=?"),
-            _ => TextPart::value(&parameter.name, value_of(&parameter.name, layout)?),
+            (Location::Argument(index), _) if index >= ARGUMENTS => {
+                TextPart::fixed(&variable.name, "=?")
+            }
+            _ => TextPart::value(&variable.name, value_of(&variable.name, layout)?),
         };
         parts.push(part);
     }
@@ -266,20 +389,20 @@ fn compile_read(
 
 fn compile_value(
     types: &KernelTypes,
-    function: &str,
-    kind: EventKind,
+    site: &Signature<'_>,
     read: &TargetRead,
     layout: &mut Layout,
 ) -> Result<PayloadValue, Failure> {
     let target = &read.target;
-    let in_function = |message: String| format!("{message} (in {function})");
+    let in_function = |message: String| format!("{message} (in {})", site.site);
     let name_span = target.name.span;
     let mut ops = Vec::new();
     let mut place = if target.name.name == "return" {
-        debug_assert_eq!(kind, EventKind::Return);
-        let ty = types
-            .return_type(function)
-            .map_err(|err| (name_span, err.to_string()))?
+        debug_assert_eq!(site.kind, EventKind::Return);
+        let ty = site
+            .return_type
+            .clone()
+            .map_err(|err| (name_span, err))?
             .ok_or_else(|| {
                 (
                     name_span,
@@ -289,20 +412,22 @@ fn compile_value(
         ops.push(FetchOp::ReturnValue);
         Place::Value(ty)
     } else {
-        let parameters = types
-            .parameters(function)
-            .map_err(|err| (name_span, err.to_string()))?;
-        let Some(index) = parameters.iter().position(|p| p.name == target.name.name) else {
-            let names: Vec<String> = parameters
+        let variables = site
+            .variables
+            .as_ref()
+            .map_err(|err| (name_span, err.clone()))?;
+        let Some(variable) = variables.iter().find(|v| v.name == target.name.name) else {
+            let names: Vec<String> = variables
                 .iter()
-                .filter(|p| !p.name.is_empty())
-                .map(|p| format!("${}", p.name))
+                .filter(|v| !v.name.is_empty())
+                .map(|v| format!("${}", v.name))
                 .collect();
             return Err((
                 name_span,
                 in_function(format!(
-                    "no parameter ${}; the function's parameters are {}",
+                    "no parameter ${}; the {}'s parameters are {}",
                     target.name.name,
+                    site.what,
                     if names.is_empty() {
                         "none".to_string()
                     } else {
@@ -311,19 +436,43 @@ fn compile_value(
                 )),
             ));
         };
-        if index >= ARGUMENTS {
-            return Err((
-                name_span,
-                in_function(format!(
-                    "not supported yet: ${} is argument {} of the function; rstap reads the \
-                     first {ARGUMENTS}",
-                    target.name.name,
-                    index + 1
-                )),
-            ));
+        match variable.location {
+            Location::Argument(index) if index >= ARGUMENTS => {
+                return Err((
+                    name_span,
+                    in_function(format!(
+                        "not supported yet: ${} is argument {} of the {}; rstap reads the \
+                         first {ARGUMENTS}",
+                        target.name.name,
+                        index + 1,
+                        site.what,
+                    )),
+                ));
+            }
+            Location::Argument(index) => {
+                ops.push(FetchOp::Argument(index as u8));
+                Place::Value(variable.ty)
+            }
+            Location::Record(offset) => {
+                // The record's address is such a tracepoint's one argument.
+                ops.push(FetchOp::Argument(0));
+                Place::At {
+                    ty: variable.ty,
+                    offset: i64::from(offset),
+                    bits: None,
+                }
+            }
+            Location::Unreadable => {
+                return Err((
+                    name_span,
+                    in_function(format!(
+                        "not supported yet: ${} is a field of the trace record rstap does \
+                         not read (arrays and strings of the record)",
+                        target.name.name
+                    )),
+                ));
+            }
         }
-        ops.push(FetchOp::Argument(index as u8));
-        Place::Value(parameters[index].ty)
     };
     let mut path = format!("${}", target.name.name);
     for step in &target.steps {
@@ -666,6 +815,92 @@ mod tests {
         }[0]
         .clone();
         Ok((sites, handler))
+    }
+
+    /// Compiles `body` as a probe on the tracepoint `event`, reached as `access` says.
+    fn compiled_tracepoint(
+        event: &str,
+        access: TracepointAccess,
+        body: &str,
+    ) -> Result<(Vec<SiteFetch>, Vec<Read>), String> {
+        let text = format!("probe kernel.trace(\"{event}\") {{ {body} }}");
+        let script =
+            crate::script::compile(&SourceFile::new("t.stp", text)).map_err(|e| e.to_string())?;
+        let mut plan = ProbePlan::default();
+        let name = TracepointName {
+            system: "test".into(),
+            event: event.into(),
+        };
+        plan.tracepoints
+            .push(crate::resolve::plan::PlannedTracepoint {
+                name,
+                access,
+                handlers: vec![Handler {
+                    probe: 0,
+                    function: event.into(),
+                    probe_point: String::new(),
+                    reads: Vec::new(),
+                    defined: Vec::new(),
+                }],
+            });
+        let types = KernelTypes::load_vmlinux().map_err(|e| e.to_string())?;
+        let sites = compile(&script, &mut plan, &types).map_err(|e| e.to_string())?;
+        Ok((sites, plan.tracepoints[0].handlers[0].reads.clone()))
+    }
+
+    #[test]
+    fn a_raw_tracepoint_reads_its_arguments_and_names() {
+        let (sites, reads) = compiled_tracepoint(
+            "sched_switch",
+            TracepointAccess::Raw,
+            "printf(\"%d %s %s\\n\", $next->pid, $$name, $$system)",
+        )
+        .unwrap();
+        assert_eq!(sites.len(), 1);
+        assert_eq!((sites[0].site, sites[0].kind), (0, EventKind::Tracepoint));
+        // $next is the third argument: preempt, prev, next.
+        assert_eq!(sites[0].program.ops[0], FetchOp::Argument(2));
+        assert!(matches!(
+            sites[0].program.ops[1],
+            FetchOp::Load { bytes: 4, .. }
+        ));
+        assert_eq!(reads[1], Read::Fixed("sched_switch".into()));
+        assert_eq!(reads[2], Read::Fixed("test".into()));
+    }
+
+    #[test]
+    fn a_trace_records_fields_are_read_at_their_offsets() {
+        let field =
+            |name: &str, c_type: &str, offset, size| crate::resolve::tracepoints::RecordField {
+                name: name.into(),
+                c_type: c_type.into(),
+                offset,
+                size,
+                signed: false,
+            };
+        let access = TracepointAccess::Record {
+            id: 1,
+            fields: vec![field("fd", "int", 16, 8), field("comm", "char[16]", 24, 16)],
+        };
+        let (sites, _) =
+            compiled_tracepoint("sys_enter_x", access.clone(), "printf(\"%d\\n\", $fd)").unwrap();
+        assert_eq!(
+            sites[0].program.ops[..2],
+            [
+                FetchOp::Argument(0),
+                FetchOp::Load {
+                    offset: 16,
+                    bytes: 8,
+                    copy: false
+                }
+            ]
+        );
+        let error =
+            compiled_tracepoint("sys_enter_x", access, "printf(\"%d\\n\", $comm)").unwrap_err();
+        assert!(
+            error.contains("not supported yet: $comm is a field of the trace record"),
+            "{error}"
+        );
     }
 
     #[test]

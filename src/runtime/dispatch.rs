@@ -12,7 +12,9 @@ use crate::kernel::{Event, EventKind};
 use crate::output::Sink;
 use crate::resolve::code::KernelCode;
 use crate::resolve::kallsyms::KernelSymbols;
-use crate::resolve::plan::{Handler, PlannedFunction, ProbePlan, Read, TextPart};
+use crate::resolve::plan::{
+    Handler, PlannedFunction, PlannedTracepoint, ProbePlan, Read, TextPart,
+};
 use crate::script::BacktraceFormat;
 
 /// Converts the programs' CLOCK_MONOTONIC timestamps to wall-clock time, which is what
@@ -55,6 +57,7 @@ pub struct Dispatcher<'a> {
     interpreter: &'a mut Interpreter,
     functions: &'a [PlannedFunction],
     by_address: HashMap<u64, usize>,
+    tracepoints: &'a [PlannedTracepoint],
     symbols: &'a KernelSymbols,
     code: &'a KernelCode,
     clock: WallClock,
@@ -86,6 +89,7 @@ impl<'a> Dispatcher<'a> {
             interpreter,
             functions: &plan.functions,
             by_address,
+            tracepoints: &plan.tracepoints,
             symbols,
             code,
             clock,
@@ -108,48 +112,49 @@ impl<'a> Dispatcher<'a> {
             self.undecodable += 1;
             return Ok(Flow::Continue);
         };
+        if self.tids_visible {
+            self.released_threads += self.interpreter.release_exited_threads(thread_exists);
+        }
+        let payload = record.get(HEADER_BYTES..).unwrap_or_default();
+        let return_side = match event.kind {
+            EventKind::Entry => false,
+            EventKind::Return => true,
+            EventKind::Tracepoint => return self.dispatch_tracepoint(&event, payload, out),
+        };
         let Some(&index) = self.by_address.get(&event.function_address) else {
             self.undecodable += 1;
             return Ok(Flow::Continue);
         };
         let function = &self.functions[index];
-        let handlers = match event.kind {
-            EventKind::Entry => &function.on_entry,
-            EventKind::Return => &function.on_return,
+        let (handlers, address, probefunc) = if return_side {
+            let address = self.caller_address(&event);
+            let caller = self.symbols.function_containing(address);
+            let probefunc = caller.map_or("", |symbol| symbol.name);
+            (&function.on_return, address, probefunc)
+        } else {
+            (&function.on_entry, function.address, function.name.as_str())
         };
-        let (address, probefunc) = match event.kind {
-            EventKind::Entry => (function.address, function.name.as_str()),
-            EventKind::Return => {
-                let address = self.caller_address(&event);
-                let caller = self.symbols.function_containing(address);
-                (address, caller.map_or("", |symbol| symbol.name))
-            }
-        };
-        if self.tids_visible {
-            self.released_threads += self.interpreter.release_exited_threads(thread_exists);
-        }
         // Calls are followed only where both sides are probed: a script probing returns
         // alone means its counters to run unmatched, as SystemTap's would.
         let tid = i64::from(event.tid);
         let followed = !function.on_entry.is_empty() && !function.on_return.is_empty();
-        let found = match event.kind {
+        let found = match return_side {
             _ if !followed => None,
-            EventKind::Entry => {
+            false => {
                 self.interpreter.entering(tid, index);
                 None
             }
-            EventKind::Return => Some(self.interpreter.returning(tid, index)),
+            true => Some(self.interpreter.returning(tid, index)),
         };
-        let payload = record.get(HEADER_BYTES..).unwrap_or_default();
         let site = Site {
             event: &event,
             payload,
-            function: index,
+            site: index,
             function_address: function.address,
             address,
             probefunc,
         };
-        if event.kind == EventKind::Entry {
+        if !return_side {
             self.keep_for_returns(&site, &function.entry_captures)?;
         }
         let flow = self.run_handlers(&site, handlers, &function.entry_captures, out)?;
@@ -157,6 +162,29 @@ impl<'a> Dispatcher<'a> {
             self.interpreter.returned(tid, found);
         }
         Ok(flow)
+    }
+
+    /// Runs the handlers of the tracepoint the event names by its number.
+    fn dispatch_tracepoint(
+        &mut self,
+        event: &Event,
+        payload: &[u8],
+        out: &mut dyn Sink,
+    ) -> Result<Flow, RuntimeError> {
+        let number = event.function_address as usize;
+        let Some(tracepoint) = self.tracepoints.get(number) else {
+            self.undecodable += 1;
+            return Ok(Flow::Continue);
+        };
+        let site = Site {
+            event,
+            payload,
+            site: number,
+            function_address: 0,
+            address: 0,
+            probefunc: "",
+        };
+        self.run_handlers(&site, &tracepoint.handlers, &[], out)
     }
 
     /// Evaluates, at an entry, what the function's `.return` probes keep from it.
@@ -169,7 +197,7 @@ impl<'a> Dispatcher<'a> {
             let context = self.context(site, capture, None);
             let tid = i64::from(site.event.tid);
             self.interpreter
-                .keep_at_entry(capture.probe, tid, site.function, &context)?;
+                .keep_at_entry(capture.probe, tid, site.site, &context)?;
         }
         Ok(())
     }
@@ -192,7 +220,7 @@ impl<'a> Dispatcher<'a> {
                 let tid = i64::from(site.event.tid);
                 match self
                     .interpreter
-                    .kept_for_return(handler.probe, tid, site.function)
+                    .kept_for_return(handler.probe, tid, site.site)
                 {
                     Some(kept) => Some(kept),
                     None => continue,
@@ -265,9 +293,9 @@ struct Site<'e> {
     event: &'e Event,
     /// What the site's fetch program read.
     payload: &'e [u8],
-    /// The function's index in the plan.
-    function: usize,
-    /// Its entry address.
+    /// The function's index in the plan, or the tracepoint's.
+    site: usize,
+    /// The function's entry address; 0 for a tracepoint.
     function_address: u64,
     /// `addr()`.
     address: u64,
@@ -342,6 +370,7 @@ impl ProbeContext for EventContext<'_> {
             Some(Read::Value(value)) => decode(*value, self.payload, index),
             Some(Read::Text(parts)) => Ok(TargetValue::Owned(self.text(parts))),
             Some(Read::Unavailable(why)) => Err(ReadFault::Unavailable(why.clone())),
+            Some(Read::Fixed(text)) => Ok(TargetValue::Str(text.as_bytes())),
             Some(Read::Backtrace(value, format)) => match value.decode(self.payload) {
                 Ok(Decoded::Frames(bytes)) => {
                     Ok(TargetValue::Owned(self.backtrace(bytes, *format)))

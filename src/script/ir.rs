@@ -416,6 +416,16 @@ impl CheckedScript {
     pub fn source(&self) -> &SourceMap {
         &self.source
     }
+
+    /// Whether any probe point is a tracepoint.
+    pub fn has_tracepoints(&self) -> bool {
+        self.probes.iter().any(|probe| {
+            probe
+                .points
+                .iter()
+                .any(|point| matches!(point.kind, ProbePointKind::Tracepoint { .. }))
+        })
+    }
 }
 
 /// The script's global variables, their initial values, and its arrays.
@@ -562,6 +572,11 @@ pub enum ProbePointKind {
         /// The glob after `@`, over the source file a function is declared in.
         file: Option<String>,
         variant: FunctionVariant,
+    },
+    /// `kernel.trace("SYSTEM:EVENT")`: globs over tracepoints, the system optional.
+    Tracepoint {
+        system: Option<String>,
+        event: String,
     },
 }
 

@@ -218,8 +218,8 @@ fn unsupported_construct(rest: &str) -> Option<(usize, String)> {
 }
 
 /// `$$parms` and `$$return`, without their first `$`: the parameters, or the return value,
-/// as text.
-const TARGET_SETS: &[&str] = &["$parms", "$return"];
+/// as text; `$$name` and `$$system`, a tracepoint's names.
+const TARGET_SETS: &[&str] = &["$parms", "$return", "$name", "$system"];
 
 /// The name of the target variable `$name` at the start of `rest`, if one is there; `$parms`
 /// and `$return` for `$$parms` and `$$return`.

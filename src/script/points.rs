@@ -54,6 +54,11 @@ const PROVIDERS: &[Provider] = &[
         usage: "kernel.function(\"PATTERN\")[.call|.return|.inline]",
         build: kernel_function,
     },
+    Provider {
+        path: &["kernel", "trace"],
+        usage: "kernel.trace(\"[SYSTEM:]EVENT\")",
+        build: kernel_trace,
+    },
 ];
 
 /// Resolves a probe point as written to the providers that take it: one, or, for a point
@@ -298,6 +303,51 @@ fn kernel_function(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
         function: name,
         file,
         variant,
+    })
+}
+
+/// `kernel.trace("sched:sched_switch")`, `kernel.trace("sock_*")`: globs over the
+/// tracepoint's system (optional) and event.
+fn kernel_trace(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
+    let trace = &c[1];
+    let Some(PointArg::Str(pattern)) = &trace.argument else {
+        return Err((
+            trace.span,
+            "kernel.trace needs a tracepoint in quotes, e.g. trace(\"sched:sched_switch\")"
+                .to_string(),
+        ));
+    };
+    if let Some(extra) = c.get(2) {
+        return Err((
+            extra.span,
+            format!(
+                "unknown probe point suffix '.{}': a tracepoint has no suffixes",
+                extra.name
+            ),
+        ));
+    }
+    let Ok(pattern) = std::str::from_utf8(&pattern.value) else {
+        return Err((
+            trace.span,
+            "a probe point pattern must be valid UTF-8".into(),
+        ));
+    };
+    let (system, event) = match pattern.split_once(':') {
+        Some((system, event)) => (Some(system), event),
+        None => (None, pattern),
+    };
+    if event.is_empty() || system.is_some_and(str::is_empty) {
+        return Err((
+            trace.span,
+            format!("\"{pattern}\" is not a tracepoint: write EVENT or SYSTEM:EVENT"),
+        ));
+    }
+    for glob in system.into_iter().chain([event]) {
+        Glob::new(glob).map_err(|err| (trace.span, err.to_string()))?;
+    }
+    Ok(ProbePointKind::Tracepoint {
+        system: system.map(str::to_string),
+        event: event.to_string(),
     })
 }
 

@@ -27,9 +27,6 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// BTF loops: real kernel chains are a handful long, and a cycle would otherwise hang.
 const MAX_CHAIN: usize = 64;
 
-/// How many close member names an unknown-member error offers.
-const SUGGESTIONS: usize = 3;
-
 /// The kernel's types, from BTF.
 ///
 /// Not `Send`: libbpf's BTF object is used through a raw pointer.
@@ -51,7 +48,18 @@ struct Index {
     /// declarations.
     structs: HashMap<String, u32>,
     unions: HashMap<String, u32>,
+    /// Each tracepoint's `btf_trace_EVENT` typedef (of a pointer to the prototype its
+    /// probes are called with), by event name.
+    tracepoints: HashMap<String, u32>,
+    /// The first plain integer type of each size and signedness.
+    integers: HashMap<(u8, bool), u32>,
 }
+
+/// The prefix of the typedef each tracepoint has in BTF: `btf_trace_sched_switch`.
+const TRACEPOINT_TYPEDEF: &str = "btf_trace_";
+/// The prefix of the function that calls a tracepoint class's BPF programs, whose
+/// parameters have the names the tracepoint's author gave them.
+const TRACEPOINT_CALLER: &str = "__bpf_trace_";
 
 impl fmt::Debug for KernelTypes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,6 +119,102 @@ impl KernelTypes {
             });
         }
         Ok(parameters)
+    }
+
+    /// What a tracepoint passes its probes (its `TP_PROTO`), with the names its author gave
+    /// them; `None` if the kernel's BTF has no such tracepoint (it is not one BPF programs
+    /// can attach to, such as a syscall event made by ftrace).
+    ///
+    /// The prototype is the `btf_trace_EVENT` typedef's, after the `void *__data` every
+    /// tracepoint callback gets. Its parameters have no names in BTF; they are taken from
+    /// the `__bpf_trace_CLASS` function of the event's class (events defined from a class
+    /// share its function), found by the same parameter types, the class named most like
+    /// the event preferred.
+    pub fn tracepoint_parameters(&self, event: &str) -> Option<Vec<Parameter>> {
+        let &typedef = self.index().tracepoints.get(event)?;
+        let proto = self
+            .ty(typedef)
+            .and_then(|t| t.next_type())
+            .and_then(|t| Ptr::try_from(t).ok())
+            .and_then(|p| self.ty(p.referenced_type_id().into()))
+            .and_then(|t| FuncProto::try_from(t).ok())?;
+        let types: Vec<u32> = (1..proto.len())
+            .filter_map(|i| proto.get(i))
+            .map(|p| u32::from(p.ty))
+            .collect();
+        let names = self
+            .tracepoint_caller_names(event, &types)
+            .unwrap_or_default();
+        Some(
+            types
+                .iter()
+                .enumerate()
+                .map(|(i, &ty)| Parameter {
+                    name: names.get(i).cloned().unwrap_or_default(),
+                    ty: TypeRef(ty),
+                })
+                .collect(),
+        )
+    }
+
+    /// The parameter names of the `__bpf_trace_*` function whose parameters after the
+    /// first have exactly `types`, the one named most like `event` (its own when it is a
+    /// class by itself).
+    fn tracepoint_caller_names(&self, event: &str, types: &[u32]) -> Option<Vec<String>> {
+        let named = |function: &str| -> Option<Vec<String>> {
+            let proto = self.prototype(function).ok()?;
+            let parameters: Vec<_> = (1..proto.len()).filter_map(|i| proto.get(i)).collect();
+            let same = parameters.len() == types.len()
+                && parameters
+                    .iter()
+                    .zip(types)
+                    .all(|(p, &ty)| u32::from(p.ty) == ty);
+            same.then(|| {
+                parameters
+                    .iter()
+                    .map(|p| {
+                        p.name
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+        };
+        if let Some(names) = named(&format!("{TRACEPOINT_CALLER}{event}")) {
+            return Some(names);
+        }
+        let common_prefix = |class: &str| {
+            class
+                .bytes()
+                .zip(event.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let mut classes: Vec<(&str, &str)> = self
+            .index()
+            .functions
+            .keys()
+            .filter_map(|name| Some((name.as_str(), name.strip_prefix(TRACEPOINT_CALLER)?)))
+            .collect();
+        // Most alike first; by name among equals, so that the choice does not depend on
+        // the order of a hash map.
+        classes.sort_by(|a, b| {
+            common_prefix(b.1)
+                .cmp(&common_prefix(a.1))
+                .then_with(|| a.1.cmp(b.1))
+        });
+        classes
+            .into_iter()
+            .find_map(|(function, _)| named(function))
+    }
+
+    /// A plain integer type of `bytes` bytes, signed or not: the type of a tracepoint's
+    /// record field, which tracefs describes by size and signedness.
+    pub fn integer_type(&self, bytes: u8, signed: bool) -> Option<TypeRef> {
+        self.index()
+            .integers
+            .get(&(bytes, signed))
+            .map(|&id| TypeRef(id))
     }
 
     /// Its return type; `None` for void.
@@ -237,7 +341,7 @@ impl KernelTypes {
         Err(TypeError::NoMember {
             ty: self.type_name(ty),
             member: name.into(),
-            suggestions: close_names(name, names),
+            suggestions: crate::suggest::close_names(name, names),
         })
     }
 
@@ -263,6 +367,22 @@ impl KernelTypes {
                     continue;
                 };
                 let map = match t.kind() {
+                    BtfKind::Typedef if name.starts_with(TRACEPOINT_TYPEDEF) => {
+                        let event = &name[TRACEPOINT_TYPEDEF.len()..];
+                        index.tracepoints.entry(event.to_string()).or_insert(id);
+                        continue;
+                    }
+                    BtfKind::Int => {
+                        if let Ok(int) = Int::try_from(t) {
+                            let signed = matches!(int.encoding, IntEncoding::Signed);
+                            let bits_whole = usize::from(int.bits) == int.size() * 8;
+                            if bits_whole && !matches!(int.encoding, IntEncoding::Bool) {
+                                let key = (clamp_u8(int.size()), signed);
+                                index.integers.entry(key).or_insert(id);
+                            }
+                        }
+                        continue;
+                    }
                     BtfKind::Func => &mut index.functions,
                     BtfKind::Struct => &mut index.structs,
                     BtfKind::Union => &mut index.unions,
@@ -602,24 +722,6 @@ fn clamp_u8(size: usize) -> u8 {
     u8::try_from(size).unwrap_or(u8::MAX)
 }
 
-/// The names within a third of `wanted`'s length in edits (as function-name suggestions
-/// do), closest first.
-fn close_names(wanted: &str, names: Vec<String>) -> Vec<String> {
-    let limit = wanted.len().max(6) / 3;
-    let mut scored: Vec<(usize, String)> = names
-        .into_iter()
-        .map(|name| (strsim::levenshtein(wanted, &name), name))
-        .filter(|&(distance, _)| distance <= limit)
-        .collect();
-    scored.sort();
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored
-        .into_iter()
-        .take(SUGGESTIONS)
-        .map(|(_, name)| name)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,6 +744,50 @@ mod tests {
         types
             .struct_type(name)
             .unwrap_or_else(|| panic!("no struct {name} in the kernel's BTF"))
+    }
+
+    /// `$name:type` of each parameter, as `-L` shows them.
+    fn described(types: &KernelTypes, parameters: &[Parameter]) -> Vec<String> {
+        parameters
+            .iter()
+            .map(|p| format!("{}:{}", p.name, types.type_name(p.ty)))
+            .collect()
+    }
+
+    #[test]
+    fn a_tracepoint_has_its_prototypes_arguments_with_their_authors_names() {
+        let types = kernel();
+        let switch = types.tracepoint_parameters("sched_switch").unwrap();
+        assert_eq!(
+            described(&types, &switch),
+            [
+                "preempt:bool",
+                "prev:struct task_struct *",
+                "next:struct task_struct *",
+                "prev_state:unsigned int"
+            ]
+        );
+        // An event of a class: named by the class's function, __bpf_trace_sched_wakeup_template.
+        let wakeup = types.tracepoint_parameters("sched_wakeup").unwrap();
+        assert_eq!(described(&types, &wakeup), ["p:struct task_struct *"]);
+        // ftrace's syscall events are no raw tracepoints.
+        assert_eq!(types.tracepoint_parameters("sys_enter_connect"), None);
+    }
+
+    #[test]
+    fn integer_types_are_found_by_size_and_sign() {
+        let types = kernel();
+        for (bytes, signed) in [
+            (1, false),
+            (2, false),
+            (4, true),
+            (4, false),
+            (8, true),
+            (8, false),
+        ] {
+            let ty = types.integer_type(bytes, signed).unwrap();
+            assert_eq!(types.shape(ty), Shape::Int { bytes, signed });
+        }
     }
 
     #[test]

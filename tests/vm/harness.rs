@@ -281,28 +281,6 @@ fn script(name: &str) -> PathBuf {
     Path::new(REPO).join("vm").join(name)
 }
 
-/// Builds the workload once for both kernels, in a target directory of its own so that it
-/// never waits for the lock of the build running these tests.
-fn workload() -> Result<&'static Path, String> {
-    static WORKLOAD: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    WORKLOAD
-        .get_or_init(|| {
-            let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .parent()
-                .ok_or("CARGO_TARGET_TMPDIR has no parent")?
-                .join("vm-workload");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-            run(Command::new(cargo)
-                .args(["build", "--quiet", "--release", "-p", "socket-workload"])
-                .arg("--target-dir")
-                .arg(&target)
-                .current_dir(REPO))?;
-            Ok(target.join("release/socket-workload"))
-        })
-        .as_deref()
-        .map_err(Clone::clone)
-}
-
 fn check_names(scenarios: &[Scenario]) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
     for scenario in scenarios {
@@ -338,7 +316,7 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
         .map_err(|e| Failure::Broken(format!("{}: {e}", kernel_dir.display())))?
         .trim()
         .to_string();
-    let workload = workload().map_err(Failure::Broken)?;
+    let workload = crate::workload::socket_workload().map_err(Failure::Broken)?;
 
     let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("vm")

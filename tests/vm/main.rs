@@ -9,6 +9,11 @@ mod smoke;
 mod source;
 mod targets;
 mod trace;
+#[path = "../support/tracepoints.rs"]
+mod tracepoint_checks;
+mod tracepoints;
+#[path = "../support/workload.rs"]
+mod workload;
 
 use harness::Scenario;
 
@@ -20,5 +25,6 @@ fn all_scenarios() -> Vec<Scenario> {
     scenarios.extend(attach::scenarios());
     scenarios.extend(hardening::scenarios());
     scenarios.extend(targets::scenarios());
+    scenarios.extend(tracepoints::scenarios());
     scenarios
 }

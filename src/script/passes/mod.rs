@@ -89,6 +89,31 @@ mod tests {
     }
 
     #[test]
+    fn tracepoints_take_an_optional_system() {
+        let script = compile_text(
+            "probe kernel.trace(\"sched:sched_*\"), kernel.trace(\"inet_sock_set_state\") {}",
+        )
+        .unwrap();
+        let kinds: Vec<_> = script.probes[0].points.iter().map(|p| &p.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &ProbePointKind::Tracepoint {
+                    system: Some("sched".into()),
+                    event: "sched_*".into()
+                },
+                &ProbePointKind::Tracepoint {
+                    system: None,
+                    event: "inet_sock_set_state".into()
+                },
+            ]
+        );
+        assert!(script.has_tracepoints());
+        assert!(error_of("probe kernel.trace {}").contains("needs a tracepoint in quotes"));
+        assert!(error_of("probe kernel.trace(\":x\") {}").contains("is not a tracepoint"));
+    }
+
+    #[test]
     fn bad_probe_points_are_errors_with_spans() {
         assert!(error_of("probe syscall.open(\"x\") {}")
             .starts_with("t.stp:1:7: error: unknown probe point 'syscall.open(\"x\")'"));

@@ -14,8 +14,8 @@ Runs N rounds (default 1) of loopback TCP, UDP and UNIX socketpair traffic, in o
 thread, or with --threads in each of T threads. With --churn, starts N short-lived
 threads instead, one after another, each opening and closing one UDP socket. With
 --report, writes to FILE at exit what each call passed and got (socket's family, type and
-descriptor, bind's and connect's address length, the bytes each send, sendto and sendmsg
-sent), one line per call.";
+descriptor, bind's and connect's address length, listen's backlog, the bytes each send,
+sendto and sendmsg sent), one line per call.";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Options {

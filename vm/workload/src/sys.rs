@@ -135,8 +135,9 @@ pub fn bind(fd: &Fd, addr: &libc::sockaddr_in) -> SysResult<()> {
 pub fn listen(fd: &Fd, backlog: i32) -> SysResult<()> {
     // SAFETY: plain system call with integer arguments.
     check("listen", unsafe { libc::listen(fd.raw(), backlog) }
-        as isize)
-    .map(drop)
+        as isize)?;
+    report(|| format!("listen fd={} backlog={backlog}", fd.raw()));
+    Ok(())
 }
 
 pub fn connect(fd: &Fd, addr: &libc::sockaddr_in) -> SysResult<()> {

@@ -166,10 +166,12 @@ fn refuse_own_process_facts_in_kernel_probes(
     facts: &[Option<(&'static str, Span)>],
 ) -> Result<(), ScriptError> {
     for (index, probe) in probes.iter().enumerate() {
-        let on_kernel_events = probe
-            .points
-            .iter()
-            .any(|point| matches!(point.kind, ProbePointKind::KernelFunction { .. }));
+        let on_kernel_events = probe.points.iter().any(|point| {
+            matches!(
+                point.kind,
+                ProbePointKind::KernelFunction { .. } | ProbePointKind::Tracepoint { .. }
+            )
+        });
         if !on_kernel_events {
             continue;
         }

@@ -27,14 +27,18 @@ pub(super) enum TargetSite {
     Return,
     /// Entries and returns both.
     EntryAndReturn,
+    /// Tracepoints alone: their arguments, no return value.
+    Tracepoint,
 }
 
 impl TargetSite {
     pub(super) fn of(points: &[ProbePoint]) -> TargetSite {
         let mut entry = false;
         let mut ret = false;
+        let mut tracepoint = false;
         for point in points {
             match &point.kind {
+                ProbePointKind::Tracepoint { .. } => tracepoint = true,
                 ProbePointKind::KernelFunction { variant, .. } => match variant {
                     FunctionVariant::Return => ret = true,
                     _ => entry = true,
@@ -46,9 +50,11 @@ impl TargetSite {
                 ProbePointKind::Timer { .. } => return TargetSite::NoKernelData("timer"),
             }
         }
-        match (entry, ret) {
+        // A tracepoint's arguments are read as a function entry's are.
+        match (entry || tracepoint, ret) {
             (true, true) => TargetSite::EntryAndReturn,
             (false, true) => TargetSite::Return,
+            _ if tracepoint && !entry => TargetSite::Tracepoint,
             _ => TargetSite::Entry,
         }
     }
@@ -81,7 +87,7 @@ impl Lowering<'_> {
         };
         let answerable = match self.target_site {
             TargetSite::Function | TargetSite::NoKernelData(_) => false,
-            TargetSite::Entry => !is_return_value(&target.name.name),
+            TargetSite::Entry | TargetSite::Tracepoint => !is_return_value(&target.name.name),
             TargetSite::Return | TargetSite::EntryAndReturn => true,
         };
         if !answerable {
@@ -227,6 +233,10 @@ impl Lowering<'_> {
         self.arity(name, span, args, 0)?;
         let refusal = match self.target_site {
             TargetSite::Entry => None,
+            TargetSite::Tracepoint => Some(format!(
+                "not supported yet: {name}() in a tracepoint probe; call it in a probe on a \
+                 kernel function"
+            )),
             TargetSite::Return | TargetSite::EntryAndReturn => Some(format!(
                 "not supported yet: {name}() in a .return probe; call it in a .call probe"
             )),
@@ -275,9 +285,12 @@ impl Lowering<'_> {
             )),
             TargetSite::NoKernelData(point) => Some(format!(
                 "target variable ${} in a {point} probe: only probes on kernel functions \
-                 have target variables",
+                 and tracepoints have target variables",
                 name.name
             )),
+            TargetSite::Tracepoint if is_return => {
+                Some("$return in a tracepoint probe: a tracepoint has no return value".to_string())
+            }
             TargetSite::Entry | TargetSite::EntryAndReturn if is_return => Some(
                 "$return in a probe on function entries: the return value exists only in \
                  .return probes"
