@@ -13,9 +13,7 @@ use crate::kernel::fetch::{
     MAX_PAYLOAD, MAX_STRING, MAX_VALUES,
 };
 use crate::kernel::EventKind;
-use crate::script::{
-    CheckedScript, ReadKind, ScriptError, Span, TargetExpr, TargetRead, TargetStep,
-};
+use crate::script::{CheckedScript, ReadKind, ScriptError, Span, TargetRead, TargetStep};
 use crate::types::{KernelTypes, Parameter, Shape, TypeRef};
 
 /// Arguments the probe programs pass to fetch programs: `FETCH_ARGS` in event.bpf.h.
@@ -215,10 +213,10 @@ impl Compiler<'_> {
             for read in reads {
                 match compile_read(self.types, site, read, layout) {
                     Ok(value) => handler.reads.push(value),
-                    // A read `@defined` guards is an error only if the body reaches it.
-                    Err((_, message))
-                        if probe.defined.iter().any(|t| same_path(t, &read.target)) =>
-                    {
+                    // In a probe that asks `@defined`, a read is an error only if the body
+                    // reaches it: `@defined($irq) ? $irq : $id` reads whichever the site
+                    // has, as SystemTap's folding of `@defined` leaves only that one.
+                    Err((_, message)) if !probe.defined.is_empty() => {
                         handler.reads.push(Read::Unavailable(message))
                     }
                     Err((span, message)) => {
@@ -233,19 +231,6 @@ impl Compiler<'_> {
             check_size(handler, layout, &mut self.errors);
         }
     }
-}
-
-/// Whether two target expressions name the same data, wherever they stand in the script.
-fn same_path(a: &TargetExpr, b: &TargetExpr) -> bool {
-    fn step(step: &TargetStep) -> (Option<&str>, i64) {
-        match step {
-            TargetStep::Member(name) => (Some(name.name.as_str()), 0),
-            TargetStep::Index { index, .. } => (None, *index),
-        }
-    }
-    a.name.name == b.name.name
-        && a.address_of == b.address_of
-        && a.steps.iter().map(step).eq(b.steps.iter().map(step))
 }
 
 /// The payload of one site as its handlers' reads fill it.
@@ -1006,7 +991,12 @@ mod tests {
             handler.reads
         );
         assert_eq!(sites[0].program.ops.len(), 2, "only $size is read");
-        // Unguarded, the same read is an error.
+        // The other branch of a `@defined` choice: what another site would have.
+        let body = "print(@defined($irq) ? $irq : $size)";
+        let (_, handler) = compiled_handler("tcp_sendmsg", false, body).unwrap();
+        assert!(matches!(handler.reads[0], Read::Unavailable(_)));
+        assert!(matches!(handler.reads[1], Read::Value(_)));
+        // In a probe that asks no `@defined`, the same read is an error.
         assert!(compiled("tcp_sendmsg", false, "print($nope->x)").is_err());
     }
 
