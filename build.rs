@@ -11,7 +11,7 @@ const PROGRAMS: &[&str] = &[
     "kprobe",
     "kprobe_multi",
     "kprobe_session",
-    "tracepoint",
+    "sites",
 ];
 
 fn main() {

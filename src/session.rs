@@ -14,8 +14,8 @@ use libbpf_rs::RingBufferBuilder;
 
 use crate::cli::Cli;
 use crate::kernel::{
-    libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramStorage, TracepointAttach,
-    TracepointTarget,
+    libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramStorage, SampleTarget,
+    TracepointAttach, TracepointTarget,
 };
 use crate::output::{Sink, StapText};
 use crate::process::{self, HeldCommand};
@@ -25,7 +25,8 @@ use crate::resolve::dwarf::Parameter;
 use crate::resolve::index_cache::default_cache_dir;
 use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{
-    self, Handler, KernelFunctions, PlanError, PlannedTracepoint, ProbePlan, SessionProbe,
+    self, Handler, KernelFunctions, PlanError, PlannedTracepoint, ProbePlan, SamplePeriod,
+    SessionProbe,
 };
 use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::resolve::symbol_cache;
@@ -265,6 +266,14 @@ fn list(plan: &ProbePlan, types: Option<&KernelTypes>, with_parameters: bool) ->
                 .map(|handler| line(handler, &function.parameters))
         })
         .collect();
+    for sample in &plan.samples {
+        points.extend(
+            sample
+                .handlers
+                .iter()
+                .map(|handler| handler.probe_point.clone()),
+        );
+    }
     for tracepoint in &plan.tracepoints {
         let variables = if with_parameters {
             tracepoint_variables(tracepoint, types)
@@ -325,6 +334,16 @@ fn report_plan(cli: &Cli, plan: &ProbePlan, traceable_known: bool, sink: &mut dy
         plan.skipped.len(),
         plan.tracepoints.len()
     ));
+    for sample in &plan.samples {
+        let rate = match sample.period {
+            SamplePeriod::Events(count) => format!("every {count} events"),
+            SamplePeriod::PerSecond(hz) => format!("{hz} times a second"),
+        };
+        sink.note(&format!(
+            "sampling perf event type {} config {} on every CPU, {rate}",
+            sample.perf_type, sample.config
+        ));
+    }
     for tracepoint in &plan.tracepoints {
         let how = match tracepoint.access {
             TracepointAccess::Raw => "a raw tracepoint, its arguments typed by BTF",
@@ -459,13 +478,34 @@ impl<'a> Tracer<'a> {
                 },
             })
             .collect();
-        let probes = if targets.is_empty() && tracepoints.is_empty() {
+        let samples: Vec<SampleTarget> = self
+            .plan
+            .samples
+            .iter()
+            .map(|sample| {
+                let (period, frequency) = match sample.period {
+                    SamplePeriod::Events(count) => (count, false),
+                    SamplePeriod::PerSecond(hz) => (hz, true),
+                };
+                SampleTarget {
+                    display: sample
+                        .handlers
+                        .first()
+                        .map_or_else(String::new, |handler| handler.probe_point.clone()),
+                    perf_type: sample.perf_type,
+                    config: sample.config,
+                    period,
+                    frequency,
+                }
+            })
+            .collect();
+        let probes = if targets.is_empty() && tracepoints.is_empty() && samples.is_empty() {
             None
         } else {
             Some(KernelProbes::attach(
                 &mut storage,
                 &targets,
-                &tracepoints,
+                (&tracepoints, &samples),
                 &config,
                 self.cli.attach.into(),
             )?)

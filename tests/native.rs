@@ -5,6 +5,8 @@
 
 #[path = "support/root.rs"]
 mod root;
+#[path = "support/sampling.rs"]
+mod sampling_checks;
 #[path = "support/tracepoints.rs"]
 mod tracepoint_checks;
 #[path = "support/workload.rs"]
@@ -217,21 +219,16 @@ fn the_shipped_examples_compile() {
     assert!(compiled >= 2, "examples/ has {compiled} scripts");
 }
 
-/// This machine's kernel loads tracepoint programs: raw ones and those reading a syscall
-/// event's record, checked against what the socket workload reports it did.
-#[test]
-fn tracepoints_report_what_the_workload_did() {
-    if !is_root() {
-        eprintln!("skipped: needs root to load tracepoint programs");
-        return;
-    }
+/// Runs `script` on `rounds` of the socket workload: rstap's output, and the workload's
+/// report of what it did.
+fn traced_workload(script: &str, rounds: u32) -> (String, String) {
     let workload = workload::socket_workload().expect("the socket workload builds");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let script = dir.path().join("tracepoints.stp");
-    std::fs::write(&script, tracepoint_checks::SCRIPT).expect("script written");
+    let script_file = dir.path().join("script.stp");
+    std::fs::write(&script_file, script).expect("script written");
     let (trace, report) = (dir.path().join("trace"), dir.path().join("report"));
     let command = format!(
-        "{} --rounds 2 --report {}",
+        "{} --rounds {rounds} --report {}",
         workload.display(),
         report.display()
     );
@@ -240,14 +237,53 @@ fn tracepoints_report_what_the_workload_did() {
         &trace.display().to_string(),
         "-c",
         &command,
-        &script.display().to_string(),
+        &script_file.display().to_string(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
-    let (trace, report) = (read(&trace), read(&report));
+    (read(&trace), read(&report))
+}
+
+/// This machine's kernel loads tracepoint programs: raw ones and those reading a syscall
+/// event's record, checked against what the socket workload reports it did.
+#[test]
+fn tracepoints_report_what_the_workload_did() {
+    if !is_root() {
+        eprintln!("skipped: needs root to load tracepoint programs");
+        return;
+    }
+    let (trace, report) = traced_workload(tracepoint_checks::SCRIPT, 2);
     tracepoint_checks::check(
         &trace,
         &report,
+        &format!("trace:\n{trace}\nreport:\n{report}"),
+    );
+}
+
+/// This machine's kernel samples perf events: `timer.profile` against the CPU time the
+/// workload used and the kernel's HZ (from /proc/config.gz).
+#[test]
+fn timer_profile_samples_the_workload_as_its_cpu_time_says() {
+    if !is_root() {
+        eprintln!("skipped: needs root to load sampling programs");
+        return;
+    }
+    let Ok(compressed) = std::fs::read("/proc/config.gz") else {
+        eprintln!("skipped: this kernel does not give its config (/proc/config.gz)");
+        return;
+    };
+    let mut config = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut config,
+    )
+    .expect("/proc/config.gz decompresses");
+    let hz = sampling_checks::hz_of_config(&config);
+    let (trace, report) = traced_workload(sampling_checks::SCRIPT, 3000);
+    sampling_checks::check(
+        &trace,
+        &report,
+        hz,
         &format!("trace:\n{trace}\nreport:\n{report}"),
     );
 }

@@ -24,6 +24,8 @@ pub(super) enum CopyTarget {
     RawTracepoint,
     /// Any tracepoint's trace record, chosen when it is attached.
     TraceRecord,
+    /// Any sampled perf event, chosen when it is attached.
+    Sample,
 }
 
 /// Loads a copy of `template`'s instructions, or of `insns` (the template's, changed), for
@@ -57,6 +59,7 @@ pub(super) fn load(
         } => (libbpf_sys::BPF_PROG_TYPE_TRACING, attach_type, btf_id),
         CopyTarget::RawTracepoint => (libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT, 0, 0),
         CopyTarget::TraceRecord => (libbpf_sys::BPF_PROG_TYPE_TRACEPOINT, 0, 0),
+        CopyTarget::Sample => (libbpf_sys::BPF_PROG_TYPE_PERF_EVENT, 0, 0),
     };
     let load = |log: Option<&mut [u8]>| {
         let mut opts = libbpf_sys::bpf_prog_load_opts {

@@ -18,6 +18,8 @@ enum event_kind {
 	EVENT_ENTRY = 0,
 	EVENT_RETURN = 1,
 	EVENT_TRACEPOINT = 2,	/* function_address is the tracepoint's number */
+	EVENT_SAMPLE = 3,	/* function_address is the sample's number, return_address the
+				 * interrupted instruction */
 };
 
 /* Mirrored by `RawEvent` in src/kernel/event.rs; keep the two in step. */
@@ -63,6 +65,7 @@ enum rstap_fetch_code {
 	FETCH_USER_STRING = 7,	/* the same from user memory */
 	FETCH_COPY_LOAD = 8,	/* FETCH_LOAD whose fault is the value's final copy */
 	FETCH_STACK = 9,	/* payload[dest] = frame count, then up to size bytes of frames */
+	FETCH_CURRENT_TASK = 10,	/* reg = the current task's task_struct */
 };
 
 struct rstap_fetch_op {
@@ -259,6 +262,9 @@ static long fetch_step(__u64 index, void *ctx)
 	}
 	case FETCH_RETURN:
 		state->reg = state->return_value;
+		break;
+	case FETCH_CURRENT_TASK:
+		state->reg = bpf_get_current_task();
 		break;
 
 	case FETCH_ADD:

@@ -28,6 +28,9 @@ pub enum EventKind {
     Return,
     /// A tracepoint was hit; the header's function address is the tracepoint's number.
     Tracepoint,
+    /// A perf event was sampled; the function address is the sample's number, the return
+    /// address where the task was interrupted.
+    Sample,
 }
 
 impl EventKind {
@@ -37,6 +40,7 @@ impl EventKind {
             EventKind::Entry => 0,
             EventKind::Return => 1,
             EventKind::Tracepoint => 2,
+            EventKind::Sample => 3,
         }
     }
 }
@@ -74,6 +78,7 @@ impl Event {
             0 => EventKind::Entry,
             1 => EventKind::Return,
             2 => EventKind::Tracepoint,
+            3 => EventKind::Sample,
             _ => return None,
         };
         Some(Event {

@@ -39,6 +39,8 @@ pub enum FetchOp {
     Argument(u8),
     /// The register becomes the return value.
     ReturnValue,
+    /// The register becomes the address of the current task's `task_struct`.
+    CurrentTask,
 
     /// The register grows by `offset`: a member's address, an array element's.
     Add(i64),
@@ -79,6 +81,7 @@ impl FetchOp {
             FetchOp::Store { dest } => (5, 8, dest, 0),
             FetchOp::String { dest, max, user } => (if user { 7 } else { 6 }, max, dest, 0),
             FetchOp::Stack { dest, frames } => (9, frames * 8, dest, 0),
+            FetchOp::CurrentTask => (10, 0, 0, 0),
         }
     }
 }

@@ -46,7 +46,7 @@ mod kprobe;
 mod kprobe_multi;
 mod kprobe_session;
 pub mod libbpf_log;
-mod tracepoint;
+mod sites;
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
@@ -54,7 +54,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, OpenMapMut, OpenObject};
 
 pub use event::{Event, EventKind};
-pub use tracepoint::{TracepointAttach, TracepointTarget};
+pub use sites::{SampleTarget, TracepointAttach, TracepointTarget};
 
 /// A kernel function to probe, and on which side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +162,7 @@ pub enum KernelError {
     #[error("cannot create the BPF maps every probe shares: {0}")]
     SharedMaps(String),
     #[error("{0}")]
-    Tracepoints(String),
+    Sites(String),
     #[error("none of the {count} matched functions could be attached; {name}: {reason}")]
     NothingAttached {
         count: usize,
@@ -177,7 +177,7 @@ pub struct ProgramStorage {
     multi: MaybeUninit<OpenObject>,
     fentry: MaybeUninit<OpenObject>,
     kprobe: MaybeUninit<OpenObject>,
-    tracepoint: MaybeUninit<OpenObject>,
+    sites: MaybeUninit<OpenObject>,
 }
 
 impl Default for ProgramStorage {
@@ -187,7 +187,7 @@ impl Default for ProgramStorage {
             multi: MaybeUninit::uninit(),
             fentry: MaybeUninit::uninit(),
             kprobe: MaybeUninit::uninit(),
-            tracepoint: MaybeUninit::uninit(),
+            sites: MaybeUninit::uninit(),
         }
     }
 }
@@ -240,24 +240,24 @@ pub struct KernelProbes<'obj> {
 
 impl<'obj> KernelProbes<'obj> {
     /// Attaches every target function with the first mechanism of `policy` that takes
-    /// it, and every tracepoint. Functions no mechanism takes are skipped (see
+    /// it, every tracepoint and every sample. Functions no mechanism takes are skipped (see
     /// [`KernelProbes::skipped`]); it is an error only if none could be attached. A
-    /// tracepoint that cannot be attached is an error.
+    /// tracepoint or sample that cannot be attached is an error.
     pub fn attach(
         storage: &'obj mut ProgramStorage,
         targets: &[ProbeTarget],
-        tracepoints: &[TracepointTarget],
+        (tracepoints, samples): (&[TracepointTarget], &[SampleTarget]),
         config: &ProbeConfig,
         policy: AttachPolicy,
     ) -> Result<Self, KernelError> {
-        raise_open_file_limit(targets.len() + tracepoints.len());
+        raise_open_file_limit(targets.len() + tracepoints.len() + samples.len());
         let shared = SharedMaps::create(config).map_err(KernelError::SharedMaps)?;
         let ProgramStorage {
             session,
             multi,
             fentry,
             kprobe,
-            tracepoint,
+            sites,
         } = storage;
         let (mut session, mut multi, mut fentry, mut kprobe) =
             (Some(session), Some(multi), Some(fentry), Some(kprobe));
@@ -339,9 +339,9 @@ impl<'obj> KernelProbes<'obj> {
                 });
             }
         }
-        if !tracepoints.is_empty() {
-            let probes = tracepoint::place(tracepoint, config, &shared, tracepoints)
-                .map_err(KernelError::Tracepoints)?;
+        if !tracepoints.is_empty() || !samples.is_empty() {
+            let probes = sites::place(sites, config, &shared, tracepoints, samples)
+                .map_err(KernelError::Sites)?;
             placed.push(Box::new(probes));
         }
         Ok(KernelProbes {

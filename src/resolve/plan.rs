@@ -13,7 +13,7 @@ use super::source::{SourceError, SourceFunctions};
 use super::tracepoints::{TracepointAccess, TracepointError, TracepointName, Tracepoints};
 use crate::kernel::fetch::PayloadValue;
 use crate::script::{
-    CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ScriptError, SourceMap,
+    CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, SampleEvery, ScriptError, SourceMap,
 };
 
 /// A probe body to run for an event, and the probe point that brought it there.
@@ -102,6 +102,27 @@ pub struct PlannedTracepoint {
     pub handlers: Vec<Handler>,
 }
 
+/// A perf event to sample on every CPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSample {
+    pub perf_type: u32,
+    pub config: u64,
+    pub period: SamplePeriod,
+    pub handlers: Vec<Handler>,
+}
+
+/// How often a sampled perf event fires, as perf_event_attr says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SamplePeriod {
+    /// Every this many events (for the CPU clock, nanoseconds).
+    Events(u64),
+    /// This many times a second, perf adjusting the period.
+    PerSecond(u64),
+}
+
+/// `timer.profile`'s rate where the kernel's HZ cannot be read: Debian's and Ubuntu's.
+pub const DEFAULT_HZ: u64 = 250;
+
 /// A function a probe point matched but rstap will not probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedFunction {
@@ -122,6 +143,8 @@ pub struct ProbePlan {
     pub timers: Vec<PlannedTimer>,
     /// In name order; an event's site number is its index here.
     pub tracepoints: Vec<PlannedTracepoint>,
+    /// In script order; a sample's site number is its index here.
+    pub samples: Vec<PlannedSample>,
     /// What the kernel side reads at each site for the probes' target variables; filled in
     /// by [`targets::compile`](super::targets::compile).
     pub fetches: Vec<crate::kernel::fetch::SiteFetch>,
@@ -322,6 +345,25 @@ pub fn plan(
                     continue;
                 }
                 ProbePointKind::Never => continue,
+                &ProbePointKind::Sample {
+                    perf_type,
+                    config,
+                    every,
+                } => {
+                    plan.samples.push(PlannedSample {
+                        perf_type,
+                        config,
+                        period: sample_period(every),
+                        handlers: vec![Handler {
+                            probe,
+                            function: String::new(),
+                            probe_point: point.text.clone(),
+                            reads: Vec::new(),
+                            defined: Vec::new(),
+                        }],
+                    });
+                    continue;
+                }
                 &ProbePointKind::Timer {
                     period_ns,
                     randomize_ns,
@@ -495,6 +537,19 @@ fn plan_by_source(
         return Err(ScriptError::at(source, point.span, message).into());
     }
     Ok(())
+}
+
+/// A sampling point's period; `timer.profile` ticks through the CPU clock, which counts
+/// nanoseconds, at the kernel's HZ.
+fn sample_period(every: SampleEvery) -> SamplePeriod {
+    match every {
+        SampleEvery::Events(count) => SamplePeriod::Events(count),
+        SampleEvery::PerSecond(hz) => SamplePeriod::PerSecond(hz),
+        SampleEvery::Tick => {
+            let hz = crate::system::kernel_hz().map_or(DEFAULT_HZ, |hz| hz as u64);
+            SamplePeriod::Events(1_000_000_000 / hz.max(1))
+        }
+    }
 }
 
 /// Adds a handler of `probe` to every tracepoint `(system, event)` matches.

@@ -13,7 +13,9 @@ use crate::kernel::fetch::{
     MAX_PAYLOAD, MAX_STRING, MAX_VALUES,
 };
 use crate::kernel::EventKind;
-use crate::script::{CheckedScript, ReadKind, ScriptError, Span, TargetRead, TargetStep};
+use crate::script::{
+    CastBase, CheckedScript, ReadKind, ScriptError, Span, TargetExpr, TargetRead, TargetStep,
+};
 use crate::types::{KernelTypes, Parameter, Shape, TypeRef};
 
 /// Arguments the probe programs pass to fetch programs: `FETCH_ARGS` in event.bpf.h.
@@ -61,6 +63,12 @@ pub fn compile(
         let mut layout = Layout::default();
         compiler.handlers(&signature, &mut tracepoint.handlers, false, &mut layout);
         add_site(number as u64, EventKind::Tracepoint, layout);
+    }
+    for (number, sample) in plan.samples.iter_mut().enumerate() {
+        let signature = Signature::sample();
+        let mut layout = Layout::default();
+        compiler.handlers(&signature, &mut sample.handlers, false, &mut layout);
+        add_site(number as u64, EventKind::Sample, layout);
     }
     match ScriptError::several(compiler.errors) {
         Some(errors) => Err(errors),
@@ -127,6 +135,18 @@ impl<'a> Signature<'a> {
             kind,
             variables,
             return_type: types.return_type(function).map_err(|err| err.to_string()),
+            names: None,
+        }
+    }
+
+    /// A sampled perf event's: a kernel stack, and nothing else.
+    fn sample() -> Self {
+        Signature {
+            site: "a sampled perf event".into(),
+            what: "sample",
+            kind: EventKind::Sample,
+            variables: Err("a sample interrupts a task wherever it is: it has no variables".into()),
+            return_type: Err("a sample has no return value".into()),
             names: None,
         }
     }
@@ -372,17 +392,52 @@ fn compile_read(
     Ok(Read::Text(parts))
 }
 
-fn compile_value(
+/// The place a target expression's path leads to (the operations that reach it pushed
+/// onto `ops`), and the path as the script writes it, for messages.
+fn compile_path(
     types: &KernelTypes,
     site: &Signature<'_>,
-    read: &TargetRead,
-    layout: &mut Layout,
-) -> Result<PayloadValue, Failure> {
-    let target = &read.target;
+    target: &TargetExpr,
+    ops: &mut Vec<FetchOp>,
+) -> Result<(Place, String), Failure> {
     let in_function = |message: String| format!("{message} (in {})", site.site);
     let name_span = target.name.span;
-    let mut ops = Vec::new();
-    let mut place = if target.name.name == "return" {
+    let mut path = format!("${}", target.name.name);
+    let mut place = if let Some(cast) = target.cast.as_deref() {
+        match &cast.base {
+            CastBase::Target(base) => {
+                let (place, base_path) = compile_path(types, site, base, ops)?;
+                load_scalar(types, place, base.address_of, ops, &base_path)
+                    .map_err(|what| (base.name.span, in_function(what)))?;
+            }
+            CastBase::CurrentTask(_) => ops.push(FetchOp::CurrentTask),
+            CastBase::Other(name) => {
+                return Err((name.span, "@cast of a value the script computes".into()))
+            }
+        }
+        let name = &cast.type_name;
+        let ty = types.struct_type(&name.name).ok_or_else(|| {
+            let close = types.close_struct_names(&name.name);
+            let hint = if close.is_empty() {
+                String::new()
+            } else {
+                format!("; did you mean {}?", close.join(", "))
+            };
+            (
+                name.span,
+                format!(
+                    "@cast: the kernel's BTF has no struct or union `{}`{hint}",
+                    name.name
+                ),
+            )
+        })?;
+        path = format!("@cast(..., \"{}\")", name.name);
+        Place::At {
+            ty,
+            offset: 0,
+            bits: None,
+        }
+    } else if target.name.name == "return" {
         debug_assert_eq!(site.kind, EventKind::Return);
         let ty = site
             .return_type
@@ -459,11 +514,10 @@ fn compile_value(
             }
         }
     };
-    let mut path = format!("${}", target.name.name);
     for step in &target.steps {
         place = match *step {
             TargetStep::Member(ref member) => {
-                let holder = pointee_or_object(types, place, &mut ops, member.span, &path)
+                let holder = pointee_or_object(types, place, ops, member.span, &path)
                     .map_err(|(span, message)| (span, in_function(message)))?;
                 let Place::At { ty, offset, .. } = holder else {
                     unreachable!("pointee_or_object gives a place in memory")
@@ -494,7 +548,7 @@ fn compile_value(
                 };
                 let (element, offset) = match element {
                     Some(Place::At { ty, offset, .. }) => (ty, offset),
-                    _ => match pointee_or_object(types, place, &mut ops, span, &path)
+                    _ => match pointee_or_object(types, place, ops, span, &path)
                         .map_err(|(span, message)| (span, in_function(message)))?
                     {
                         Place::At { ty, offset, .. } => {
@@ -518,39 +572,53 @@ fn compile_value(
             }
         };
     }
-    let span = read.span;
-    let scalar = if target.address_of {
-        match place {
-            Place::At {
-                offset, bits: None, ..
-            } => {
-                ops.push(FetchOp::Add(offset));
-                Scalar {
-                    bytes: 8,
-                    signed: false,
-                    shift: 0,
-                    bits: 0,
-                }
-            }
-            Place::At { bits: Some(_), .. } => {
-                return Err((
-                    span,
-                    in_function(format!("&{path}: a bitfield has no address")),
-                ))
-            }
-            Place::Value(_) => {
-                return Err((
-                    span,
-                    in_function(format!(
-                    "&{path}: a parameter lives in a register, and has no address rstap can give"
-                )),
-                ))
-            }
+    Ok((place, path))
+}
+
+/// Ends a path with its value in the register: what its place holds, or (`address_of`) its
+/// address. The error says why it has no such value.
+fn load_scalar(
+    types: &KernelTypes,
+    place: Place,
+    address_of: bool,
+    ops: &mut Vec<FetchOp>,
+    path: &str,
+) -> Result<Scalar, String> {
+    if !address_of {
+        return value_of(types, place, ops).map_err(|what| format!("{path} {what}"));
+    }
+    match place {
+        Place::At {
+            offset, bits: None, ..
+        } => {
+            ops.push(FetchOp::Add(offset));
+            Ok(Scalar {
+                bytes: 8,
+                signed: false,
+                shift: 0,
+                bits: 0,
+            })
         }
-    } else {
-        value_of(types, place, &mut ops)
-            .map_err(|what| (span, in_function(format!("{path} {what}"))))?
-    };
+        Place::At { bits: Some(_), .. } => Err(format!("&{path}: a bitfield has no address")),
+        Place::Value(_) => Err(format!(
+            "&{path}: a parameter lives in a register, and has no address rstap can give"
+        )),
+    }
+}
+
+fn compile_value(
+    types: &KernelTypes,
+    site: &Signature<'_>,
+    read: &TargetRead,
+    layout: &mut Layout,
+) -> Result<PayloadValue, Failure> {
+    let target = &read.target;
+    let in_function = |message: String| format!("{message} (in {})", site.site);
+    let mut ops = Vec::new();
+    let (place, path) = compile_path(types, site, target, &mut ops)?;
+    let span = read.span;
+    let scalar = load_scalar(types, place, target.address_of, &mut ops, &path)
+        .map_err(|what| (span, in_function(what)))?;
     let dest = layout.bytes;
     let value = layout.values;
     let (stored, size) = match read.kind {
@@ -831,6 +899,29 @@ mod tests {
         let types = KernelTypes::load_vmlinux().map_err(|e| e.to_string())?;
         let sites = compile(&script, &mut plan, &types).map_err(|e| e.to_string())?;
         Ok((sites, plan.tracepoints[0].handlers[0].reads.clone()))
+    }
+
+    #[test]
+    fn a_cast_reads_through_the_type_it_names() {
+        let body = "print(@cast($sk, \"struct sock_common\")->skc_family, \
+                    @cast(task_current(), \"task_struct\")->tgid, task_current())";
+        let (sites, reads) = compiled("tcp_sendmsg", false, body).unwrap();
+        assert_eq!(reads.len(), 3);
+        let ops = &sites[0].program.ops;
+        // $sk's value, then the family at its offset in sock_common, 2 bytes.
+        assert_eq!(ops[0], FetchOp::Argument(0));
+        assert!(matches!(ops[1], FetchOp::Load { bytes: 2, .. }), "{ops:?}");
+        assert!(matches!(ops[2], FetchOp::Store { .. }));
+        assert_eq!(ops[3], FetchOp::CurrentTask);
+        assert!(matches!(ops[4], FetchOp::Load { bytes: 4, .. }), "{ops:?}");
+        // task_current() is the task's address.
+        assert_eq!(ops[6..8], [FetchOp::CurrentTask, FetchOp::Add(0)]);
+        let error =
+            compiled("tcp_sendmsg", false, "print(@cast($size, \"sock\")->nope)").unwrap_err();
+        assert!(
+            error.contains("`struct sock` has no member `nope`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub trait ProbeContext {
     }
     /// The `-x`/`-c` process id, or 0.
     fn target(&self) -> i64;
+    /// Whether the event interrupted the task in user space: only a sample can.
+    fn user_mode(&self) -> bool {
+        false
+    }
     /// What the probe's target read number `index` found at the event (see
     /// `script::ir::TargetRead`). Only kernel events carry any: the script's checks refuse
     /// target variables in every other probe.

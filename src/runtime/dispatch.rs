@@ -13,8 +13,12 @@ use crate::output::Sink;
 use crate::resolve::code::KernelCode;
 use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{
-    Handler, PlannedFunction, PlannedTracepoint, ProbePlan, Read, TextPart,
+    Handler, PlannedFunction, PlannedSample, PlannedTracepoint, ProbePlan, Read, TextPart,
 };
+
+/// Where x86-64's kernel half of the address space starts: below it, an address is a
+/// task's own.
+const KERNEL_SPACE: u64 = 0xffff_8000_0000_0000;
 use crate::script::BacktraceFormat;
 
 /// Converts the programs' CLOCK_MONOTONIC timestamps to wall-clock time, which is what
@@ -58,6 +62,7 @@ pub struct Dispatcher<'a> {
     functions: &'a [PlannedFunction],
     by_address: HashMap<u64, usize>,
     tracepoints: &'a [PlannedTracepoint],
+    samples: &'a [PlannedSample],
     symbols: &'a KernelSymbols,
     code: &'a KernelCode,
     clock: WallClock,
@@ -90,6 +95,7 @@ impl<'a> Dispatcher<'a> {
             functions: &plan.functions,
             by_address,
             tracepoints: &plan.tracepoints,
+            samples: &plan.samples,
             symbols,
             code,
             clock,
@@ -119,7 +125,9 @@ impl<'a> Dispatcher<'a> {
         let return_side = match event.kind {
             EventKind::Entry => false,
             EventKind::Return => true,
-            EventKind::Tracepoint => return self.dispatch_tracepoint(&event, payload, out),
+            EventKind::Tracepoint | EventKind::Sample => {
+                return self.dispatch_site(&event, payload, out)
+            }
         };
         let Some(&index) = self.by_address.get(&event.function_address) else {
             self.undecodable += 1;
@@ -153,6 +161,7 @@ impl<'a> Dispatcher<'a> {
             function_address: function.address,
             address,
             probefunc,
+            user_mode: false,
         };
         if !return_side {
             self.keep_for_returns(&site, &function.entry_captures)?;
@@ -164,15 +173,31 @@ impl<'a> Dispatcher<'a> {
         Ok(flow)
     }
 
-    /// Runs the handlers of the tracepoint the event names by its number.
-    fn dispatch_tracepoint(
+    /// Runs the handlers of the tracepoint or sample the event names by its number.
+    fn dispatch_site(
         &mut self,
         event: &Event,
         payload: &[u8],
         out: &mut dyn Sink,
     ) -> Result<Flow, RuntimeError> {
         let number = event.function_address as usize;
-        let Some(tracepoint) = self.tracepoints.get(number) else {
+        let found = match event.kind {
+            EventKind::Sample => self.samples.get(number).map(|sample| {
+                // Where the task was interrupted: `addr()`, and its function `probefunc()`.
+                let address = event.return_address;
+                let user_mode = address < KERNEL_SPACE;
+                let function = (!user_mode)
+                    .then(|| self.symbols.function_containing(address))
+                    .flatten();
+                let probefunc = function.map_or("", |symbol| symbol.name);
+                (&sample.handlers, address, probefunc, user_mode)
+            }),
+            _ => self
+                .tracepoints
+                .get(number)
+                .map(|tracepoint| (&tracepoint.handlers, 0, "", false)),
+        };
+        let Some((handlers, address, probefunc, user_mode)) = found else {
             self.undecodable += 1;
             return Ok(Flow::Continue);
         };
@@ -181,10 +206,11 @@ impl<'a> Dispatcher<'a> {
             payload,
             site: number,
             function_address: 0,
-            address: 0,
-            probefunc: "",
+            address,
+            probefunc,
+            user_mode,
         };
-        self.run_handlers(&site, &tracepoint.handlers, &[], out)
+        self.run_handlers(&site, handlers, &[], out)
     }
 
     /// Evaluates, at an entry, what the function's `.return` probes keep from it.
@@ -255,6 +281,7 @@ impl<'a> Dispatcher<'a> {
             symbols: self.symbols,
             address: site.address,
             probefunc: site.probefunc,
+            user_mode: site.user_mode,
             clock: self.clock,
             target: self.target,
         }
@@ -295,12 +322,14 @@ struct Site<'e> {
     payload: &'e [u8],
     /// The function's index in the plan, or the tracepoint's.
     site: usize,
-    /// The function's entry address; 0 for a tracepoint.
+    /// The function's entry address; 0 for a tracepoint or a sample.
     function_address: u64,
     /// `addr()`.
     address: u64,
     /// `probefunc()`.
     probefunc: &'e str,
+    /// `user_mode()`.
+    user_mode: bool,
 }
 
 /// What a probe body sees of one event.
@@ -318,6 +347,7 @@ struct EventContext<'e> {
     address: u64,
     /// The symbol of `addr()`: the function itself on entry, its caller on return.
     probefunc: &'e str,
+    user_mode: bool,
     clock: WallClock,
     target: i64,
 }
@@ -359,6 +389,9 @@ impl ProbeContext for EventContext<'_> {
     fn target(&self) -> i64 {
         self.target
     }
+    fn user_mode(&self) -> bool {
+        self.user_mode
+    }
     fn target_defined(&self, index: usize) -> bool {
         self.handler.defined.get(index).copied().unwrap_or(false)
     }
@@ -390,17 +423,19 @@ impl EventContext<'_> {
             .filter_map(|word| word.try_into().ok().map(u64::from_ne_bytes))
             .collect();
         let function = self.function_address;
-        let size = self
-            .symbols
-            .function_with_size(function)
-            .map_or(0, |(_, size)| size);
+        // At a function's entry the stack starts with the probe machinery's frames; a
+        // sample's starts where the task was interrupted.
+        let frames = if function == 0 {
+            raw
+        } else {
+            let size = self
+                .symbols
+                .function_with_size(function)
+                .map_or(0, |(_, size)| size);
+            backtrace::at_entry(&raw, function, size)
+        };
         let mut text = String::new();
-        backtrace::write(
-            &backtrace::at_entry(&raw, function, size),
-            format,
-            self.symbols,
-            &mut text,
-        );
+        backtrace::write(&frames, format, self.symbols, &mut text);
         text.into_bytes()
     }
 

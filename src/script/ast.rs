@@ -275,11 +275,49 @@ pub struct Expr {
 /// `$sk->__sk_common->skc_family`, `$argv[1]`, `$return`, or `&` of one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetExpr {
-    /// Without the `$`: a parameter's name, or `return`.
+    /// Without the `$`: a parameter's name, or `return`; `@cast` for a cast, spanning it.
     pub name: Name,
     pub steps: Vec<TargetStep>,
     /// `&$var->member`: the member's address rather than its value.
     pub address_of: bool,
+    /// `@cast(BASE, "TYPE")`, which the steps start from.
+    pub cast: Option<Box<TargetCast>>,
+}
+
+impl TargetExpr {
+    /// The target variable the expression starts from, through casts: `return`, a
+    /// parameter's name, or `task_current` for a cast of the current task.
+    pub fn root(&self) -> &Name {
+        match self.cast.as_deref() {
+            Some(TargetCast {
+                base: CastBase::Target(base),
+                ..
+            }) => base.root(),
+            Some(TargetCast {
+                base: CastBase::CurrentTask(name) | CastBase::Other(name),
+                ..
+            }) => name,
+            None => &self.name,
+        }
+    }
+}
+
+/// `@cast(BASE, "TYPE"[, "MODULE"])`: BASE's value as a pointer to the kernel type TYPE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetCast {
+    pub base: CastBase,
+    /// The struct or union, without `struct ` or `union `, and where the script names it.
+    pub type_name: Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CastBase {
+    /// A target expression: `@cast($ptr, ...)`, `@cast($skb->sk, ...)`.
+    Target(Box<TargetExpr>),
+    /// `task_current()`, the `task_struct` of the task the event happened in.
+    CurrentTask(Name),
+    /// Anything else, which the script computes: refused, named by where it is.
+    Other(Name),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

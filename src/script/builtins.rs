@@ -29,6 +29,9 @@ pub(super) enum Answer {
     /// `kernel_string(p)` and friends: kernel memory at a target's address, read at the
     /// event (a string's bound is filled in by lowering).
     KernelRead(ReadKind),
+    /// `task_current()`: the address of the event's task's `task_struct`, read at the
+    /// event.
+    CurrentTask,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +145,7 @@ const BUILTINS: &[Builtin] = &[
     fact("local_clock_ms", IntContext::LocalClockMs),
     fact("local_clock_s", IntContext::LocalClockS),
     fact("jiffies", IntContext::Jiffies),
+    fact("user_mode", IntContext::UserMode),
     text_fact("execname", StrContext::Execname),
     text_fact("probefunc", StrContext::Probefunc),
     text_fact("ppfunc", StrContext::Ppfunc),
@@ -273,6 +277,12 @@ const BUILTINS: &[Builtin] = &[
         Str,
         ReadKind::Backtrace(BacktraceFormat::Hex),
     ),
+    Builtin {
+        name: "task_current",
+        params: &[],
+        returns: Some(Long),
+        answer: Answer::CurrentTask,
+    },
     Builtin {
         name: "print_backtrace",
         params: &[],

@@ -49,6 +49,8 @@ pub enum IntContext {
     LocalClockMs,
     LocalClockS,
     Jiffies,
+    /// `user_mode()`: whether the event interrupted the task in user space.
+    UserMode,
 }
 
 /// String-valued facts about the event being handled.
@@ -578,6 +580,24 @@ pub enum ProbePointKind {
         system: Option<String>,
         event: String,
     },
+    /// `timer.profile`, `perf.type(T).config(C)...`: a perf event of this type and config,
+    /// sampled on every CPU.
+    Sample {
+        perf_type: u32,
+        config: u64,
+        every: SampleEvery,
+    },
+}
+
+/// How often a sampled perf event fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleEvery {
+    /// Once per this many of its events (`perf...sample(N)`).
+    Events(u64),
+    /// This many times a second (`perf...hz(N)`).
+    PerSecond(u64),
+    /// At each of the kernel's ticks (`timer.profile`), HZ times a second.
+    Tick,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,14 +17,15 @@ mod points;
 mod preprocess;
 mod source;
 
-pub use ast::TargetStep;
+pub use ast::{CastBase, TargetStep};
 pub(crate) use ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram,
     IntExpr, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
 };
 pub use ir::{
     BacktraceFormat, CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library,
-    ProbePoint, ProbePointKind, ReadKind, StatsShape, StrContext, TargetExpr, TargetRead, Ty,
+    ProbePoint, ProbePointKind, ReadKind, SampleEvery, StatsShape, StrContext, TargetExpr,
+    TargetRead, Ty,
 };
 pub use limits::Limits;
 pub use parser::MAX_NESTING;

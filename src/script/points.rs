@@ -2,7 +2,7 @@
 //! probe point from what follows them. Adding a kind of probe point is one more entry.
 
 use super::ast::{PointArg, PointComponent, PointSyntax};
-use super::ir::{FunctionVariant, ProbePoint, ProbePointKind};
+use super::ir::{FunctionVariant, ProbePoint, ProbePointKind, SampleEvery};
 use super::source::{SourceMap, Span};
 use crate::resolve::glob::Glob;
 
@@ -46,8 +46,13 @@ const PROVIDERS: &[Provider] = &[
     },
     Provider {
         path: &["timer"],
-        usage: "timer.{s,ms,us,ns,hz,jiffies}(N)[.randomize(M)]",
+        usage: "timer.{s,ms,us,ns,hz,jiffies}(N)[.randomize(M)], timer.profile",
         build: timer,
+    },
+    Provider {
+        path: &["perf"],
+        usage: "perf.type(N).config(M)[.sample(N)|.hz(N)]",
+        build: perf,
     },
     Provider {
         path: &["kernel", "function"],
@@ -199,10 +204,7 @@ fn timer(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
         ));
     };
     if unit.name == "profile" {
-        return Err((
-            unit.span,
-            "not supported yet: timer.profile (a probe on every CPU's tick)".to_string(),
-        ));
+        return timer_profile(c);
     }
     let scale = match unit.name.as_str() {
         "s" | "sec" => 1_000_000_000,
@@ -256,6 +258,110 @@ fn timer(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
     Ok(ProbePointKind::Timer {
         period_ns,
         randomize_ns,
+    })
+}
+
+/// `timer.profile` (or `timer.profile.tick`): every CPU, at each of the kernel's ticks,
+/// sampled through the CPU clock as perf does.
+fn timer_profile(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
+    if let Some(arg) = c[1].argument.as_ref().map(|_| &c[1]) {
+        return Err((arg.span, "timer.profile takes no argument".to_string()));
+    }
+    if let Some(extra) = c
+        .get(2)
+        .filter(|s| s.name != "tick" || s.argument.is_some())
+    {
+        return Err((
+            extra.span,
+            format!(
+                "unknown probe point suffix '.{}' of timer.profile",
+                extra.name
+            ),
+        ));
+    }
+    if let Some(extra) = c.get(3) {
+        return Err((
+            extra.span,
+            format!("unknown probe point suffix '.{}'", extra.name),
+        ));
+    }
+    Ok(ProbePointKind::Sample {
+        perf_type: PERF_TYPE_SOFTWARE,
+        config: PERF_COUNT_SW_CPU_CLOCK,
+        every: SampleEvery::Tick,
+    })
+}
+
+/// perf's `PERF_TYPE_SOFTWARE` and its `PERF_COUNT_SW_CPU_CLOCK`.
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
+/// SystemTap's period for a perf point without `.sample` or `.hz`.
+const DEFAULT_SAMPLE_PERIOD: u64 = 1_000_000;
+
+/// `perf.type(T).config(C)`, then `.sample(N)` (every N events) or `.hz(F)` (F times a
+/// second): a perf event sampled on every CPU.
+fn perf(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
+    let number = |index: usize, name: &str| -> Result<u64, PointError> {
+        let comp = c
+            .get(index)
+            .filter(|comp| comp.name == name)
+            .ok_or_else(|| {
+                let at = c.get(index).unwrap_or(&c[c.len() - 1]);
+                (
+                    at.span,
+                    format!("a perf probe point is perf.type(N).config(M): expected .{name}(N)"),
+                )
+            })?;
+        match comp.argument {
+            Some(PointArg::Number(n)) if n >= 0 => Ok(n as u64),
+            _ => Err((
+                comp.span,
+                format!("perf.{name} needs a number, e.g. {name}(0)"),
+            )),
+        }
+    };
+    if c[0].argument.is_some() {
+        return Err((
+            c[0].span,
+            "perf takes no argument; write perf.type(N)".into(),
+        ));
+    }
+    let perf_type = u32::try_from(number(1, "type")?)
+        .map_err(|_| (c[1].span, "perf.type is a 32-bit number".to_string()))?;
+    let config = number(2, "config")?;
+    let every = match c.get(3) {
+        None => SampleEvery::Events(DEFAULT_SAMPLE_PERIOD),
+        Some(comp) if comp.name == "sample" => SampleEvery::Events(number(3, "sample")?.max(1)),
+        Some(comp) if comp.name == "hz" => SampleEvery::PerSecond(number(3, "hz")?.max(1)),
+        Some(comp) if comp.name == "process" || comp.name == "counter" => {
+            return Err((
+                comp.span,
+                format!(
+                    "not supported yet: perf .{}: rstap samples perf events on every CPU",
+                    comp.name
+                ),
+            ))
+        }
+        Some(comp) => {
+            return Err((
+                comp.span,
+                format!(
+                    "unknown probe point suffix '.{}'; expected .sample(N) or .hz(N)",
+                    comp.name
+                ),
+            ))
+        }
+    };
+    if let Some(extra) = c.get(4) {
+        return Err((
+            extra.span,
+            format!("unknown probe point suffix '.{}'", extra.name),
+        ));
+    }
+    Ok(ProbePointKind::Sample {
+        perf_type,
+        config,
+        every,
     })
 }
 

@@ -322,13 +322,13 @@ impl Preprocessor<'_> {
 }
 
 /// The `@` operators the parser takes (`@entry(expr)`, `@defined($var)`).
-const PARSED_OPERATORS: &[&str] = &["entry", "defined", "choose_defined"];
+const PARSED_OPERATORS: &[&str] = &["entry", "defined", "choose_defined", "cast"];
 
 /// Why an `@` operator rstap refuses is missing, where that says more than its name.
 fn refusal_reason(name: &str) -> &'static str {
     match name {
         "defined" => ": it asks whether a target variable ($var) exists, and rstap does not read the kernel's variables yet",
-        "cast" | "var" => ": it reads the kernel's data through a type or variable name, which rstap does not look up yet",
+        "var" => ": it reads the kernel's data through a variable name, which rstap does not look up yet",
         _ => "",
     }
 }

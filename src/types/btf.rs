@@ -235,6 +235,13 @@ impl KernelTypes {
             .map(|&id| TypeRef(id))
     }
 
+    /// The struct and union names closest to `name`, for an unknown one.
+    pub fn close_struct_names(&self, name: &str) -> Vec<String> {
+        let index = self.index();
+        let names = index.structs.keys().chain(index.unions.keys()).cloned();
+        crate::suggest::close_names(name, names)
+    }
+
     /// The type with typedefs, const/volatile/restrict/type_tag stripped, classified. A
     /// forward declaration gives the full struct or union of that name when the BTF has
     /// one; a pointer to (qualified) void has target [`TypeRef::VOID`].

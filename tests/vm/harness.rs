@@ -343,6 +343,8 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
             "/usr/local/bin/ftrace-count.sh".to_string(),
         ),
         (work.join("scenarios/list"), "/scenarios/list".to_string()),
+        // Where a distribution keeps it: scripts ask it for HZ, tests for what to expect.
+        (kernel_dir.join("config"), format!("/boot/config-{release}")),
     ]
     .into_iter()
     .chain(scenarios.iter().map(|s| {

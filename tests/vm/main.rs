@@ -5,6 +5,9 @@
 mod attach;
 mod hardening;
 mod harness;
+mod sampling;
+#[path = "../support/sampling.rs"]
+mod sampling_checks;
 mod smoke;
 mod source;
 mod targets;
@@ -26,5 +29,6 @@ fn all_scenarios() -> Vec<Scenario> {
     scenarios.extend(hardening::scenarios());
     scenarios.extend(targets::scenarios());
     scenarios.extend(tracepoints::scenarios());
+    scenarios.extend(sampling::scenarios());
     scenarios
 }

@@ -358,6 +358,7 @@ impl Machine {
                 IntContext::LocalClockUs => ctx.monotonic_ns() / 1_000,
                 IntContext::LocalClockMs => ctx.monotonic_ns() / 1_000_000,
                 IntContext::LocalClockS => ctx.monotonic_ns() / 1_000_000_000,
+                IntContext::UserMode => i64::from(ctx.user_mode()),
                 IntContext::Jiffies => {
                     self.library
                         .jiffies(ctx.monotonic_ns())

@@ -221,6 +221,7 @@ impl Parser<'_> {
                 })
             }
             TokenKind::Macro(ref name) if name == "entry" => self.entry(),
+            TokenKind::Macro(ref name) if name == "cast" => self.cast(),
             TokenKind::Macro(ref name) if name == "defined" || name == "choose_defined" => {
                 self.defined()
             }
@@ -297,6 +298,82 @@ impl Parser<'_> {
         })
     }
 
+    /// `@cast(expr, "TYPE"[, "MODULE"])` and the steps after it.
+    #[inline(never)]
+    fn cast(&mut self) -> Result<Expr, ScriptError> {
+        let at = self.advance().span;
+        self.expect_op(Op::LParen)?;
+        let base = self.expression()?;
+        self.expect_op(Op::Comma)?;
+        let type_name = self.cast_string("the type to cast to, in quotes")?;
+        if self.eat_op(Op::Comma) {
+            let module = self.cast_string("the module whose types to use, in quotes")?;
+            // `kernel`, or `kernel<linux/sched.h>` naming the header of the type.
+            let kernel = module.name == "kernel" || module.name.starts_with("kernel<");
+            if !kernel {
+                return Err(self.error(
+                    module.span,
+                    format!(
+                        "not supported yet: @cast to a type of \"{}\": rstap knows the \
+                         kernel's types (\"kernel\"), from its BTF",
+                        module.name
+                    ),
+                ));
+            }
+        }
+        let close = self.expect_op(Op::RParen)?;
+        let span = at.to(close);
+        let base = match base.kind {
+            ExprKind::Target(target) => CastBase::Target(Box::new(target)),
+            ExprKind::Call { name, args, .. } if name == "task_current" && args.is_empty() => {
+                CastBase::CurrentTask(Name {
+                    name,
+                    span: base.span,
+                })
+            }
+            _ => CastBase::Other(Name {
+                name: "@cast".into(),
+                span: base.span,
+            }),
+        };
+        let bare = type_name
+            .name
+            .strip_prefix("struct ")
+            .or_else(|| type_name.name.strip_prefix("union "))
+            .unwrap_or(&type_name.name)
+            .trim()
+            .to_string();
+        let cast = TargetCast {
+            base,
+            type_name: Name {
+                name: bare,
+                span: type_name.span,
+            },
+        };
+        let mut expr = self.target_steps(Name {
+            name: "@cast".into(),
+            span,
+        })?;
+        if let ExprKind::Target(target) = &mut expr.kind {
+            target.cast = Some(Box::new(cast));
+        }
+        Ok(expr)
+    }
+
+    /// A string literal argument of `@cast`, as a name with its place.
+    fn cast_string(&mut self, what: &str) -> Result<Name, ScriptError> {
+        let token = self.peek().clone();
+        let TokenKind::Str(literal) = token.kind else {
+            return Err(self.unexpected(what));
+        };
+        self.advance();
+        let literal = self.adjacent_strings(literal);
+        Ok(Name {
+            name: String::from_utf8_lossy(&literal.value).into_owned(),
+            span: token.span,
+        })
+    }
+
     /// `@defined(expr)`, or `@choose_defined(a, b)`, which is `@defined(a) ? a : b`.
     #[inline(never)]
     fn defined(&mut self) -> Result<Expr, ScriptError> {
@@ -367,6 +444,7 @@ impl Parser<'_> {
                 name,
                 steps,
                 address_of: false,
+                cast: None,
             }),
         })
     }

@@ -7,9 +7,9 @@ mod points;
 mod statements;
 
 use super::ast::{
-    ArrayDecl, Block, Expr, ExprKind, Foreach, Function, GlobalDecl, Name, PointArg,
-    PointComponent, PointSyntax, Probe, Script, Sort, SortBy, Stmt, TargetExpr, TargetStep,
-    TypeName,
+    ArrayDecl, Block, CastBase, Expr, ExprKind, Foreach, Function, GlobalDecl, Name, PointArg,
+    PointComponent, PointSyntax, Probe, Script, Sort, SortBy, Stmt, TargetCast, TargetExpr,
+    TargetStep, TypeName,
 };
 use super::lexer::{tokenize, Op, StringLit, Token, TokenKind};
 use super::preprocess::{preprocess, Facts};

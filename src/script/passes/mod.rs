@@ -114,6 +114,37 @@ mod tests {
     }
 
     #[test]
+    fn sampling_points_name_their_perf_event_and_rate() {
+        use crate::script::ir::SampleEvery;
+        let script = compile_text(
+            "probe timer.profile, timer.profile.tick, perf.type(1).config(0).sample(100000), \
+             perf.type(0).config(1).hz(99), perf.type(0).config(0) {}",
+        )
+        .unwrap();
+        let kinds: Vec<_> = script.probes[0].points.iter().map(|p| &p.kind).collect();
+        let sample = |perf_type, config, every| ProbePointKind::Sample {
+            perf_type,
+            config,
+            every,
+        };
+        assert_eq!(
+            kinds,
+            [
+                &sample(1, 0, SampleEvery::Tick),
+                &sample(1, 0, SampleEvery::Tick),
+                &sample(1, 0, SampleEvery::Events(100_000)),
+                &sample(0, 1, SampleEvery::PerSecond(99)),
+                &sample(0, 0, SampleEvery::Events(1_000_000)),
+            ]
+        );
+        assert!(error_of("probe perf.type(1) {}").contains("expected .config(N)"));
+        assert!(error_of("probe perf.type(1).config(0).process(\"x\") {}")
+            .contains("not supported yet: perf .process"));
+        assert!(error_of("probe timer.profile.tock {}").contains("suffix '.tock'"));
+        assert!(error_of("probe timer.profile { print($x) }").contains("in a sampling probe"));
+    }
+
+    #[test]
     fn bad_probe_points_are_errors_with_spans() {
         assert!(error_of("probe syscall.open(\"x\") {}")
             .starts_with("t.stp:1:7: error: unknown probe point 'syscall.open(\"x\")'"));

@@ -169,7 +169,9 @@ fn refuse_own_process_facts_in_kernel_probes(
         let on_kernel_events = probe.points.iter().any(|point| {
             matches!(
                 point.kind,
-                ProbePointKind::KernelFunction { .. } | ProbePointKind::Tracepoint { .. }
+                ProbePointKind::KernelFunction { .. }
+                    | ProbePointKind::Tracepoint { .. }
+                    | ProbePointKind::Sample { .. }
             )
         });
         if !on_kernel_events {

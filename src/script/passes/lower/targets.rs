@@ -29,6 +29,8 @@ pub(super) enum TargetSite {
     EntryAndReturn,
     /// Tracepoints alone: their arguments, no return value.
     Tracepoint,
+    /// Perf events sampled on every CPU (`timer.profile`): a kernel stack, no variables.
+    Sample,
 }
 
 impl TargetSite {
@@ -39,6 +41,7 @@ impl TargetSite {
         for point in points {
             match &point.kind {
                 ProbePointKind::Tracepoint { .. } => tracepoint = true,
+                ProbePointKind::Sample { .. } => return TargetSite::Sample,
                 ProbePointKind::KernelFunction { variant, .. } => match variant {
                     FunctionVariant::Return => ret = true,
                     _ => entry = true,
@@ -86,7 +89,7 @@ impl Lowering<'_> {
             ));
         };
         let answerable = match self.target_site {
-            TargetSite::Function | TargetSite::NoKernelData(_) => false,
+            TargetSite::Function | TargetSite::NoKernelData(_) | TargetSite::Sample => false,
             TargetSite::Entry | TargetSite::Tracepoint => !is_return_value(&target.name.name),
             TargetSite::Return | TargetSite::EntryAndReturn => true,
         };
@@ -148,7 +151,22 @@ impl Lowering<'_> {
         kind: ReadKind,
         span: Span,
     ) -> Result<Value, ScriptError> {
-        if self.target_site == TargetSite::Return && !is_return_value(&target.name.name) {
+        if let Some(ast::TargetCast {
+            base: ast::CastBase::Other(base),
+            ..
+        }) = target.cast.as_deref()
+        {
+            return Err(self.error(
+                base.span,
+                "not supported yet: @cast of a value the script computes: rstap reads kernel \
+                 memory only while the probe fires, so cast a target variable ($ptr, \
+                 $p->member) or task_current()",
+            ));
+        }
+        let root = &target.root().name;
+        // The return value and the current task are read at the return itself.
+        let at_return = is_return_value(root) || root == "task_current";
+        if self.target_site == TargetSite::Return && !at_return {
             let read = self.at_entry_event(|lowering| lowering.read_value(target, kind, span));
             return Ok(self.keep_for_return(read?));
         }
@@ -222,6 +240,24 @@ impl Lowering<'_> {
         self.read_value(target, kind, span)
     }
 
+    /// `task_current()`: the event's task, as `&@cast(task_current(), "task_struct")`.
+    pub(super) fn current_task(&mut self, span: Span) -> Result<Value, ScriptError> {
+        let name = |name: &str| ast::Name {
+            name: name.to_string(),
+            span,
+        };
+        let task = ast::TargetExpr {
+            name: name("@cast"),
+            steps: Vec::new(),
+            address_of: true,
+            cast: Some(Box::new(ast::TargetCast {
+                base: ast::CastBase::CurrentTask(name("task_current")),
+                type_name: name("task_struct"),
+            })),
+        };
+        self.read_value(&task, ReadKind::Value, span)
+    }
+
     /// `backtrace()` and friends: the kernel stack at a function's entry.
     fn backtrace(
         &mut self,
@@ -232,7 +268,7 @@ impl Lowering<'_> {
     ) -> Result<Value, ScriptError> {
         self.arity(name, span, args, 0)?;
         let refusal = match self.target_site {
-            TargetSite::Entry => None,
+            TargetSite::Entry | TargetSite::Sample => None,
             TargetSite::Tracepoint => Some(format!(
                 "not supported yet: {name}() in a tracepoint probe; call it in a probe on a \
                  kernel function"
@@ -259,6 +295,7 @@ impl Lowering<'_> {
             },
             steps: Vec::new(),
             address_of: false,
+            cast: None,
         };
         self.targets.push(TargetRead {
             target: stack,
@@ -275,12 +312,27 @@ impl Lowering<'_> {
         kind: ReadKind,
         span: Span,
     ) -> Result<usize, ScriptError> {
-        let name = &target.name;
+        let name = target.root();
         let is_return = is_return_value(&name.name);
+        let is_current_task = name.name == "task_current";
         let refusal = match self.target_site {
+            TargetSite::Function if is_current_task => Some(
+                "task_current() in a function: the task belongs to a probe's event; call it \
+                 in the probe and pass its value as an argument"
+                    .to_string(),
+            ),
+            TargetSite::NoKernelData(point) if is_current_task => Some(format!(
+                "task_current() in a {point} probe: only probes on kernel events know the \
+                 task they happened in"
+            )),
             TargetSite::Function => Some(format!(
                 "target variable ${} in a function: target variables belong to a probe's \
                  event; read it in the probe and pass its value as an argument",
+                name.name
+            )),
+            TargetSite::Sample if !is_current_task => Some(format!(
+                "target variable ${} in a sampling probe (timer.profile, perf): a sample \
+                 interrupts a task wherever it is, and has no variables",
                 name.name
             )),
             TargetSite::NoKernelData(point) => Some(format!(
@@ -288,6 +340,7 @@ impl Lowering<'_> {
                  and tracepoints have target variables",
                 name.name
             )),
+            _ if is_current_task => None,
             TargetSite::Tracepoint if is_return => {
                 Some("$return in a tracepoint probe: a tracepoint has no return value".to_string())
             }
@@ -306,7 +359,11 @@ impl Lowering<'_> {
         if let Some(message) = refusal {
             return Err(self.error(name.span, message));
         }
-        if name.name == "return" && target.address_of && target.steps.is_empty() {
+        if name.name == "return"
+            && target.address_of
+            && target.steps.is_empty()
+            && target.cast.is_none()
+        {
             return Err(self.error(
                 span,
                 "$return is a value, not a variable: it has no address",
