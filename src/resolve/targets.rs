@@ -411,7 +411,8 @@ fn compile_path(
                     .map_err(|what| (base.name.span, in_function(what)))?;
             }
             CastBase::CurrentTask(_) => ops.push(FetchOp::CurrentTask),
-            CastBase::Other(name) => {
+            // Lowering substitutes locals and refuses other values.
+            CastBase::Variable(name) | CastBase::Other(name) => {
                 return Err((name.span, "@cast of a value the script computes".into()))
             }
         }

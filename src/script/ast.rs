@@ -294,7 +294,7 @@ impl TargetExpr {
                 ..
             }) => base.root(),
             Some(TargetCast {
-                base: CastBase::CurrentTask(name) | CastBase::Other(name),
+                base: CastBase::CurrentTask(name) | CastBase::Variable(name) | CastBase::Other(name),
                 ..
             }) => name,
             None => &self.name,
@@ -316,6 +316,9 @@ pub enum CastBase {
     Target(Box<TargetExpr>),
     /// `task_current()`, the `task_struct` of the task the event happened in.
     CurrentTask(Name),
+    /// A script variable, which may stand for a target expression (see
+    /// `passes::lower::bindings`).
+    Variable(Name),
     /// Anything else, which the script computes: refused, named by where it is.
     Other(Name),
 }
@@ -327,6 +330,49 @@ pub enum TargetStep {
     Member(Name),
     /// `[index]`: an element of an array, or of what a pointer points to.
     Index { index: i64, span: Span },
+}
+
+impl Expr {
+    /// Calls `f` on each expression directly inside this one, in order.
+    pub fn for_each_child<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
+        match &self.kind {
+            ExprKind::Number(_) | ExprKind::Str(_) | ExprKind::Var(_) | ExprKind::Target(_) => {}
+            ExprKind::Index { keys, .. } | ExprKind::In { keys, .. } => keys.iter().for_each(f),
+            ExprKind::Call { args, .. } => args.iter().for_each(f),
+            ExprKind::Unary { operand, .. }
+            | ExprKind::Entry(operand)
+            | ExprKind::Defined(operand)
+            | ExprKind::Increment {
+                target: operand, ..
+            } => f(operand),
+            ExprKind::Binary { left, right, .. }
+            | ExprKind::Assign {
+                target: left,
+                value: right,
+                ..
+            }
+            | ExprKind::Aggregate {
+                target: left,
+                value: right,
+            } => {
+                f(left);
+                f(right);
+            }
+            ExprKind::Ternary {
+                condition,
+                then,
+                otherwise,
+            } => {
+                f(condition);
+                f(then);
+                f(otherwise);
+            }
+            ExprKind::Stat { operand, args, .. } => {
+                f(operand);
+                args.iter().for_each(f);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

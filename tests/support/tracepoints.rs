@@ -4,7 +4,8 @@
 /// The workload's `connect` through the syscall event ftrace makes (read from its trace
 /// record), its sockets' TCP state changes through a raw tracepoint (with the socket's
 /// family reached through `$sk`), and its `exec` with the file name read through `$bprm`
-/// and its process id through the task, as an argument and as `task_current()` cast.
+/// and its process id through the task: as an argument, as `task_current()` cast, and as
+/// a local holding the argument, cast.
 pub const SCRIPT: &str = r#"
 probe kernel.trace("syscalls:sys_enter_connect") {
   printf("connect fd=%d addrlen=%d\n", $fd, $addrlen)
@@ -16,10 +17,11 @@ probe kernel.trace("sock:inet_sock_set_state") {
            $sk->__sk_common->skc_family)
 }
 probe kernel.trace("sched_process_exec") {
-  printf("exec %s old_pid=%d pid=%d tgid=%d current=%d at=%s:%s %s\n",
+  task = $p
+  printf("exec %s old_pid=%d pid=%d tgid=%d current=%d bound=%d at=%s:%s %s\n",
          kernel_string($bprm->filename), $old_pid, pid(), $p->tgid,
          @cast(task_current(), "struct task_struct", "kernel<linux/sched.h>")->tgid,
-         $$system, $$name, pp())
+         @cast(task, "task_struct")->tgid, $$system, $$name, pp())
 }
 "#;
 
@@ -122,7 +124,7 @@ pub fn check(trace: &str, report: &str, described: &str) {
         .collect::<Vec<_>>();
     assert_eq!(own.len(), 1, "{described}");
     let f = numbers(own[0]);
-    for field in ["old_pid", "tgid", "current"] {
+    for field in ["old_pid", "tgid", "current", "bound"] {
         assert_eq!(f[field], f["pid"], "{field}: {}", own[0]);
     }
     assert!(

@@ -125,8 +125,10 @@ impl Parser<'_> {
             return self.increment(token.span, target, op, false);
         }
         if token.kind == TokenKind::Op(Op::Amp) {
-            if let Some(TokenKind::Target(_)) = self.tokens.get(self.pos + 1).map(|t| &t.kind) {
-                return self.address_of();
+            match self.tokens.get(self.pos + 1).map(|t| &t.kind) {
+                Some(TokenKind::Target(_)) => return self.address_of(),
+                Some(TokenKind::Macro(name)) if name == "cast" => return self.address_of(),
+                _ => {}
             }
         }
         let op = match token.kind {
@@ -272,7 +274,7 @@ impl Parser<'_> {
         self.unexpected("an expression")
     }
 
-    /// `&$var...`. Out of line, as is [`Self::target_steps`], so that the frames of the
+    /// `&$var...`, `&@cast(...)->member`. Out of line, as is [`Self::target_steps`], so that the frames of the
     /// recursive descent stay small and deep nesting is refused before the stack runs out.
     #[inline(never)]
     fn address_of(&mut self) -> Result<Expr, ScriptError> {
@@ -331,6 +333,10 @@ impl Parser<'_> {
                     span: base.span,
                 })
             }
+            ExprKind::Var(name) => CastBase::Variable(Name {
+                name,
+                span: base.span,
+            }),
             _ => CastBase::Other(Name {
                 name: "@cast".into(),
                 span: base.span,

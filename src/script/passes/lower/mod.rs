@@ -4,6 +4,7 @@
 //! for what SystemTap refuses (a `break` outside a loop, changing an array inside a
 //! `foreach` over it).
 
+mod bindings;
 mod calls;
 mod expressions;
 mod statements;
@@ -82,6 +83,10 @@ pub(super) fn lower(
         }
         let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
         lowering.target_site = TargetSite::of(&points);
+        let locals = symbols.locals.get(index);
+        lowering.bindings = bindings::of(&probe.body, |name| {
+            locals.is_some_and(|locals| locals.contains_key(name))
+        });
         let body = lowering
             .block(&probe.body.statements)
             .unwrap_or_else(|error| {
@@ -446,6 +451,8 @@ struct Lowering<'a> {
     at_entry: bool,
     /// The target expressions `@defined` asks about.
     defined: Vec<ast::TargetExpr>,
+    /// The locals that stand for a target expression, for `@cast` (see [`bindings`]).
+    bindings: HashMap<String, ast::TargetExpr>,
 }
 
 /// A call of a script function, with the type of its value (`None`: it has none).
@@ -500,6 +507,7 @@ impl<'a> Lowering<'a> {
             entry_targets: Vec::new(),
             at_entry: false,
             defined: Vec::new(),
+            bindings: HashMap::new(),
         }
     }
 

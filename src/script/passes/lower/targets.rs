@@ -13,6 +13,10 @@
 use super::*;
 use crate::script::ir::{ReadKind, TargetRead};
 
+/// How many locals deep a cast may look through (`b = @cast(a, ...)->x; @cast(b, ...)`);
+/// deeper is taken for locals that stand for each other.
+const MAX_BINDINGS: usize = 16;
+
 /// The kind of events a body runs on, as far as target variables care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TargetSite {
@@ -151,6 +155,7 @@ impl Lowering<'_> {
         kind: ReadKind,
         span: Span,
     ) -> Result<Value, ScriptError> {
+        let target = &self.through_bindings(target, 0)?;
         if let Some(ast::TargetCast {
             base: ast::CastBase::Other(base),
             ..
@@ -160,7 +165,7 @@ impl Lowering<'_> {
                 base.span,
                 "not supported yet: @cast of a value the script computes: rstap reads kernel \
                  memory only while the probe fires, so cast a target variable ($ptr, \
-                 $p->member) or task_current()",
+                 $p->member), task_current(), or a local assigned once from one",
             ));
         }
         let root = &target.root().name;
@@ -242,20 +247,50 @@ impl Lowering<'_> {
 
     /// `task_current()`: the event's task, as `&@cast(task_current(), "task_struct")`.
     pub(super) fn current_task(&mut self, span: Span) -> Result<Value, ScriptError> {
-        let name = |name: &str| ast::Name {
-            name: name.to_string(),
-            span,
+        self.read_value(&bindings::current_task(span), ReadKind::Value, span)
+    }
+
+    /// `target` with every `@cast` of a local that stands for a target expression made a
+    /// `@cast` of that expression (see [`bindings`]).
+    fn through_bindings(
+        &self,
+        target: &ast::TargetExpr,
+        depth: usize,
+    ) -> Result<ast::TargetExpr, ScriptError> {
+        let Some(cast) = target.cast.as_deref() else {
+            return Ok(target.clone());
         };
-        let task = ast::TargetExpr {
-            name: name("@cast"),
-            steps: Vec::new(),
-            address_of: true,
-            cast: Some(Box::new(ast::TargetCast {
-                base: ast::CastBase::CurrentTask(name("task_current")),
-                type_name: name("task_struct"),
-            })),
+        let base = match &cast.base {
+            ast::CastBase::Variable(variable) => {
+                let bound = self
+                    .bindings
+                    .get(&variable.name)
+                    .filter(|_| depth < MAX_BINDINGS);
+                let Some(bound) = bound else {
+                    return Err(self.error(
+                        variable.span,
+                        format!(
+                            "not supported yet: @cast of `{}`, which this probe does not assign \
+                             once from a target expression: rstap reads kernel memory only while \
+                             the probe fires, so cast a target variable ($ptr, $p->member), \
+                             task_current(), or a local assigned once from one",
+                            variable.name
+                        ),
+                    ));
+                };
+                ast::CastBase::Target(Box::new(self.through_bindings(bound, depth + 1)?))
+            }
+            ast::CastBase::Target(inner) => {
+                ast::CastBase::Target(Box::new(self.through_bindings(inner, depth + 1)?))
+            }
+            other => other.clone(),
         };
-        self.read_value(&task, ReadKind::Value, span)
+        let mut resolved = target.clone();
+        resolved.cast = Some(Box::new(ast::TargetCast {
+            base,
+            type_name: cast.type_name.clone(),
+        }));
+        Ok(resolved)
     }
 
     /// `backtrace()` and friends: the kernel stack at a function's entry.
