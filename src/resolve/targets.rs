@@ -347,6 +347,18 @@ fn compile_read(
             }
             return Ok(Read::Text(parts));
         }
+        // A tracepoint has no locals: its variables are its parameters.
+        "$vars" if site.names.is_none() => {
+            return Err((
+                name_span,
+                format!(
+                    "not supported yet: `$$vars` in a probe on a kernel function: the kernel's \
+                     BTF describes a function's parameters, not its local variables; `$$parms` \
+                     lists the parameters (in {})",
+                    site.site
+                ),
+            ));
+        }
         which @ ("$name" | "$system") => {
             let Some(names) = site.names else {
                 return Err((

@@ -202,7 +202,7 @@ fn unsupported_construct(rest: &str) -> Option<(usize, String)> {
     let length = 1 + word_length.max(usize::from(after.starts_with('#')));
     let refusal = match (sigil, word) {
         ('$', word) if TARGET_SETS.contains(&word) => return None,
-        ('$', "$vars" | "$locals") => format!(
+        ('$', "$locals") => format!(
             "not supported yet: `${word}`: the kernel's BTF describes a function's parameters, \
              not its local variables; `$$parms` lists the parameters"
         ),
@@ -218,8 +218,9 @@ fn unsupported_construct(rest: &str) -> Option<(usize, String)> {
 }
 
 /// `$$parms` and `$$return`, without their first `$`: the parameters, or the return value,
-/// as text; `$$name` and `$$system`, a tracepoint's names.
-const TARGET_SETS: &[&str] = &["$parms", "$return", "$name", "$system"];
+/// as text; `$$vars`, which is `$$parms` where there are no locals (tracepoints);
+/// `$$name` and `$$system`, a tracepoint's names.
+const TARGET_SETS: &[&str] = &["$parms", "$vars", "$return", "$name", "$system"];
 
 /// The name of the target variable `$name` at the start of `rest`, if one is there; `$parms`
 /// and `$return` for `$$parms` and `$$return`.
@@ -810,9 +811,9 @@ mod tests {
             ),
             "{error}"
         );
-        let error = refused("x = $$vars");
+        let error = refused("x = $$locals");
         assert!(
-            error.starts_with("t.stp:1:5: error: not supported yet: `$$vars`: the kernel's BTF"),
+            error.starts_with("t.stp:1:5: error: not supported yet: `$$locals`: the kernel's BTF"),
             "{error}"
         );
         assert_eq!(

@@ -10,6 +10,7 @@ pub const SCRIPT: &str = r#"
 probe kernel.trace("syscalls:sys_enter_connect") {
   printf("connect fd=%d addrlen=%d\n", $fd, $addrlen)
   printf("parms %s\n", $$parms)
+  printf("vars %s\n", $$vars)
 }
 probe kernel.trace("sock:inet_sock_set_state") {
   if ($sk->sk_protocol == 6)
@@ -65,6 +66,10 @@ pub fn check(trace: &str, report: &str, described: &str) {
     assert_eq!(lines_of(trace, "connect"), connects, "{described}");
     let parms = lines_of(trace, "parms");
     assert_eq!(parms.len(), connects.len(), "{described}");
+    // A tracepoint has no locals: `$$vars` is `$$parms`.
+    let vars: Vec<&str> = lines_of(trace, "vars").iter().map(|l| &l[5..]).collect();
+    let parms_text: Vec<&str> = parms.iter().map(|l| &l[6..]).collect();
+    assert_eq!(vars, parms_text, "{described}");
     for (line, connect) in parms.iter().zip(&connects) {
         let (got, passed) = (numbers(line), numbers(connect));
         assert_eq!(got["__syscall_nr"], NR_CONNECT, "{line}");
