@@ -227,11 +227,8 @@ fn tracepoint_variables(
     types: Option<&KernelTypes>,
 ) -> Vec<Parameter> {
     match &tracepoint.access {
-        TracepointAccess::Raw => types
-            .and_then(|types| {
-                let parameters = types.tracepoint_parameters(&tracepoint.name.event)?;
-                Some(listed_parameters(types, parameters))
-            })
+        TracepointAccess::Raw(parameters) => types
+            .map(|types| listed_parameters(types, parameters.clone()))
             .unwrap_or_default(),
         TracepointAccess::Record { fields, .. } => fields
             .iter()
@@ -346,7 +343,7 @@ fn report_plan(cli: &Cli, plan: &ProbePlan, traceable_known: bool, sink: &mut dy
     }
     for tracepoint in &plan.tracepoints {
         let how = match tracepoint.access {
-            TracepointAccess::Raw => "a raw tracepoint, its arguments typed by BTF",
+            TracepointAccess::Raw(_) => "a raw tracepoint, its arguments typed by BTF",
             TracepointAccess::Record { .. } => "its trace record, as tracefs describes it",
         };
         sink.note(&format!(
@@ -473,7 +470,9 @@ impl<'a> Tracer<'a> {
             .map(|tracepoint| TracepointTarget {
                 display: tracepoint.name.to_string(),
                 attach: match &tracepoint.access {
-                    TracepointAccess::Raw => TracepointAttach::Raw(tracepoint.name.event.clone()),
+                    TracepointAccess::Raw(_) => {
+                        TracepointAttach::Raw(tracepoint.name.event.clone())
+                    }
                     TracepointAccess::Record { id, .. } => TracepointAttach::Record(*id),
                 },
             })

@@ -702,7 +702,7 @@ mod tests {
                     id: 7,
                     fields: Vec::new(),
                 },
-                _ => TracepointAccess::Raw,
+                _ => TracepointAccess::Raw(Vec::new()),
             })
         }
     }

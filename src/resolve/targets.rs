@@ -157,10 +157,7 @@ impl<'a> Signature<'a> {
         access: &TracepointAccess,
     ) -> Self {
         let variables = match access {
-            TracepointAccess::Raw => types
-                .tracepoint_parameters(&name.event)
-                .map(Variable::arguments)
-                .ok_or_else(|| format!("the kernel's BTF does not describe tracepoint {name}")),
+            TracepointAccess::Raw(parameters) => Ok(Variable::arguments(parameters.clone())),
             TracepointAccess::Record { fields, .. } => Ok(fields
                 .iter()
                 .map(|field| {
@@ -939,9 +936,11 @@ mod tests {
 
     #[test]
     fn a_raw_tracepoint_reads_its_arguments_and_names() {
+        let types = KernelTypes::load_vmlinux().unwrap();
+        let parameters = types.tracepoint_parameters("sched_switch").unwrap();
         let (sites, reads) = compiled_tracepoint(
             "sched_switch",
-            TracepointAccess::Raw,
+            TracepointAccess::Raw(parameters),
             "printf(\"%d %s %s\\n\", $next->pid, $$name, $$system)",
         )
         .unwrap();

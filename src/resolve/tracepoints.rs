@@ -8,7 +8,7 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use crate::types::KernelTypes;
+use crate::types::{KernelTypes, Parameter};
 
 /// A tracepoint as tracefs names it: `sched:sched_switch`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,8 +26,8 @@ impl std::fmt::Display for TracepointName {
 /// How a tracepoint's probes get its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TracepointAccess {
-    /// A raw tracepoint: the program gets the tracepoint's arguments, typed by BTF.
-    Raw,
+    /// A raw tracepoint: the program gets the tracepoint's arguments, these, typed by BTF.
+    Raw(Vec<Parameter>),
     /// A trace record: the program gets the record tracefs describes, of this event id.
     Record { id: u64, fields: Vec<RecordField> },
 }
@@ -116,11 +116,11 @@ impl Tracepoints for KernelTracepoints<'_> {
     }
 
     fn access(&mut self, name: &TracepointName) -> Result<TracepointAccess, TracepointError> {
-        if self
+        if let Some(parameters) = self
             .types
-            .is_some_and(|types| types.tracepoint_parameters(&name.event).is_some())
+            .and_then(|types| types.tracepoint_parameters(&name.event))
         {
-            return Ok(TracepointAccess::Raw);
+            return Ok(TracepointAccess::Raw(parameters));
         }
         let directory = self
             .tracefs()?
