@@ -50,6 +50,10 @@ pub struct Cli {
     #[arg(short = 'G', value_name = "NAME=VALUE", value_parser = parse_assignment)]
     pub global_values: Vec<(String, String)>,
 
+    /// Add the tapsets (`*.stp` files) in DIR and below it to rstap's own (repeatable).
+    #[arg(short = 'I', value_name = "DIR")]
+    pub include_dirs: Vec<PathBuf>,
+
     /// List the probe points PROBE matches, sorted, one per line, and exit.
     #[arg(short = 'l', value_name = "PROBE", conflicts_with_all = ["operands", "script_text"])]
     pub list: Option<String>,
@@ -142,6 +146,7 @@ impl Cli {
             args: self.operands.iter().skip(skip).cloned().collect(),
             globals: self.global_values.clone(),
             limits,
+            listing: self.listed_point().is_some(),
         })
     }
 

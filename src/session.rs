@@ -35,7 +35,7 @@ use crate::resolve::tracepoints::{KernelTracepoints, TracepointAccess};
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
 use crate::runtime::timers::Timers;
-use crate::script::{self, CheckedScript, SourceFile, SourceMap};
+use crate::script::{self, CheckedScript, SourceFile, SourceMap, Ty};
 use crate::types::{self, KernelTypes};
 
 const KALLSYMS: &str = "/proc/kallsyms";
@@ -68,7 +68,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Runs rstap as the command line asks and returns the process exit status.
 pub fn run(cli: &Cli) -> Result<i32> {
     libbpf_log::install(cli.verbose >= 2);
-    let source = SourceMap::of_script(load_source(cli)?);
+    let mut source = SourceMap::of_script(load_source(cli)?);
+    crate::tapset::add_library(&mut source, &cli.include_dirs)?;
     let input = cli.script_input().map_err(anyhow::Error::msg)?;
     if cli.stop_after() == Some(1) {
         script::parse(&source, &input)?;
@@ -141,7 +142,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
         if let Some(types) = types.as_ref().filter(|_| with_parameters) {
             parameters_from_btf(&mut plan, types);
         }
-        return Ok(list(&plan, types.as_ref(), with_parameters));
+        return Ok(list(&script, &plan, types.as_ref(), with_parameters));
     }
     if let Some(types) = types.as_ref().filter(|_| reads_kernel_data) {
         plan.fetches = targets::compile(&script, &mut plan, types)?;
@@ -241,9 +242,26 @@ fn tracepoint_variables(
 }
 
 /// Prints the resolved probe points, sorted and once each, with their parameters if
-/// asked; succeeds only if any matched.
-fn list(plan: &ProbePlan, types: Option<&KernelTypes>, with_parameters: bool) -> i32 {
+/// asked; succeeds only if any matched. A point on an alias is listed by the alias's
+/// name, with the variables the alias gives.
+fn list(
+    script: &CheckedScript,
+    plan: &ProbePlan,
+    types: Option<&KernelTypes>,
+    with_parameters: bool,
+) -> i32 {
     let line = |handler: &Handler, parameters: &[Parameter]| {
+        let probe = &script.probes[handler.probe];
+        if let Some(expansion) = &probe.expansion {
+            let mut line = expansion.name.clone();
+            if with_parameters {
+                for (name, ty) in &probe.alias_variables {
+                    let ty = if *ty == Ty::Str { "string" } else { "long" };
+                    line.push_str(&format!(" {name}:{ty}"));
+                }
+            }
+            return line;
+        }
         let mut line = handler.probe_point.clone();
         if with_parameters {
             for parameter in parameters {

@@ -3,6 +3,7 @@
 
 use std::cell::OnceCell;
 
+use super::abi_tables::{ERRNOS, SYSCALLS_X86_64};
 use super::dispatch::clock_ns;
 use crate::script::Library;
 use crate::system::{self, OwnProcess, TickSample};
@@ -70,6 +71,12 @@ impl LibraryState {
     fn process(&self) -> &OwnProcess {
         self.process.get_or_init(system::own_process)
     }
+}
+
+/// The name a table of the kernel's ABI gives a number.
+fn name_of(table: &[(i64, &'static str)], number: i64) -> Option<&'static str> {
+    let at = table.binary_search_by_key(&number, |&(n, _)| n).ok()?;
+    Some(table[at].1)
 }
 
 /// Runs `function` on `args` (as many and of the types its signature says); a string
@@ -163,6 +170,30 @@ pub fn call(
             Answer::Int((next_random(state) % range as u64) as i64)
         }
         Library::Hz => Answer::Int(system::kernel_hz().map_err(Failure)?),
+        Library::SyscallName => {
+            dst.extend_from_slice(name_of(SYSCALLS_X86_64, int(0)).unwrap_or("").as_bytes());
+            Answer::Done
+        }
+        Library::ErrnoStr => match name_of(ERRNOS, int(0).wrapping_abs()) {
+            Some(name) => print(dst, name),
+            None => print(dst, &format!("E#{}", int(0).wrapping_abs())),
+        },
+        Library::ReturnStr => {
+            let (format, value) = (int(0), int(1));
+            match name_of(ERRNOS, value.wrapping_neg()).filter(|_| value < 0) {
+                Some(name) => print(dst, &format!("{value} ({name})")),
+                None if format == 2 => print(dst, &format!("0x{value:x}")),
+                // C's `%#lo`: a leading 0, except for 0 itself.
+                None if format == 3 && value != 0 => print(dst, &format!("0{value:o}")),
+                None => print(dst, &value.to_string()),
+            }
+        }
+        Library::SyscallNum => Answer::Int(
+            SYSCALLS_X86_64
+                .iter()
+                .find(|(_, name)| name.as_bytes() == text(0))
+                .map_or(-1, |&(number, _)| number),
+        ),
         Library::TzGmtoff => Answer::Int(state.time_zone().0),
         Library::TzName => print(dst, &state.time_zone().1),
         Library::TzCtime => {
@@ -393,6 +424,21 @@ mod tests {
     fn strings() {
         use Arg::{Int, Str};
         assert_eq!(long(Library::Strlen, &[Str(b"hello")]), 5);
+        assert_eq!(string(Library::SyscallName, &[Int(42)]), "connect");
+        assert_eq!(string(Library::SyscallName, &[Int(400)]), "");
+        assert_eq!(long(Library::SyscallNum, &[Str(b"sendto")]), 44);
+        assert_eq!(long(Library::SyscallNum, &[Str(b"nope")]), -1);
+        assert_eq!(string(Library::ErrnoStr, &[Int(-111)]), "ECONNREFUSED");
+        assert_eq!(string(Library::ErrnoStr, &[Int(2)]), "ENOENT");
+        assert_eq!(string(Library::ErrnoStr, &[Int(3333)]), "E#3333");
+        assert_eq!(
+            string(Library::ReturnStr, &[Int(1), Int(-11)]),
+            "-11 (EAGAIN)"
+        );
+        assert_eq!(string(Library::ReturnStr, &[Int(1), Int(16)]), "16");
+        assert_eq!(string(Library::ReturnStr, &[Int(2), Int(255)]), "0xff");
+        assert_eq!(string(Library::ReturnStr, &[Int(3), Int(8)]), "010");
+        assert_eq!(string(Library::ReturnStr, &[Int(1), Int(-3333)]), "-3333");
         assert_eq!(
             string(Library::Substr, &[Str(b"hello"), Int(1), Int(3)]),
             "ell"

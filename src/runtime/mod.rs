@@ -1,5 +1,6 @@
 //! Running checked probe bodies in user space, event by event.
 
+pub mod abi_tables;
 pub mod array;
 pub mod backtrace;
 pub mod context;

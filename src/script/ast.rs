@@ -1,13 +1,15 @@
 //! The parsed script, before names and types are checked. Every node keeps its span.
 
 use super::lexer::{Op, StringLit};
-use super::source::{SourceMap, Span};
+use super::source::{ScriptError, SourceMap, Span};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
     pub globals: Vec<GlobalDecl>,
     pub probes: Vec<Probe>,
     pub functions: Vec<Function>,
+    /// Probe aliases, which the alias pass expands into the probes that use them.
+    pub aliases: Vec<Alias>,
 }
 
 /// `function NAME[:TYPE] (PARAM[:TYPE], ...) { BODY }`.
@@ -46,6 +48,43 @@ pub struct ArrayDecl {
 pub struct Probe {
     pub points: Vec<PointSyntax>,
     pub body: Block,
+    /// Set for a probe the alias pass made from a use of an alias.
+    pub expansion: Option<Expansion>,
+}
+
+/// Where an expanded probe came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expansion {
+    /// `pn()`: the point as the script wrote it, its wildcards replaced by the alias's
+    /// names, e.g. `syscall.read` for `syscall.*`.
+    pub name: String,
+    /// The points it was expanded from, outermost last: the script's point, and before it
+    /// the point in each alias that named a further alias.
+    pub from: Vec<Span>,
+    /// The body the script wrote, which errors in it are shown in without notes.
+    pub written: Span,
+    /// The locals the aliases' code assigns, in order, as `-L` lists them.
+    pub variables: Vec<String>,
+}
+
+impl Expansion {
+    /// The error with notes on where the probe was expanded from, if it is in an alias's
+    /// code.
+    pub fn annotate(&self, map: &SourceMap, error: ScriptError) -> ScriptError {
+        error.expanded_from(map, &self.from, self.written)
+    }
+}
+
+/// `probe NAME = POINT, ... { PROLOGUE }`, `probe NAME += POINT, ... { EPILOGUE }`, or
+/// `probe NAME = POINT, ... { PROLOGUE }, { EPILOGUE }`; several names may be given
+/// (`probe A = B = POINT ...`). A probe on NAME runs on the alias's points, the prologue
+/// before its body and the epilogue after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub names: Vec<PointSyntax>,
+    pub points: Vec<PointSyntax>,
+    pub prologue: Option<Block>,
+    pub epilogue: Option<Block>,
 }
 
 /// A probe point as written: dotted components, each with an optional literal argument,
@@ -443,4 +482,27 @@ pub enum ExprKind {
         operand: Box<Expr>,
         args: Vec<Expr>,
     },
+}
+
+/// Calls `f` on every expression in the statements, at any depth, each before those
+/// inside it.
+pub fn visit_exprs<'a>(statements: &'a [Stmt], f: &mut dyn FnMut(&'a Expr)) {
+    for stmt in statements {
+        visit_stmt(stmt, f);
+    }
+}
+
+fn visit_stmt<'a>(stmt: &'a Stmt, f: &mut dyn FnMut(&'a Expr)) {
+    for part in stmt.parts() {
+        match part {
+            Part::Stmt(inner) => visit_stmt(inner, f),
+            Part::Expr(expr) => visit_expr(expr, f),
+        }
+    }
+}
+
+/// Calls `f` on the expression and every one inside it, each before those inside it.
+pub fn visit_expr<'a>(expr: &'a Expr, f: &mut dyn FnMut(&'a Expr)) {
+    f(expr);
+    expr.for_each_child(|child| visit_expr(child, f));
 }

@@ -65,6 +65,24 @@ pub(super) struct Builtin {
     pub(super) answer: Answer,
 }
 
+impl Builtin {
+    /// Whether a call does more than give its value: prints, stops the probe or the
+    /// script, or moves state that a later call sees. A call without effects whose value
+    /// is unused may be left out.
+    pub(super) fn has_effects(&self) -> bool {
+        match self.answer {
+            Answer::Exit | Answer::Abort | Answer::Indent { .. } => true,
+            Answer::Print(kind) => !kind.gives_string(),
+            Answer::Library(function) => {
+                function.prints()
+                    || matches!(function, Library::Error | Library::Warn | Library::Tokenize)
+            }
+            Answer::KernelRead(ReadKind::Backtrace(BacktraceFormat::Full)) => true,
+            _ => false,
+        }
+    }
+}
+
 const fn fact(name: &'static str, what: IntContext) -> Builtin {
     Builtin {
         name,
@@ -150,6 +168,7 @@ const BUILTINS: &[Builtin] = &[
     text_fact("probefunc", StrContext::Probefunc),
     text_fact("ppfunc", StrContext::Ppfunc),
     text_fact("pp", StrContext::Pp),
+    text_fact("pn", StrContext::Pn),
     Builtin {
         name: "thread_indent",
         params: &[Ty::Long],
@@ -205,6 +224,10 @@ const BUILTINS: &[Builtin] = &[
         Library::TextStrn,
     ),
     library("ctime", &[Long], Some(Str), Library::Ctime),
+    library("syscall_name", &[Long], Some(Str), Library::SyscallName),
+    library("syscall_num", &[Str], Some(Long), Library::SyscallNum),
+    library("errno_str", &[Long], Some(Str), Library::ErrnoStr),
+    library("return_str", &[Long, Long], Some(Str), Library::ReturnStr),
     library("randint", &[Long], Some(Long), Library::Randint),
     library("HZ", &[], Some(Long), Library::Hz),
     library("tz_gmtoff", &[], Some(Long), Library::TzGmtoff),

@@ -2,6 +2,7 @@
 //! the kernel side attaches. Owned by neither: every name is resolved to a slot, an array
 //! number or an enum, and every type is known, so running a body needs no lookup by name.
 
+use super::ast::Expansion;
 pub use super::ast::TargetExpr;
 use super::source::{SourceMap, Span};
 use crate::output::printf::Format;
@@ -60,6 +61,8 @@ pub enum StrContext {
     Probefunc,
     Ppfunc,
     Pp,
+    /// `pn()`: the point as the script named it, through aliases.
+    Pn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +214,15 @@ pub enum Library {
     Ctime,
     Randint,
     Hz,
+    /// `syscall_name(nr)` and `syscall_num(name)`: x86-64 system call numbers; `""` and
+    /// -1 for those that have none.
+    SyscallName,
+    SyscallNum,
+    /// `errno_str(err)`: `ENOENT` for 2 or -2, `E#N` for a number without a name.
+    ErrnoStr,
+    /// `return_str(format, ret)`: a return value in decimal (format 1), hex (2) or octal
+    /// (3), or `-2 (ENOENT)` for an error.
+    ReturnStr,
     /// `tz_gmtoff()`, `tz_name()`, `tz_ctime(s)`: the local time zone, as rstap found it
     /// when it started.
     TzGmtoff,
@@ -518,6 +530,10 @@ pub enum BacktraceFormat {
 #[derive(Debug, Clone)]
 pub struct CheckedProbe {
     pub points: Vec<ProbePoint>,
+    /// For a probe on an alias: `pn()`, and where it was expanded from.
+    pub expansion: Option<Expansion>,
+    /// The variables its aliases assign, with their types, as `-L` lists them.
+    pub alias_variables: Vec<(String, Ty)>,
     /// The kernel data the body reads, numbered as `IntExpr::Target` and
     /// `StrExpr::Target` name them.
     pub targets: Vec<TargetRead>,

@@ -41,6 +41,9 @@ pub struct ScriptInput {
     pub globals: Vec<(String, String)>,
     /// `-D NAME=VALUE`: SystemTap's limits.
     pub limits: Limits,
+    /// For `-l` and `-L`: aliases keep every variable they assign, read or not, for
+    /// `-L` to list.
+    pub listing: bool,
 }
 
 /// Parses the text only: stap's pass 1.
@@ -48,17 +51,17 @@ pub fn parse(source: &SourceMap, input: &ScriptInput) -> Result<(), ScriptError>
     parser::parse(source, &input.args).map(drop)
 }
 
-/// Parses and checks a script alone, one that takes nothing from the command line.
+/// Parses and checks a script with rstap's tapsets, one that takes nothing from the
+/// command line.
 pub fn compile(script: &SourceFile) -> Result<CheckedScript, ScriptError> {
-    compile_with(
-        &SourceMap::of_script(script.clone()),
-        &ScriptInput::default(),
-    )
+    let mut source = SourceMap::of_script(script.clone());
+    crate::tapset::add_built_in(&mut source);
+    compile_with(&source, &ScriptInput::default())
 }
 
 /// Parses and checks every file of a script, with its command-line arguments and `-G`
 /// values.
 pub fn compile_with(source: &SourceMap, input: &ScriptInput) -> Result<CheckedScript, ScriptError> {
     let script = parser::parse(source, &input.args)?;
-    passes::check(source, &script, &input.globals, &input.limits)
+    passes::check(source, script, input)
 }

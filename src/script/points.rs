@@ -129,7 +129,7 @@ pub(super) fn resolve(
 
 /// Whether a component's name as written (`*` standing for any run of characters, the
 /// only wildcard the parser lets into a name) matches a provider's.
-fn wildcard_matches(pattern: &str, name: &str) -> bool {
+pub(super) fn wildcard_matches(pattern: &str, name: &str) -> bool {
     if !pattern.contains('*') {
         return pattern == name;
     }

@@ -34,6 +34,8 @@ impl Span {
 #[derive(Debug, Clone, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
+    /// Which files are tapsets, whose declarations a script gets only by using them.
+    library: Vec<bool>,
 }
 
 impl SourceMap {
@@ -41,12 +43,26 @@ impl SourceMap {
     pub fn of_script(script: SourceFile) -> Self {
         SourceMap {
             files: vec![script],
+            library: vec![false],
         }
     }
 
     pub fn add(&mut self, file: SourceFile) -> FileId {
         self.files.push(file);
+        self.library.push(false);
         FileId((self.files.len() - 1) as u32)
+    }
+
+    /// Adds a tapset: its aliases, functions and globals join the script only if the
+    /// script uses them (and its probes then with them).
+    pub fn add_library(&mut self, file: SourceFile) -> FileId {
+        let id = self.add(file);
+        self.library[id.0 as usize] = true;
+        id
+    }
+
+    pub fn is_library(&self, id: FileId) -> bool {
+        self.library.get(id.0 as usize).copied().unwrap_or(false)
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
@@ -197,37 +213,34 @@ impl ScriptError {
     /// An error about `span`; also for problems found after checking, such as a probe
     /// point that matches no kernel function.
     pub fn at(map: &SourceMap, span: Span, message: impl Into<String>) -> Self {
-        let source = map.file(span.file);
         let message = message.into();
-        let start = source.line_col(span.start);
-        let line = source.line_text(start.line);
-        // The quoted line leaves out the carriage returns that end it: a span on them is
-        // shown just past the line's end.
-        let past_end = line.chars().count() + 1;
-        let column = start.column.min(past_end);
-        // A span running past its first line is underlined to that line's end.
-        let end_column = if source.line_col(span.end).line == start.line {
-            source.line_col(span.end).column.min(past_end)
-        } else {
-            past_end
-        };
-        let carets = end_column.saturating_sub(column).max(1);
-        let (line, column, carets) = excerpt(line, column, carets);
-        let gutter = start.line.to_string();
-        let pad = " ".repeat(gutter.len());
-        let rendered = format!(
-            "{file}:{l}:{c}: error: {message}\n{pad} |\n{gutter} | {line}\n{pad} | {indent}{marks}",
-            file = source.name(),
-            l = start.line,
-            c = start.column,
-            indent = caret_indent(&line, column),
-            marks = "^".repeat(carets),
-        );
         ScriptError {
+            rendered: render(map, span, "error", &message),
             message,
-            rendered,
             place: Some((span.file, span.start)),
         }
+    }
+
+    /// The error with a note for each probe point it was expanded from, innermost first,
+    /// when it is in an alias's code rather than in `written`, the body the script wrote,
+    /// or in the script's point (the last of `from`).
+    pub fn expanded_from(mut self, map: &SourceMap, from: &[Span], written: Span) -> Self {
+        let within = |span: &Span| {
+            self.place
+                .is_some_and(|(file, at)| file == span.file && (span.start..span.end).contains(&at))
+        };
+        if !within(&written) && !from.last().is_some_and(within) {
+            for span in from {
+                self.rendered.push('\n');
+                self.rendered.push_str(&render(
+                    map,
+                    *span,
+                    "note",
+                    "expanded from this probe point",
+                ));
+            }
+        }
+        self
     }
 
     /// Several errors as one, in the order found, each shown in full, and a count after
@@ -271,6 +284,35 @@ impl ScriptError {
     pub fn message(&self) -> &str {
         &self.message
     }
+}
+
+/// `FILE:LINE:COL: KIND: MESSAGE`, the source line, and a caret line under the span.
+fn render(map: &SourceMap, span: Span, kind: &str, message: &str) -> String {
+    let source = map.file(span.file);
+    let start = source.line_col(span.start);
+    let line = source.line_text(start.line);
+    // The quoted line leaves out the carriage returns that end it: a span on them is
+    // shown just past the line's end.
+    let past_end = line.chars().count() + 1;
+    let column = start.column.min(past_end);
+    // A span running past its first line is underlined to that line's end.
+    let end_column = if source.line_col(span.end).line == start.line {
+        source.line_col(span.end).column.min(past_end)
+    } else {
+        past_end
+    };
+    let carets = end_column.saturating_sub(column).max(1);
+    let (line, column, carets) = excerpt(line, column, carets);
+    let gutter = start.line.to_string();
+    let pad = " ".repeat(gutter.len());
+    format!(
+        "{file}:{l}:{c}: {kind}: {message}\n{pad} |\n{gutter} | {line}\n{pad} | {indent}{marks}",
+        file = source.name(),
+        l = start.line,
+        c = start.column,
+        indent = caret_indent(&line, column),
+        marks = "^".repeat(carets),
+    )
 }
 
 /// Past this many errors, the rest of a script's are counted, not shown.

@@ -139,6 +139,10 @@ struct Machine {
     /// The arguments of the print call being formatted, each with where its string ends.
     print_args: Vec<(Evaluated, usize)>,
     exit_requested: bool,
+    /// Each probe's `pn()` if it is on an alias (else `pp()` answers), and which probe
+    /// is running.
+    probe_names: Rc<[Option<Box<str>>]>,
+    current_probe: usize,
 }
 
 /// A print argument, evaluated: a long, or where its string starts in the call's buffer.
@@ -207,6 +211,12 @@ impl Interpreter {
                 pool: Vec::new(),
                 print_args: Vec::new(),
                 exit_requested: false,
+                probe_names: script
+                    .probes
+                    .iter()
+                    .map(|probe| probe.expansion.as_ref().map(|e| e.name.as_str().into()))
+                    .collect(),
+                current_probe: 0,
             },
         }
     }
@@ -220,6 +230,7 @@ impl Interpreter {
     ) -> Result<Flow, RuntimeError> {
         let probe = probe_at(&self.probes, probe_index)?;
         let m = &mut self.machine;
+        m.current_probe = probe_index;
         m.iterations_left = m.max_actions;
         // Locals start as 0 and "" on every hit.
         m.int_locals.clear();

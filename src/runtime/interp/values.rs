@@ -487,6 +487,10 @@ impl Machine {
                     StrContext::Probefunc => ctx.probefunc(),
                     StrContext::Ppfunc => ctx.ppfunc(),
                     StrContext::Pp => ctx.pp(),
+                    StrContext::Pn => match &self.probe_names[self.current_probe] {
+                        Some(name) => name,
+                        None => ctx.pp(),
+                    },
                 }
                 .as_bytes(),
             ),

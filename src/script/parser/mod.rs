@@ -7,9 +7,9 @@ mod points;
 mod statements;
 
 use super::ast::{
-    ArrayDecl, Block, CastBase, Expr, ExprKind, Foreach, Function, GlobalDecl, Name, PointArg,
-    PointComponent, PointSyntax, Probe, Script, Sort, SortBy, Stmt, TargetCast, TargetExpr,
-    TargetStep, TypeName,
+    Alias, ArrayDecl, Block, CastBase, Expr, ExprKind, Foreach, Function, GlobalDecl, Name,
+    PointArg, PointComponent, PointSyntax, Probe, Script, Sort, SortBy, Stmt, TargetCast,
+    TargetExpr, TargetStep, TypeName,
 };
 use super::lexer::{tokenize, Op, StringLit, Token, TokenKind};
 use super::preprocess::{preprocess, Facts};
@@ -34,6 +34,7 @@ pub fn parse(source: &SourceMap, args: &[String]) -> Result<Script, ScriptError>
         globals: Vec::new(),
         probes: Vec::new(),
         functions: Vec::new(),
+        aliases: Vec::new(),
     };
     let mut errors = Vec::new();
     for (file, _) in source.files() {
@@ -236,7 +237,7 @@ impl Parser<'_> {
         }
         if self.peek_keyword("probe") {
             self.advance();
-            script.probes.push(self.probe()?);
+            self.probe(script)?;
         } else if self.peek_keyword("function") {
             self.advance();
             script.functions.push(self.function()?);
@@ -584,12 +585,40 @@ mod tests {
     }
 
     #[test]
-    fn constructs_not_supported_yet_are_named() {
-        let err = parse_text("probe a = begin { }").unwrap_err().to_string();
-        assert!(
-            err.starts_with("t.stp:1:9: error: not supported yet: probe aliases"),
-            "{err}"
-        );
+    fn aliases_have_names_points_and_bodies() {
+        let script = parse_text(
+            "probe a.b = c = kernel.function(\"f\"), begin { x = 1 }\n\
+             probe e += end { y = 2 }\n\
+             probe f = never { x = 1 }, { y = 2 }",
+        )
+        .unwrap();
+        assert!(script.probes.is_empty());
+        let [both, epilogue, combined] = &script.aliases[..] else {
+            panic!("three aliases: {:?}", script.aliases);
+        };
+        let names: Vec<usize> = both.names.iter().map(|n| n.components.len()).collect();
+        assert_eq!(names, [2, 1]);
+        assert_eq!(both.points.len(), 2);
+        assert!(both.prologue.is_some() && both.epilogue.is_none());
+        assert!(epilogue.prologue.is_none() && epilogue.epilogue.is_some());
+        assert!(combined.prologue.is_some() && combined.epilogue.is_some());
+        for (text, wanted) in [
+            (
+                "probe a? = begin {}",
+                "t.stp:1:7: error: an alias's name cannot be optional",
+            ),
+            (
+                "probe a.* = begin {}",
+                "t.stp:1:9: error: an alias's name cannot hold a wildcard",
+            ),
+            (
+                "probe a, b = begin {}",
+                "t.stp:1:12: error: an alias defines one name",
+            ),
+        ] {
+            let err = parse_text(text).unwrap_err().to_string();
+            assert!(err.starts_with(wanted), "{text}: {err}");
+        }
     }
 
     #[test]

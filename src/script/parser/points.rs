@@ -4,25 +4,83 @@
 use super::*;
 
 impl Parser<'_> {
-    pub(super) fn probe(&mut self) -> Result<Probe, ScriptError> {
-        let mut points = self.probe_point()?;
-        while self.eat_op(Op::Comma) {
-            points.extend(self.probe_point()?);
-        }
+    /// After `probe`: a probe, or an alias (`probe NAME = POINT, ... { PROLOGUE }`).
+    pub(super) fn probe(&mut self, script: &mut Script) -> Result<(), ScriptError> {
+        let mut names = Vec::new();
+        let mut epilogue_style = false;
+        let points = loop {
+            let mut points = self.probe_point()?;
+            while self.eat_op(Op::Comma) {
+                points.extend(self.probe_point()?);
+            }
+            let assign = self.peek().span;
+            let defines = if self.eat_op(Op::Assign) {
+                true
+            } else if self.eat_op(Op::AddAssign) {
+                epilogue_style = true;
+                true
+            } else {
+                false
+            };
+            if !defines {
+                break points;
+            }
+            let [name] = <[PointSyntax; 1]>::try_from(points).map_err(|_| {
+                self.error(
+                    assign,
+                    "an alias defines one name before each '=': write `probe A = B = POINT`",
+                )
+            })?;
+            self.check_alias_name(&name)?;
+            names.push(name);
+        };
         if self.peek_keyword("if") {
             return Err(self.error(
                 self.peek().span,
                 "not supported yet: conditional probes (`probe POINT if (CONDITION)`)",
             ));
         }
-        if self.peek_op(Op::Assign) || self.peek_op(Op::AddAssign) {
+        let body = self.block()?;
+        if names.is_empty() {
+            script.probes.push(Probe {
+                points,
+                body,
+                expansion: None,
+            });
+            return Ok(());
+        }
+        let (prologue, epilogue) = if epilogue_style {
+            (None, Some(body))
+        } else if self.eat_op(Op::Comma) {
+            (Some(body), Some(self.block()?))
+        } else {
+            (Some(body), None)
+        };
+        script.aliases.push(Alias {
+            names,
+            points,
+            prologue,
+            epilogue,
+        });
+        Ok(())
+    }
+
+    /// An alias's name is a plain point: no marks and no wildcards, which would leave
+    /// the points it stands for unclear.
+    fn check_alias_name(&self, name: &PointSyntax) -> Result<(), ScriptError> {
+        if name.optional {
             return Err(self.error(
-                self.peek().span,
-                "not supported yet: probe aliases (`probe NAME = POINT { ... }`)",
+                name.span,
+                "an alias's name cannot be optional ('?' or '!'): mark the points it uses",
             ));
         }
-        let body = self.block()?;
-        Ok(Probe { points, body })
+        if let Some(wild) = name.components.iter().find(|c| c.name.contains('*')) {
+            return Err(self.error(
+                wild.span,
+                "an alias's name cannot hold a wildcard: name each alias in full",
+            ));
+        }
+        Ok(())
     }
 
     /// One probe point as written, which a group (`kernel.{function("a"), function("b")}`)

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::script::ast::{self, Expr, ExprKind, Part, Stmt};
+use crate::script::source::SourceMap;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Use {
@@ -12,12 +13,13 @@ struct Use {
     read: bool,
 }
 
-/// The names of the globals to print at exit.
-pub(super) fn unread_globals(script: &ast::Script) -> Vec<String> {
+/// The names of the globals to print at exit: the script's own, not its tapsets'.
+pub(super) fn unread_globals(source: &SourceMap, script: &ast::Script) -> Vec<String> {
     let mut walk = Walk {
         globals: script
             .globals
             .iter()
+            .filter(|g| !source.is_library(g.span.file))
             .map(|g| (g.name.as_str(), None))
             .collect(),
         order: Vec::new(),

@@ -1,8 +1,10 @@
 //! The front end's passes over a parsed script, run in a fixed order, each leaving its
-//! result for the next: [`infer`] declares the globals and infers every variable's and
+//! result for the next: [`aliases`] expands probes on aliases and joins the tapsets the
+//! script uses; [`infer`] declares the globals and infers every variable's and
 //! array's types; [`display`] finds the globals to print at exit; [`lower`] checks the
 //! script against the types and produces the [`ir`](super::ir) the runtime runs.
 
+mod aliases;
 mod display;
 mod infer;
 mod lower;
@@ -11,18 +13,19 @@ pub use lower::MAX_PRINT_ARGS;
 
 use super::ast;
 use super::ir::CheckedScript;
-use super::limits::Limits;
 use super::source::{ScriptError, SourceMap};
+use super::ScriptInput;
 
 /// `global_values` are `-G NAME=VALUE` settings, overriding the script's initial values.
 pub(super) fn check(
     source: &SourceMap,
-    script: &ast::Script,
-    global_values: &[(String, String)],
-    limits: &Limits,
+    script: ast::Script,
+    input: &ScriptInput,
 ) -> Result<CheckedScript, ScriptError> {
+    let (global_values, limits) = (&input.globals, &input.limits);
+    let script = &aliases::expand(source, script, !input.listing)?;
     let symbols = infer::infer(source, script)?;
-    let shown_at_exit = display::unread_globals(script);
+    let shown_at_exit = display::unread_globals(source, script);
     let mut checked = lower::lower(source, script, &symbols, &shown_at_exit, limits)?;
     lower::set_globals(&mut checked, script, &symbols, global_values, limits)?;
     Ok(checked)

@@ -71,6 +71,10 @@ pub(super) fn lower(
     // so that one run shows them all.
     let mut errors = Vec::new();
     for (index, probe) in script.probes.iter().enumerate() {
+        let annotate = |error: ScriptError| match &probe.expansion {
+            Some(expansion) => expansion.annotate(source, error),
+            None => error,
+        };
         let mut points = Vec::with_capacity(probe.points.len());
         for point in &probe.points {
             match points::resolve(point, source) {
@@ -78,7 +82,9 @@ pub(super) fn lower(
                 // An optional point of a kind rstap does not know is left out, as SystemTap
                 // leaves out an optional point it cannot resolve.
                 Err(_) if point.optional => {}
-                Err((span, message)) => errors.push(ScriptError::at(source, span, message)),
+                Err((span, message)) => {
+                    errors.push(annotate(ScriptError::at(source, span, message)))
+                }
             }
         }
         let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
@@ -90,13 +96,20 @@ pub(super) fn lower(
         let body = lowering
             .block(&probe.body.statements)
             .unwrap_or_else(|error| {
-                errors.push(error);
+                errors.push(annotate(error));
                 Vec::new()
             });
         calls.push(lowering.callees);
         own_process_facts.push(lowering.own_process_fact);
         probes.push(CheckedProbe {
             points,
+            expansion: probe.expansion.clone(),
+            alias_variables: probe
+                .expansion
+                .iter()
+                .flat_map(|e| &e.variables)
+                .map(|name| (name.clone(), symbols.var(index, name).unwrap_or(Ty::Long)))
+                .collect(),
             targets: lowering.targets,
             entry_values: lowering.entry_values,
             entry_targets: lowering.entry_targets,

@@ -1,0 +1,74 @@
+//! rstap's own tapset library, written in the script language and built into the binary,
+//! and the user's tapset directories (`-I DIR`). A script gets a tapset file's aliases,
+//! functions and globals by using one of its aliases or functions (see
+//! `script::passes::aliases`); the files are only parsed otherwise.
+
+use std::path::{Path, PathBuf};
+
+use crate::script::{SourceFile, SourceMap};
+
+/// The built-in tapsets, named as errors show them.
+const LIBRARY: &[(&str, &str)] = &[
+    (
+        "<rstap>/tapset/syscall_any.stp",
+        include_str!("syscall_any.stp"),
+    ),
+    ("<rstap>/tapset/syscalls.stp", include_str!("syscalls.stp")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TapsetError {
+    #[error("cannot read the tapset directory {} given with -I", .dir.display())]
+    Directory {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the tapset {}", .path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Adds rstap's tapsets to the map.
+pub fn add_built_in(source: &mut SourceMap) {
+    for &(name, text) in LIBRARY {
+        source.add_library(SourceFile::new(name, text));
+    }
+}
+
+/// Adds rstap's tapsets to the map, then every `*.stp` file under each of `dirs` (sorted
+/// by path, directories searched in their order).
+pub fn add_library(source: &mut SourceMap, dirs: &[PathBuf]) -> Result<(), TapsetError> {
+    add_built_in(source);
+    for dir in dirs {
+        let mut paths = Vec::new();
+        find_tapsets(dir, &mut paths)?;
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|source| TapsetError::File {
+                path: path.clone(),
+                source,
+            })?;
+            source.add_library(SourceFile::new(path.display().to_string(), text));
+        }
+    }
+    Ok(())
+}
+
+/// The `*.stp` files in `dir` and the directories below it.
+fn find_tapsets(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), TapsetError> {
+    let unreadable = |source| TapsetError::Directory {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if path.is_dir() {
+            find_tapsets(&path, into)?;
+        } else if path.extension().is_some_and(|ext| ext == "stp") {
+            into.push(path);
+        }
+    }
+    Ok(())
+}
