@@ -75,6 +75,15 @@ pub fn run(cli: &Cli) -> Result<i32> {
         script::parse(&source, &input)?;
         return Ok(0);
     }
+    // The aliases of this kernel's system calls come from its tracepoints, read only for
+    // a script that may name them.
+    let names_syscalls = source
+        .files()
+        .any(|(id, file)| !source.is_library(id) && file.text().contains("syscall"));
+    if names_syscalls {
+        let mut tracepoints = KernelTracepoints::new(None);
+        source.add_generated(crate::tapset::syscalls::this_kernel(&mut tracepoints)?);
+    }
     let script = script::compile_with(&source, &input)?;
     if script.probes.is_empty() {
         bail!(

@@ -7,6 +7,8 @@
 mod root;
 #[path = "support/sampling.rs"]
 mod sampling_checks;
+#[path = "support/tapsets.rs"]
+mod tapset_checks;
 #[path = "support/tracepoints.rs"]
 mod tracepoint_checks;
 #[path = "support/workload.rs"]
@@ -258,6 +260,67 @@ fn tracepoints_report_what_the_workload_did() {
         &report,
         &format!("trace:\n{trace}\nreport:\n{report}"),
     );
+}
+
+/// rstap's tapsets (syscall, syscall_any, kprocess, scheduler aliases, the task
+/// functions) on this machine's kernel, checked against what the socket workload reports.
+#[test]
+fn tapset_aliases_report_what_the_workload_did() {
+    if !is_root() {
+        eprintln!("skipped: needs root to load tracepoint programs");
+        return;
+    }
+    let (trace, report) = traced_workload(tapset_checks::SCRIPT, 2);
+    tapset_checks::check(
+        &trace,
+        &report,
+        &format!("trace:\n{trace}\nreport:\n{report}"),
+    );
+}
+
+/// `rstap -l 'syscall.*'` lists every system call the kernel has tracepoints for, as
+/// tracefs lists them (mounted here for the test if the system has not).
+#[test]
+fn every_system_call_of_the_kernel_has_a_syscall_alias() {
+    if !is_root() {
+        eprintln!("skipped: needs root to read tracefs");
+        return;
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+    let mounted = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1).zip(line.split(' ').nth(2)))
+        .find(|(_, kind)| *kind == "tracefs")
+        .map(|(point, _)| std::path::PathBuf::from(point));
+    let ours = tempfile::tempdir().expect("temporary directory");
+    let root = mounted.unwrap_or_else(|| {
+        let status = Command::new("mount")
+            .args(["-t", "tracefs", "nodev"])
+            .arg(ours.path())
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "cannot mount tracefs");
+        ours.path().to_path_buf()
+    });
+    let events = std::fs::read_dir(root.join("events/syscalls")).map(|dir| {
+        dir.filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_prefix("sys_enter_")?.to_string())
+        })
+        .collect::<std::collections::BTreeSet<String>>()
+    });
+    if root == ours.path() {
+        let _ = Command::new("umount").arg(ours.path()).status();
+    }
+    let expected = events.expect("tracefs has events/syscalls");
+    assert!(expected.len() > 200, "{expected:?}");
+    let output = rstap(&["-l", "syscall.*"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed: std::collections::BTreeSet<String> = stdout(&output)
+        .lines()
+        .map(|line| line.strip_prefix("syscall.").unwrap_or(line).to_string())
+        .collect();
+    assert_eq!(listed, expected);
 }
 
 /// This machine's kernel samples perf events: `timer.profile` against the CPU time the

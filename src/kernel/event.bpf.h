@@ -48,7 +48,7 @@ _Static_assert(sizeof(struct event) == 72, "struct event must match RawEvent");
  * payload value is made by operations that end in a store; a load that faults stops the
  * value, whose store then writes the faulting address and sets the value's fault bit.
  */
-#define FETCH_MAX_OPS 32
+#define FETCH_MAX_OPS 64
 #define PAYLOAD_MAX 1024
 #define STRING_MAX 256
 #define STACK_MAX 240		/* bytes of return addresses: 30 frames */

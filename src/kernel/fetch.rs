@@ -13,7 +13,7 @@
 //! end checks the encoding field by field against the C side's constants.
 
 /// Operations a program may have: `FETCH_MAX_OPS` in event.bpf.h.
-pub const MAX_OPS: usize = 32;
+pub const MAX_OPS: usize = 64;
 /// Payload bytes after the event header: `PAYLOAD_MAX` in event.bpf.h.
 pub const MAX_PAYLOAD: usize = 1024;
 /// The longest string one operation copies, terminator included: `STRING_MAX`.

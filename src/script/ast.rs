@@ -362,6 +362,29 @@ pub enum CastBase {
     Other(Name),
 }
 
+impl CastBase {
+    /// What `@cast(BASE, ...)` starts from, by the form of BASE.
+    pub fn of(base: Expr) -> CastBase {
+        match base.kind {
+            ExprKind::Target(target) => CastBase::Target(Box::new(target)),
+            ExprKind::Call { name, args, .. } if name == "task_current" && args.is_empty() => {
+                CastBase::CurrentTask(Name {
+                    name,
+                    span: base.span,
+                })
+            }
+            ExprKind::Var(name) => CastBase::Variable(Name {
+                name,
+                span: base.span,
+            }),
+            _ => CastBase::Other(Name {
+                name: "@cast".into(),
+                span: base.span,
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetStep {
     /// `->member`, through a pointer or of a struct or union held by value, as SystemTap
@@ -371,19 +394,20 @@ pub enum TargetStep {
     Index { index: i64, span: Span },
 }
 
-impl Expr {
-    /// Calls `f` on each expression directly inside this one, in order.
-    pub fn for_each_child<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
-        match &self.kind {
+/// The expressions directly inside an expression's kind, each given to `$f`: one body
+/// for both the shared and the mutable walk.
+macro_rules! each_child {
+    ($kind:expr, $f:ident, $iter:ident) => {
+        match $kind {
             ExprKind::Number(_) | ExprKind::Str(_) | ExprKind::Var(_) | ExprKind::Target(_) => {}
-            ExprKind::Index { keys, .. } | ExprKind::In { keys, .. } => keys.iter().for_each(f),
-            ExprKind::Call { args, .. } => args.iter().for_each(f),
+            ExprKind::Index { keys, .. } | ExprKind::In { keys, .. } => keys.$iter().for_each($f),
+            ExprKind::Call { args, .. } => args.$iter().for_each($f),
             ExprKind::Unary { operand, .. }
             | ExprKind::Entry(operand)
             | ExprKind::Defined(operand)
             | ExprKind::Increment {
                 target: operand, ..
-            } => f(operand),
+            } => $f(operand),
             ExprKind::Binary { left, right, .. }
             | ExprKind::Assign {
                 target: left,
@@ -394,23 +418,35 @@ impl Expr {
                 target: left,
                 value: right,
             } => {
-                f(left);
-                f(right);
+                $f(left);
+                $f(right);
             }
             ExprKind::Ternary {
                 condition,
                 then,
                 otherwise,
             } => {
-                f(condition);
-                f(then);
-                f(otherwise);
+                $f(condition);
+                $f(then);
+                $f(otherwise);
             }
             ExprKind::Stat { operand, args, .. } => {
-                f(operand);
-                args.iter().for_each(f);
+                $f(operand);
+                args.$iter().for_each($f);
             }
         }
+    };
+}
+
+impl Expr {
+    /// Calls `f` on each expression directly inside this one, in order.
+    pub fn for_each_child<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
+        each_child!(&self.kind, f, iter)
+    }
+
+    /// Calls `f` on each expression directly inside this one, in order, to change it.
+    pub fn for_each_child_mut(&mut self, mut f: impl FnMut(&mut Expr)) {
+        each_child!(&mut self.kind, f, iter_mut)
     }
 }
 

@@ -28,7 +28,7 @@ pub use ir::{
     TargetRead, Ty,
 };
 pub use limits::Limits;
-pub use parser::MAX_NESTING;
+pub use parser::{is_keyword, MAX_NESTING};
 pub use passes::MAX_PRINT_ARGS;
 pub use source::{FileId, LineCol, ScriptError, SourceFile, SourceMap, Span};
 

@@ -34,8 +34,18 @@ impl Span {
 #[derive(Debug, Clone, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
-    /// Which files are tapsets, whose declarations a script gets only by using them.
-    library: Vec<bool>,
+    /// What each file is: the script's, or a tapset, whose declarations a script gets
+    /// only by using them.
+    origins: Vec<Origin>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Script,
+    Library,
+    /// A tapset rstap made for the running kernel, whose aliases a written tapset's of
+    /// the same name hide.
+    Generated,
 }
 
 impl SourceMap {
@@ -43,26 +53,45 @@ impl SourceMap {
     pub fn of_script(script: SourceFile) -> Self {
         SourceMap {
             files: vec![script],
-            library: vec![false],
+            origins: vec![Origin::Script],
         }
     }
 
     pub fn add(&mut self, file: SourceFile) -> FileId {
-        self.files.push(file);
-        self.library.push(false);
-        FileId((self.files.len() - 1) as u32)
+        self.add_as(file, Origin::Script)
     }
 
     /// Adds a tapset: its aliases, functions and globals join the script only if the
     /// script uses them (and its probes then with them).
     pub fn add_library(&mut self, file: SourceFile) -> FileId {
-        let id = self.add(file);
-        self.library[id.0 as usize] = true;
-        id
+        self.add_as(file, Origin::Library)
+    }
+
+    /// Adds a tapset made for the running kernel, as [`SourceMap::add_library`]; an alias
+    /// in it is hidden by one of the same name in a written tapset.
+    pub fn add_generated(&mut self, file: SourceFile) -> FileId {
+        self.add_as(file, Origin::Generated)
+    }
+
+    fn add_as(&mut self, file: SourceFile, origin: Origin) -> FileId {
+        self.files.push(file);
+        self.origins.push(origin);
+        FileId((self.files.len() - 1) as u32)
     }
 
     pub fn is_library(&self, id: FileId) -> bool {
-        self.library.get(id.0 as usize).copied().unwrap_or(false)
+        self.origin(id) != Origin::Script
+    }
+
+    pub fn is_generated(&self, id: FileId) -> bool {
+        self.origin(id) == Origin::Generated
+    }
+
+    fn origin(&self, id: FileId) -> Origin {
+        self.origins
+            .get(id.0 as usize)
+            .copied()
+            .unwrap_or(Origin::Script)
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {

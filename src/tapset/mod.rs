@@ -3,6 +3,8 @@
 //! functions and globals by using one of its aliases or functions (see
 //! `script::passes::aliases`); the files are only parsed otherwise.
 
+pub mod syscalls;
+
 use std::path::{Path, PathBuf};
 
 use crate::script::{SourceFile, SourceMap};
@@ -14,6 +16,12 @@ const LIBRARY: &[(&str, &str)] = &[
         include_str!("syscall_any.stp"),
     ),
     ("<rstap>/tapset/syscalls.stp", include_str!("syscalls.stp")),
+    ("<rstap>/tapset/task.stp", include_str!("task.stp")),
+    (
+        "<rstap>/tapset/scheduler.stp",
+        include_str!("scheduler.stp"),
+    ),
+    ("<rstap>/tapset/kprocess.stp", include_str!("kprocess.stp")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -34,7 +34,7 @@ const TCP_LISTEN: i64 = 10;
 const NR_CONNECT: i64 = 42;
 
 /// The lines of `text` whose first word is `word`.
-fn lines_of<'a>(text: &'a str, word: &str) -> Vec<&'a str> {
+pub fn lines_of<'a>(text: &'a str, word: &str) -> Vec<&'a str> {
     text.lines()
         .filter(|line| line.split(' ').next() == Some(word))
         .collect()

@@ -106,6 +106,20 @@ impl Scenario {
         }
     }
 
+    /// A scenario that runs `script` on two rounds of the socket workload, leaving rstap's
+    /// output in `trace` and the workload's report in `report` (see
+    /// [`check_workload_trace`]).
+    pub fn on_workload(name: &'static str, script: &str) -> Self {
+        Scenario::new(
+            name,
+            format!(
+                "cat >{name}.stp <<'EOF'\n{script}\nEOF\n\
+                 rstap -o trace -c \"socket-workload --rounds 2 --report $OUT/report\" \
+                     {name}.stp"
+            ),
+        )
+    }
+
     pub fn only_on(self, kernel: Kernel) -> Self {
         Scenario {
             only_on: Some(kernel),
@@ -237,6 +251,18 @@ enum Failure {
 
 /// The one boot of `kernel` for this test binary, or None (with a note on stderr) when
 /// the VM cannot run here and `CI` is not `true`.
+/// Checks what a [`Scenario::on_workload`] left with `check(trace, report, described)`.
+pub fn check_workload_trace(kernel: Kernel, name: &str, check: fn(&str, &str, &str)) {
+    let Some(vm) = guest(kernel) else { return };
+    let result = vm.scenario(name);
+    result.assert_success();
+    check(
+        &result.file("trace"),
+        &result.file("report"),
+        &result.describe(),
+    );
+}
+
 pub fn guest(kernel: Kernel) -> Option<&'static GuestRun> {
     static RUNS: [OnceLock<Result<GuestRun, Failure>>; 2] = [OnceLock::new(), OnceLock::new()];
     let boot_once = || {

@@ -10,6 +10,9 @@ mod sampling;
 mod sampling_checks;
 mod smoke;
 mod source;
+#[path = "../support/tapsets.rs"]
+mod tapset_checks;
+mod tapsets;
 mod targets;
 mod trace;
 #[path = "../support/tracepoints.rs"]
@@ -29,6 +32,7 @@ fn all_scenarios() -> Vec<Scenario> {
     scenarios.extend(hardening::scenarios());
     scenarios.extend(targets::scenarios());
     scenarios.extend(tracepoints::scenarios());
+    scenarios.extend(tapsets::scenarios());
     scenarios.extend(sampling::scenarios());
     scenarios
 }

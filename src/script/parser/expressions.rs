@@ -325,23 +325,7 @@ impl Parser<'_> {
         }
         let close = self.expect_op(Op::RParen)?;
         let span = at.to(close);
-        let base = match base.kind {
-            ExprKind::Target(target) => CastBase::Target(Box::new(target)),
-            ExprKind::Call { name, args, .. } if name == "task_current" && args.is_empty() => {
-                CastBase::CurrentTask(Name {
-                    name,
-                    span: base.span,
-                })
-            }
-            ExprKind::Var(name) => CastBase::Variable(Name {
-                name,
-                span: base.span,
-            }),
-            _ => CastBase::Other(Name {
-                name: "@cast".into(),
-                span: base.span,
-            }),
-        };
+        let base = CastBase::of(base);
         let bare = type_name
             .name
             .strip_prefix("struct ")

@@ -25,6 +25,11 @@ pub(super) const KEYWORDS: &[&str] = &[
     "break", "continue", "delete", "try", "catch", "private",
 ];
 
+/// Whether `name` is a word of the language, which cannot name a variable.
+pub fn is_keyword(name: &str) -> bool {
+    KEYWORDS.contains(&name)
+}
+
 /// Parses every file of the map into one script, in the map's order. A file with a
 /// construct rstap refuses stops there; otherwise every declaration that fails to parse
 /// gives its error, and parsing goes on at the next.

@@ -24,6 +24,7 @@ pub(super) fn expand(
     script: Script,
     elide: bool,
 ) -> Result<Script, ScriptError> {
+    let script = without_hidden_aliases(source, script);
     let included = included_files(source, &script);
     let used = |span: Span| included.contains(&span.file);
     let Script {
@@ -66,6 +67,27 @@ pub(super) fn expand(
         functions,
         aliases: Vec::new(),
     })
+}
+
+/// The script without the generated aliases that a written alias of the same name hides.
+fn without_hidden_aliases(source: &SourceMap, mut script: Script) -> Script {
+    let key = |name: &PointSyntax| {
+        name.components
+            .iter()
+            .map(|c| format!("{}{:?}", c.name, c.argument))
+            .collect::<Vec<_>>()
+    };
+    let written: HashSet<Vec<String>> = script
+        .aliases
+        .iter()
+        .filter(|a| !source.is_generated(a.names[0].span.file))
+        .flat_map(|a| a.names.iter().map(key))
+        .collect();
+    script.aliases.retain(|alias| {
+        !source.is_generated(alias.names[0].span.file)
+            || !alias.names.iter().all(|name| written.contains(&key(name)))
+    });
+    script
 }
 
 /// The script's own files and every tapset file it uses, directly or through another:

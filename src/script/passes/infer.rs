@@ -31,6 +31,9 @@ pub(super) struct FunctionSym {
     pub(super) index: usize,
     pub(super) body: usize,
     pub(super) returns: Option<Ty>,
+    /// For a function expanded at its calls, what it expands into (see
+    /// [`lower::inline`](super::lower)).
+    pub(super) expanded: Option<Expr>,
 }
 
 pub(super) fn declared_type(name: TypeName) -> Ty {
@@ -88,6 +91,7 @@ pub(super) fn infer(source: &SourceMap, script: &ast::Script) -> Result<Symbols,
                 index,
                 body,
                 returns: function.returns.map(declared_type),
+                expanded: super::lower::expanded_body(function),
             },
         );
     }

@@ -83,6 +83,29 @@ impl Lowering<'_> {
         span: Span,
         args: &[Expr],
     ) -> Result<Value, ScriptError> {
+        if let Some(function) = self.symbols.functions.get(name) {
+            if let Some(body) = &function.expanded {
+                let params = &self.symbols.params[function.body];
+                self.arity(name, span, args, params.len())?;
+                let symbols = self.symbols;
+                let lookup = |name: &str| {
+                    let function = symbols.functions.get(name)?;
+                    let body = function.expanded.as_ref()?;
+                    Some((&symbols.params[function.body][..], body))
+                };
+                let Some(expanded) = inline::expand_call((params, body), args, &lookup) else {
+                    return Err(self.error(
+                        span,
+                        format!(
+                            "{name}() reads kernel memory through its parameters, so each \
+                             call is expanded where it is made, and its expansion calls it \
+                             again: it cannot be expanded"
+                        ),
+                    ));
+                };
+                return self.value(&expanded);
+            }
+        }
         if let Some((returns, call)) = self.function_call(name, span, args)? {
             return match returns {
                 Some(Ty::Str) => Ok(Value::Str(StrExpr::Call(call))),
@@ -119,6 +142,11 @@ impl Lowering<'_> {
                     None => IntExpr::Const(0),
                 };
                 Value::Str(StrExpr::Matched(Box::new(group), span))
+            }
+            Answer::Library(function)
+                if function.is_own_process_fact() && self.target_site.has_event_task() =>
+            {
+                return self.value(&targets::event_task_fact(function, span));
             }
             Answer::Library(function) => {
                 if function.is_own_process_fact() && self.own_process_fact.is_none() {

@@ -7,9 +7,11 @@
 mod bindings;
 mod calls;
 mod expressions;
+mod inline;
 mod statements;
 mod targets;
 
+pub(super) use inline::expanded_body;
 use targets::TargetSite;
 
 use std::collections::HashMap;
@@ -122,6 +124,19 @@ pub(super) fn lower(
     let mut functions = Vec::new();
     for (index, function) in script.functions.iter().enumerate() {
         let body = script.probes.len() + index;
+        if symbols.functions[&function.name.name].expanded.is_some() {
+            // Expanded at every call, never called.
+            calls.push(Vec::new());
+            own_process_facts.push(None);
+            functions.push(CheckedFunction {
+                name_span: function.name.span,
+                params: Vec::new(),
+                body: Vec::new(),
+                int_locals: 0,
+                str_locals: 0,
+            });
+            continue;
+        }
         let mut lowering = Lowering::new(source, symbols, &layout, limits, body, &mut shapes);
         lowering.function = symbols.functions.get(&function.name.name);
         let mut params = Vec::with_capacity(function.params.len());
@@ -175,8 +190,9 @@ pub(super) fn lower(
     })
 }
 
-/// Refuses `uid()` and the other facts of rstap's own process in a probe on kernel events,
-/// where SystemTap answers with the event's task: rstap's events do not carry them yet.
+/// Refuses `uid()` and the other facts of a task in a function that a probe on kernel
+/// events calls: in the probe's own body they read the event's task, but a function is
+/// lowered once for every caller, and would answer for rstap's own process.
 fn refuse_own_process_facts_in_kernel_probes(
     source: &SourceMap,
     probes: &[CheckedProbe],
@@ -207,9 +223,9 @@ fn refuse_own_process_facts_in_kernel_probes(
                     source,
                     span,
                     format!(
-                        "not supported yet: {name}() in a probe on kernel functions: rstap's \
-                         kernel events do not carry the task's credentials or parent; {name}() \
-                         answers in begin, end and timer probes, for rstap's own process"
+                        "not supported yet: {name}() in a function called from a probe on \
+                         kernel events: rstap reads the event's task while the probe fires, \
+                         so call {name}() in the probe's body and pass its value"
                     ),
                 ));
             }

@@ -17,6 +17,46 @@ use crate::script::ir::{ReadKind, TargetRead};
 /// deeper is taken for locals that stand for each other.
 const MAX_BINDINGS: usize = 16;
 
+/// `uid()`, `ppid()` and the other facts of a task, in a probe on kernel events: the
+/// event's task's, read from its `task_struct` (where rstap's own process answers them in
+/// `begin`, `end` and timer probes).
+pub(super) fn event_task_fact(function: Library, span: Span) -> Expr {
+    let (path, text): (&[&str], bool) = match function {
+        Library::Uid => (&["cred", "uid", "val"], false),
+        Library::Gid => (&["cred", "gid", "val"], false),
+        Library::Euid => (&["cred", "euid", "val"], false),
+        Library::Egid => (&["cred", "egid", "val"], false),
+        Library::Ppid => (&["real_parent", "tgid"], false),
+        _ => (&["real_parent", "comm"], true),
+    };
+    let mut target = bindings::current_task(span);
+    target.address_of = false;
+    target.steps = path
+        .iter()
+        .map(|member| {
+            ast::TargetStep::Member(Name {
+                name: member.to_string(),
+                span,
+            })
+        })
+        .collect();
+    let read = Expr {
+        kind: ExprKind::Target(target),
+        span,
+    };
+    if !text {
+        return read;
+    }
+    Expr {
+        kind: ExprKind::Call {
+            name: "kernel_string".into(),
+            name_span: span,
+            args: vec![read],
+        },
+        span,
+    }
+}
+
 /// The kind of events a body runs on, as far as target variables care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TargetSite {
@@ -38,6 +78,11 @@ pub(super) enum TargetSite {
 }
 
 impl TargetSite {
+    /// Whether the body runs on kernel events, which happen in a task it can read.
+    pub(super) fn has_event_task(self) -> bool {
+        !matches!(self, TargetSite::Function | TargetSite::NoKernelData(_))
+    }
+
     pub(super) fn of(points: &[ProbePoint]) -> TargetSite {
         let mut entry = false;
         let mut ret = false;
@@ -100,7 +145,8 @@ impl Lowering<'_> {
         if !answerable {
             return Ok(IntExpr::Const(0));
         }
-        self.defined.push(target.clone());
+        let target = self.through_bindings(target, 0)?;
+        self.defined.push(target);
         Ok(IntExpr::Defined(self.defined.len() - 1))
     }
 

@@ -1,0 +1,129 @@
+//! `syscall.NAME` and `syscall.NAME.return` for every system call of the running kernel,
+//! made from its syscall tracepoints (`syscalls:sys_enter_NAME` and `sys_exit_NAME`),
+//! whose record fields are the call's arguments. Each gives SystemTap's `name`, `argstr`,
+//! `retval` and `retstr`, and each argument by the kernel's name for it; `argstr` shows
+//! pointers in hex and numbers in decimal. The hand-written aliases of `syscalls.stp`,
+//! with SystemTap's own variable names and formats, hide these (see
+//! `script::passes::aliases`). `nd_syscall.NAME` is the same as `syscall.NAME`, as
+//! rstap has one way to reach each call.
+
+use std::fmt::Write;
+
+use crate::resolve::tracepoints::{RecordField, TracepointAccess, TracepointError, Tracepoints};
+use crate::script::SourceFile;
+
+/// The name errors in the generated aliases show.
+pub const FILE_NAME: &str = "<rstap>/tapset/syscalls of this kernel";
+
+const ENTER: &str = "sys_enter_";
+
+/// The aliases of every system call with tracepoints on this kernel.
+pub fn this_kernel(tracepoints: &mut dyn Tracepoints) -> Result<SourceFile, TracepointError> {
+    let calls: Vec<String> = tracepoints
+        .names()?
+        .iter()
+        .filter(|name| name.system == "syscalls")
+        .filter_map(|name| name.event.strip_prefix(ENTER))
+        .map(str::to_string)
+        .collect();
+    let mut text = String::new();
+    for call in calls {
+        let name = crate::resolve::tracepoints::TracepointName {
+            system: "syscalls".into(),
+            event: format!("{ENTER}{call}"),
+        };
+        let fields = match tracepoints.access(&name)? {
+            TracepointAccess::Record { fields, .. } => fields,
+            TracepointAccess::Raw(_) => continue,
+        };
+        write_aliases(&mut text, &call, &fields);
+    }
+    Ok(SourceFile::new(FILE_NAME, text))
+}
+
+/// The variables every alias gives, which an argument of the same name does not replace
+/// (it stays readable as `$NAME`).
+const ALIAS_VARIABLES: &[&str] = &["name", "argstr", "retval", "retstr"];
+
+/// The aliases of one call, whose entry record has `fields`.
+fn write_aliases(text: &mut String, call: &str, fields: &[RecordField]) {
+    let arguments: Vec<&RecordField> = fields
+        .iter()
+        .filter(|field| field.is_scalar() && field.name != "__syscall_nr")
+        .filter(|field| {
+            !crate::script::is_keyword(&field.name)
+                && !ALIAS_VARIABLES.contains(&field.name.as_str())
+        })
+        .collect();
+    let _ = writeln!(
+        text,
+        "probe syscall.{call} = kernel.trace(\"syscalls:{ENTER}{call}\")\n{{\n\tname = \"{call}\""
+    );
+    for argument in &arguments {
+        let _ = writeln!(text, "\t{0} = ${0}", argument.name);
+    }
+    let format: Vec<&str> = arguments.iter().map(|a| conversion(a)).collect();
+    let names: String = arguments.iter().map(|a| format!(", {}", a.name)).collect();
+    let _ = writeln!(
+        text,
+        "\targstr = sprintf(\"{}\"{names})\n}}",
+        format.join(", ")
+    );
+    let _ = writeln!(
+        text,
+        "probe syscall.{call}.return = kernel.trace(\"syscalls:sys_exit_{call}\")\n{{\n\
+         \tname = \"{call}\"\n\tretval = $ret\n\tretstr = return_str(1, retval)\n}}"
+    );
+    let _ = writeln!(
+        text,
+        "probe nd_syscall.{call} = syscall.{call} {{}}\n\
+         probe nd_syscall.{call}.return = syscall.{call}.return {{}}"
+    );
+}
+
+/// How `argstr` shows an argument: pointers in hex, numbers in decimal by their sign.
+fn conversion(field: &RecordField) -> &'static str {
+    if field.c_type.contains('*') {
+        "%p"
+    } else if field.signed {
+        "%d"
+    } else {
+        "%u"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, c_type: &str, signed: bool) -> RecordField {
+        RecordField {
+            name: name.into(),
+            c_type: c_type.into(),
+            offset: 16,
+            size: 8,
+            signed,
+        }
+    }
+
+    #[test]
+    fn an_alias_gives_each_argument_and_shows_it_by_its_type() {
+        let mut text = String::new();
+        let fields = [
+            field("__syscall_nr", "int", true),
+            field("fd", "int", true),
+            field("buff", "void *", false),
+            field("len", "size_t", false),
+        ];
+        write_aliases(&mut text, "sendto", &fields);
+        assert!(
+            text.starts_with(
+                "probe syscall.sendto = kernel.trace(\"syscalls:sys_enter_sendto\")\n{\n\
+             \tname = \"sendto\"\n\tfd = $fd\n\tbuff = $buff\n\tlen = $len\n\
+             \targstr = sprintf(\"%d, %p, %u\", fd, buff, len)\n}\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("probe nd_syscall.sendto.return = syscall.sendto.return {}"));
+    }
+}
