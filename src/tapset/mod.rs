@@ -22,6 +22,17 @@ const LIBRARY: &[(&str, &str)] = &[
         include_str!("scheduler.stp"),
     ),
     ("<rstap>/tapset/kprocess.stp", include_str!("kprocess.stp")),
+    (
+        "<rstap>/tapset/target_set.stp",
+        include_str!("target_set.stp"),
+    ),
+    (
+        "<rstap>/tapset/stopwatch.stp",
+        include_str!("stopwatch.stp"),
+    ),
+    ("<rstap>/tapset/dev.stp", include_str!("dev.stp")),
+    ("<rstap>/tapset/logging.stp", include_str!("logging.stp")),
+    ("<rstap>/tapset/integers.stp", include_str!("integers.stp")),
 ];
 
 #[derive(Debug, thiserror::Error)]

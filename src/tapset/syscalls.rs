@@ -60,7 +60,13 @@ fn write_aliases(text: &mut String, call: &str, fields: &[RecordField]) {
         "probe syscall.{call} = kernel.trace(\"syscalls:{ENTER}{call}\")\n{{\n\tname = \"{call}\""
     );
     for argument in &arguments {
-        let _ = writeln!(text, "\t{0} = ${0}", argument.name);
+        // An int reaches the record as a whole register: its upper half means nothing.
+        let (open, close) = if is_int(argument) {
+            ("__int32(", ")")
+        } else {
+            ("", "")
+        };
+        let _ = writeln!(text, "\t{0} = {open}${0}{close}", argument.name);
     }
     let format: Vec<&str> = arguments.iter().map(|a| conversion(a)).collect();
     let names: String = arguments.iter().map(|a| format!(", {}", a.name)).collect();
@@ -81,11 +87,16 @@ fn write_aliases(text: &mut String, call: &str, fields: &[RecordField]) {
     );
 }
 
+/// Whether the argument is a C int, which the record holds as a whole register.
+fn is_int(field: &RecordField) -> bool {
+    matches!(field.c_type.as_str(), "int" | "pid_t")
+}
+
 /// How `argstr` shows an argument: pointers in hex, numbers in decimal by their sign.
 fn conversion(field: &RecordField) -> &'static str {
     if field.c_type.contains('*') {
         "%p"
-    } else if field.signed {
+    } else if field.signed || is_int(field) {
         "%d"
     } else {
         "%u"
@@ -111,7 +122,7 @@ mod tests {
         let mut text = String::new();
         let fields = [
             field("__syscall_nr", "int", true),
-            field("fd", "int", true),
+            field("fd", "int", false),
             field("buff", "void *", false),
             field("len", "size_t", false),
         ];
@@ -119,7 +130,7 @@ mod tests {
         assert!(
             text.starts_with(
                 "probe syscall.sendto = kernel.trace(\"syscalls:sys_enter_sendto\")\n{\n\
-             \tname = \"sendto\"\n\tfd = $fd\n\tbuff = $buff\n\tlen = $len\n\
+             \tname = \"sendto\"\n\tfd = __int32($fd)\n\tbuff = $buff\n\tlen = $len\n\
              \targstr = sprintf(\"%d, %p, %u\", fd, buff, len)\n}\n"
             ),
             "{text}"
