@@ -43,9 +43,18 @@ impl Lowering<'_> {
             ));
         }
         let ty = self.symbols.var(self.body, name).ok_or_else(|| {
+            // In a probe on an alias, most likely a variable the alias does not give.
+            let given = match self.expansion {
+                Some(expansion) if !expansion.variables.is_empty() => format!(
+                    "; {} gives {}",
+                    expansion.name,
+                    expansion.variables.join(", ")
+                ),
+                _ => String::new(),
+            };
             self.error(
                 span,
-                format!("cannot tell the type of '{name}': it is never assigned a value"),
+                format!("cannot tell the type of '{name}': it is never assigned a value{given}"),
             )
         })?;
         Ok((ty, self.local(name, ty, span)?))

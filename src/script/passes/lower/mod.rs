@@ -91,6 +91,7 @@ pub(super) fn lower(
         }
         let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
         lowering.target_site = TargetSite::of(&points);
+        lowering.expansion = probe.expansion.as_ref();
         let locals = symbols.locals.get(index);
         lowering.bindings = bindings::of(&probe.body, |name| {
             locals.is_some_and(|locals| locals.contains_key(name))
@@ -482,6 +483,8 @@ struct Lowering<'a> {
     defined: Vec<ast::TargetExpr>,
     /// The locals that stand for a target expression, for `@cast` (see [`bindings`]).
     bindings: HashMap<String, ast::TargetExpr>,
+    /// For a probe on an alias, where it came from, for errors that name its variables.
+    expansion: Option<&'a ast::Expansion>,
 }
 
 /// A call of a script function, with the type of its value (`None`: it has none).
@@ -537,6 +540,7 @@ impl<'a> Lowering<'a> {
             at_entry: false,
             defined: Vec::new(),
             bindings: HashMap::new(),
+            expansion: None,
         }
     }
 
