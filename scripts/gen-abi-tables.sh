@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Writes src/runtime/abi_tables.rs: the x86-64 system call names by number and the errno
-# names by number, from the kernel's uapi headers (Debian's linux-libc-dev). Both are the
+# Writes src/runtime/abi_tables.rs: the x86-64 system call names by number, the errno
+# names by number and the x86-64 signal names by number, from the kernel's uapi headers (Debian's linux-libc-dev). Both are the
 # kernel's ABI and never change, so the tables are generated once and committed; rerun
 # this for calls added by newer kernels.
 #
@@ -26,6 +26,13 @@ pairs() {
     echo "pub const ERRNOS: &[(i64, &str)] = &["
     cat "$include/asm-generic/errno-base.h" "$include/asm-generic/errno.h" |
         sed -n 's/^#define\s\+\(E[A-Z0-9]*\)\s\+\([0-9]\+\)\b.*/\2 \1/p' | pairs
+    echo "];"
+    echo
+    echo "/// x86-64 signals, (number, name), sorted by number, the first name of each (<asm/signal.h>)."
+    echo "pub const SIGNALS_X86_64: &[(i64, &str)] = &["
+    sed -n 's/^#define\s\+\(SIG[A-Z0-9]*\)\s\+\([0-9]\+\)\b.*/\2 \1/p' \
+        "$include/x86_64-linux-gnu/asm/signal.h" | sort -n -s -k1,1 | awk '!seen[$1]++' |
+        awk '$1 < 32' | pairs
     echo "];"
 } >"$out"
 echo "wrote $out"

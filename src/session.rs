@@ -25,8 +25,7 @@ use crate::resolve::dwarf::Parameter;
 use crate::resolve::index_cache::default_cache_dir;
 use crate::resolve::kallsyms::KernelSymbols;
 use crate::resolve::plan::{
-    self, Handler, KernelFunctions, PlanError, PlannedTracepoint, ProbePlan, SamplePeriod,
-    SessionProbe,
+    self, KernelFunctions, PlanError, PlannedTracepoint, ProbePlan, SamplePeriod, SessionProbe,
 };
 use crate::resolve::source::{DebugInfoOptions, KernelSources};
 use crate::resolve::symbol_cache;
@@ -259,8 +258,8 @@ fn list(
     types: Option<&KernelTypes>,
     with_parameters: bool,
 ) -> i32 {
-    let line = |handler: &Handler, parameters: &[Parameter]| {
-        let probe = &script.probes[handler.probe];
+    let line = |probe: usize, point: &str, parameters: &[Parameter]| {
+        let probe = &script.probes[probe];
         if let Some(expansion) = &probe.expansion {
             let mut line = expansion.name.clone();
             if with_parameters {
@@ -271,7 +270,7 @@ fn list(
             }
             return line;
         }
-        let mut line = handler.probe_point.clone();
+        let mut line = point.to_string();
         if with_parameters {
             for parameter in parameters {
                 line.push_str(&format!(" ${}:{}", parameter.name, parameter.type_name));
@@ -287,7 +286,7 @@ fn list(
                 .on_entry
                 .iter()
                 .chain(&function.on_return)
-                .map(|handler| line(handler, &function.parameters))
+                .map(|h| line(h.probe, &h.probe_point, &function.parameters))
         })
         .collect();
     for sample in &plan.samples {
@@ -297,6 +296,14 @@ fn list(
                 .iter()
                 .map(|handler| handler.probe_point.clone()),
         );
+    }
+    // begin, end, error and timer probes, which read no kernel data.
+    let session_probes = plan.begin.iter().chain(&plan.end).chain(&plan.error);
+    let others = session_probes
+        .map(|p| (p.probe, &p.point))
+        .chain(plan.timers.iter().map(|t| (t.probe, &t.point)));
+    for (probe, point) in others {
+        points.push(line(probe, point, &[]));
     }
     for tracepoint in &plan.tracepoints {
         let variables = if with_parameters {
@@ -308,7 +315,7 @@ fn list(
             tracepoint
                 .handlers
                 .iter()
-                .map(|handler| line(handler, &variables)),
+                .map(|h| line(h.probe, &h.probe_point, &variables)),
         );
     }
     points.sort_unstable();

@@ -48,11 +48,13 @@ _Static_assert(sizeof(struct event) == 72, "struct event must match RawEvent");
  * payload value is made by operations that end in a store; a load that faults stops the
  * value, whose store then writes the faulting address and sets the value's fault bit.
  */
-#define FETCH_MAX_OPS 64
+#define FETCH_MAX_OPS 128
 #define PAYLOAD_MAX 1024
 #define STRING_MAX 256
 #define STACK_MAX 240		/* bytes of return addresses: 30 frames */
 #define FETCH_ARGS 6
+/* Values FETCH_PUSH keeps for the sums of `@cast(A + B, ...)`, a power of two. */
+#define FETCH_SAVED_MAX 4
 
 enum rstap_fetch_code {
 	FETCH_END = 0,
@@ -66,6 +68,10 @@ enum rstap_fetch_code {
 	FETCH_COPY_LOAD = 8,	/* FETCH_LOAD whose fault is the value's final copy */
 	FETCH_STACK = 9,	/* payload[dest] = frame count, then up to size bytes of frames */
 	FETCH_CURRENT_TASK = 10,	/* reg = the current task's task_struct */
+	FETCH_CONST = 11,	/* reg = operand */
+	FETCH_PUSH = 12,	/* push reg onto the saved values */
+	FETCH_POP_ADD = 13,	/* reg = the value popped + reg */
+	FETCH_POP_SUB = 14,	/* reg = the value popped - reg */
 };
 
 struct rstap_fetch_op {
@@ -208,6 +214,15 @@ static __always_inline __u64 wakeup_flags(void)
 		       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/*
+ * Zero, where the verifier cannot see it. Kernels before 6.7 verify a bpf_loop callback
+ * once, from the state of its first call: were the fields that carry from one fetch step
+ * to the next (fault, value number, saved values) to start from constants, they would
+ * follow only the branches the first step takes and drop the others as dead code (a
+ * FETCH_POP would always find nothing saved, a load's fault would never be reported).
+ */
+__u32 fetch_opaque_zero = 0;
+
 /* Where a fetch program's run has got to; bpf_loop's callback gets it at each step. */
 struct fetch_state {
 	void *ctx;		/* the program's context, for bpf_get_stack */
@@ -216,6 +231,8 @@ struct fetch_state {
 	const __u64 *args;
 	__u64 return_value;
 	__u64 reg;
+	__u64 saved[FETCH_SAVED_MAX];
+	__u32 saved_count;
 	__u64 fault_address;	/* where the current value's read faulted */
 	__u32 value;		/* the current value's number: its fault bit */
 	__u32 fault;		/* enum fetch_fault of the current value */
@@ -270,6 +287,26 @@ static long fetch_step(__u64 index, void *ctx)
 	case FETCH_ADD:
 		state->reg += op->operand;
 		break;
+	case FETCH_CONST:
+		state->reg = op->operand;
+		break;
+	case FETCH_PUSH:
+		if (state->saved_count >= FETCH_SAVED_MAX)
+			return 1;
+		state->saved[state->saved_count & (FETCH_SAVED_MAX - 1)] = state->reg;
+		state->saved_count++;
+		break;
+	case FETCH_POP_ADD:
+	case FETCH_POP_SUB: {
+		__u64 saved;
+
+		if (state->saved_count == 0)
+			return 1;
+		state->saved_count--;
+		saved = state->saved[state->saved_count & (FETCH_SAVED_MAX - 1)];
+		state->reg = op->code == FETCH_POP_ADD ? saved + state->reg : saved - state->reg;
+		break;
+	}
 	case FETCH_LOAD:
 	case FETCH_COPY_LOAD: {
 		__u64 address = state->reg + op->operand, loaded = 0;
@@ -349,6 +386,9 @@ static __always_inline int write_event_with_payload(void *ctx, struct cpu_state 
 		.payload = scratch->bytes + sizeof(struct event),
 		.args = args,
 		.return_value = return_value,
+		.saved_count = fetch_opaque_zero,
+		.value = fetch_opaque_zero,
+		.fault = fetch_opaque_zero,
 	};
 	bpf_loop(program->op_count > FETCH_MAX_OPS ? FETCH_MAX_OPS : program->op_count,
 		 fetch_step, &fetch, 0);

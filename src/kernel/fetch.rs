@@ -13,7 +13,9 @@
 //! end checks the encoding field by field against the C side's constants.
 
 /// Operations a program may have: `FETCH_MAX_OPS` in event.bpf.h.
-pub const MAX_OPS: usize = 64;
+pub const MAX_OPS: usize = 128;
+/// Values a program keeps pushed at once: `FETCH_SAVED_MAX` in event.bpf.h.
+pub const MAX_SAVED: usize = 4;
 /// Payload bytes after the event header: `PAYLOAD_MAX` in event.bpf.h.
 pub const MAX_PAYLOAD: usize = 1024;
 /// The longest string one operation copies, terminator included: `STRING_MAX`.
@@ -44,6 +46,12 @@ pub enum FetchOp {
 
     /// The register grows by `offset`: a member's address, an array element's.
     Add(i64),
+    /// The register becomes the number.
+    Const(i64),
+    /// The register is pushed onto the saved values (at most `MAX_SAVED`), for a sum.
+    Push,
+    /// The register becomes the value popped plus (or, `minus`, less) the register.
+    Pop { minus: bool },
     /// The register becomes the `bytes` (1, 2, 4 or 8) at its value plus `offset`,
     /// zero-extended. A fault is a copy fault when `copy` (the read `kernel_long()` and
     /// the like make), else a read fault on the way.
@@ -82,6 +90,9 @@ impl FetchOp {
             FetchOp::String { dest, max, user } => (if user { 7 } else { 6 }, max, dest, 0),
             FetchOp::Stack { dest, frames } => (9, frames * 8, dest, 0),
             FetchOp::CurrentTask => (10, 0, 0, 0),
+            FetchOp::Const(value) => (11, 0, 0, value),
+            FetchOp::Push => (12, 0, 0, 0),
+            FetchOp::Pop { minus } => (if minus { 14 } else { 13 }, 0, 0, 0),
         }
     }
 }
@@ -300,6 +311,7 @@ mod tests {
     #[test]
     fn limits_and_codes_match_the_c_side() {
         assert_eq!(c_constant("FETCH_MAX_OPS"), MAX_OPS as i64);
+        assert_eq!(c_constant("FETCH_SAVED_MAX"), MAX_SAVED as i64);
         assert_eq!(c_constant("PAYLOAD_MAX"), MAX_PAYLOAD as i64);
         assert_eq!(c_constant("STRING_MAX"), MAX_STRING as i64);
         assert_eq!(c_constant("STACK_MAX"), MAX_FRAMES as i64 * 8);
@@ -323,6 +335,11 @@ mod tests {
             ("FETCH_STRING", string(false)),
             ("FETCH_USER_STRING", string(true)),
             ("FETCH_STACK", FetchOp::Stack { dest: 0, frames: 1 }),
+            ("FETCH_CURRENT_TASK", FetchOp::CurrentTask),
+            ("FETCH_CONST", FetchOp::Const(0)),
+            ("FETCH_PUSH", FetchOp::Push),
+            ("FETCH_POP_ADD", FetchOp::Pop { minus: false }),
+            ("FETCH_POP_SUB", FetchOp::Pop { minus: true }),
         ] {
             assert_eq!(c_constant(name), i64::from(op.fields().0), "{name}");
         }

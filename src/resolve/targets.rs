@@ -10,7 +10,7 @@ use super::plan::{Handler, ProbePlan, Read, TextPart};
 use super::tracepoints::{TracepointAccess, TracepointName};
 use crate::kernel::fetch::{
     FetchOp, FetchProgram, PayloadValue, SiteFetch, FAULT_MASK_BYTES, MAX_FRAMES, MAX_OPS,
-    MAX_PAYLOAD, MAX_STRING, MAX_VALUES,
+    MAX_PAYLOAD, MAX_SAVED, MAX_STRING, MAX_VALUES,
 };
 use crate::kernel::EventKind;
 use crate::script::{
@@ -401,6 +401,52 @@ fn compile_read(
     Ok(Read::Text(parts))
 }
 
+/// Operations that leave a cast's base, the address it casts, in the register.
+fn compile_base(
+    types: &KernelTypes,
+    site: &Signature<'_>,
+    base: &CastBase,
+    ops: &mut Vec<FetchOp>,
+    pushed: usize,
+) -> Result<(), Failure> {
+    match base {
+        CastBase::Target(base) => {
+            let (place, base_path) = compile_path(types, site, base, ops)?;
+            let scalar = load_scalar(types, place, base.address_of, ops, &base_path)
+                .map_err(|what| (base.name.span, format!("{what} (in {})", site.site)))?;
+            if scalar.bits != 0 || scalar.signed && scalar.bytes < 8 {
+                // The register holds the raw bytes; user space would finish such a value.
+                return Err((
+                    base.name.span,
+                    format!(
+                        "not supported yet: {base_path} in a cast's address: rstap adds \
+                         unsigned integers and pointers there, not signed or bitfield members"
+                    ),
+                ));
+            }
+        }
+        CastBase::CurrentTask(_) => ops.push(FetchOp::CurrentTask),
+        CastBase::Constant(value, _) => ops.push(FetchOp::Const(*value)),
+        CastBase::Sum { left, minus, right } => {
+            if pushed == MAX_SAVED {
+                return Err((
+                    base.root().span,
+                    format!("a cast's address adds more than {MAX_SAVED} levels of sums"),
+                ));
+            }
+            compile_base(types, site, left, ops, pushed)?;
+            ops.push(FetchOp::Push);
+            compile_base(types, site, right, ops, pushed + 1)?;
+            ops.push(FetchOp::Pop { minus: *minus });
+        }
+        // Lowering substitutes locals and refuses other values.
+        CastBase::Variable(name) | CastBase::Other(name) => {
+            return Err((name.span, "@cast of a value the script computes".into()))
+        }
+    }
+    Ok(())
+}
+
 /// The place a target expression's path leads to (the operations that reach it pushed
 /// onto `ops`), and the path as the script writes it, for messages.
 fn compile_path(
@@ -413,18 +459,7 @@ fn compile_path(
     let name_span = target.name.span;
     let mut path = format!("${}", target.name.name);
     let mut place = if let Some(cast) = target.cast.as_deref() {
-        match &cast.base {
-            CastBase::Target(base) => {
-                let (place, base_path) = compile_path(types, site, base, ops)?;
-                load_scalar(types, place, base.address_of, ops, &base_path)
-                    .map_err(|what| (base.name.span, in_function(what)))?;
-            }
-            CastBase::CurrentTask(_) => ops.push(FetchOp::CurrentTask),
-            // Lowering substitutes locals and refuses other values.
-            CastBase::Variable(name) | CastBase::Other(name) => {
-                return Err((name.span, "@cast of a value the script computes".into()))
-            }
-        }
+        compile_base(types, site, &cast.base, ops, 0)?;
         let name = &cast.type_name;
         let ty = types.struct_type(&name.name).ok_or_else(|| {
             let close = types.close_struct_names(&name.name);

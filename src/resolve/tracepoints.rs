@@ -126,7 +126,7 @@ impl Tracepoints for KernelTracepoints<'_> {
             .tracefs()?
             .path(&format!("events/{}/{}", name.system, name.event));
         let id_path = directory.join("id");
-        let id_text = read(&id_path)?;
+        let id_text = read_event_file(&id_path)?;
         let id = id_text
             .trim()
             .parse()
@@ -134,11 +134,35 @@ impl Tracepoints for KernelTracepoints<'_> {
                 path: id_path.display().to_string(),
                 problem: format!("{:?} is not an event id", id_text.trim()),
             })?;
-        let format = read(&directory.join("format"))?;
+        let format = read_event_file(&directory.join("format"))?;
         Ok(TracepointAccess::Record {
             id,
             fields: parse_format(&format),
         })
+    }
+}
+
+/// Times an event's file is read before its absence is believed, and the pause between.
+const EVENT_FILE_ATTEMPTS: u32 = 5;
+const EVENT_FILE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A file of an event that `available_events` lists. The kernel's eventfs makes these
+/// files when they are looked up, and while another mount of tracefs is taken down (another
+/// rstap ending) a lookup can briefly find none: seen on 6.18 with two rstap processes
+/// reading every syscall event. A missing file is looked for again before it is an error.
+fn read_event_file(path: &Path) -> Result<String, TracepointError> {
+    let mut attempt = 1;
+    loop {
+        match read(path) {
+            Err(TracepointError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound
+                    && attempt < EVENT_FILE_ATTEMPTS =>
+            {
+                attempt += 1;
+                std::thread::sleep(EVENT_FILE_PAUSE);
+            }
+            result => return result,
+        }
     }
 }
 

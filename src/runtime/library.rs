@@ -3,7 +3,7 @@
 
 use std::cell::OnceCell;
 
-use super::abi_tables::{ERRNOS, SYSCALLS_X86_64};
+use super::abi_tables::{ERRNOS, SIGNALS_X86_64, SYSCALLS_X86_64};
 use super::dispatch::clock_ns;
 use crate::script::Library;
 use crate::system::{self, OwnProcess, TickSample};
@@ -129,6 +129,19 @@ pub fn call(
                 None => return Err(Failure(format!("invalid string index {index}"))),
             }
         }
+        Library::System => {
+            let command = String::from_utf8_lossy(text(0)).into_owned();
+            let mut child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&command)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .map_err(|err| Failure(format!("system: cannot run `{command}`: {err}")))?;
+            // As SystemTap's, the command runs beside the script, which does not wait for
+            // it; a thread reaps it when it ends.
+            std::thread::spawn(move || child.wait());
+            Answer::Done
+        }
         Library::TextStr => {
             escape(text(0), dst);
             Answer::Done
@@ -178,6 +191,18 @@ pub fn call(
             Some(name) => print(dst, name),
             None => print(dst, &format!("E#{}", int(0).wrapping_abs())),
         },
+        Library::SignalStr => {
+            let number = int(0);
+            match name_of(SIGNALS_X86_64, number) {
+                Some(name) => print(dst, name),
+                // The real-time signals, numbered from the kernel's SIGRTMIN (32).
+                None if number == 32 => print(dst, "SIGRTMIN"),
+                None if (33..=64).contains(&number) => {
+                    print(dst, &format!("SIGRTMIN+{}", number - 32))
+                }
+                None => print(dst, &format!("SIG#{number}")),
+            }
+        }
         Library::ReturnStr => {
             let (format, value) = (int(0), int(1));
             match name_of(ERRNOS, value.wrapping_neg()).filter(|_| value < 0) {
@@ -431,6 +456,9 @@ mod tests {
         assert_eq!(string(Library::ErrnoStr, &[Int(-111)]), "ECONNREFUSED");
         assert_eq!(string(Library::ErrnoStr, &[Int(2)]), "ENOENT");
         assert_eq!(string(Library::ErrnoStr, &[Int(3333)]), "E#3333");
+        assert_eq!(string(Library::SignalStr, &[Int(9)]), "SIGKILL");
+        assert_eq!(string(Library::SignalStr, &[Int(34)]), "SIGRTMIN+2");
+        assert_eq!(string(Library::SignalStr, &[Int(99)]), "SIG#99");
         assert_eq!(
             string(Library::ReturnStr, &[Int(1), Int(-11)]),
             "-11 (EAGAIN)"

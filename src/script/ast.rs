@@ -328,16 +328,29 @@ impl TargetExpr {
     /// parameter's name, or `task_current` for a cast of the current task.
     pub fn root(&self) -> &Name {
         match self.cast.as_deref() {
-            Some(TargetCast {
-                base: CastBase::Target(base),
-                ..
-            }) => base.root(),
-            Some(TargetCast {
-                base: CastBase::CurrentTask(name) | CastBase::Variable(name) | CastBase::Other(name),
-                ..
-            }) => name,
+            Some(TargetCast { base, .. }) => base.root(),
             None => &self.name,
         }
+    }
+
+    /// The script variables the expression's casts start from, through casts and sums.
+    pub fn cast_variables(&self) -> Vec<&Name> {
+        fn of_base<'a>(base: &'a CastBase, into: &mut Vec<&'a Name>) {
+            match base {
+                CastBase::Variable(name) => into.push(name),
+                CastBase::Target(target) => into.extend(target.cast_variables()),
+                CastBase::Sum { left, right, .. } => {
+                    of_base(left, into);
+                    of_base(right, into);
+                }
+                CastBase::CurrentTask(_) | CastBase::Constant(..) | CastBase::Other(_) => {}
+            }
+        }
+        let mut names = Vec::new();
+        if let Some(cast) = self.cast.as_deref() {
+            of_base(&cast.base, &mut names);
+        }
+        names
     }
 }
 
@@ -358,14 +371,63 @@ pub enum CastBase {
     /// A script variable, which may stand for a target expression (see
     /// `passes::lower::bindings`).
     Variable(Name),
+    /// A number, named by where it is written: `&@cast(0, "sock")->member` is the
+    /// member's offset.
+    Constant(i64, Name),
+    /// `A + B` or `A - B` (`minus`) of bases: `@cast($skb->head + $skb->network_header,
+    /// "iphdr")`, `@cast($t - OFFSET, "sock")` (SystemTap's `@container_of`).
+    Sum {
+        left: Box<CastBase>,
+        minus: bool,
+        right: Box<CastBase>,
+    },
     /// Anything else, which the script computes: refused, named by where it is.
     Other(Name),
 }
 
 impl CastBase {
+    /// The target variable the base starts from (the left one of a sum), or the name of
+    /// what it is.
+    pub fn root(&self) -> &Name {
+        match self {
+            CastBase::Target(target) => target.root(),
+            CastBase::Sum { left, .. } => left.root(),
+            CastBase::CurrentTask(name)
+            | CastBase::Variable(name)
+            | CastBase::Constant(_, name)
+            | CastBase::Other(name) => name,
+        }
+    }
+
     /// What `@cast(BASE, ...)` starts from, by the form of BASE.
     pub fn of(base: Expr) -> CastBase {
         match base.kind {
+            ExprKind::Number(value) => CastBase::Constant(
+                value,
+                Name {
+                    name: value.to_string(),
+                    span: base.span,
+                },
+            ),
+            ExprKind::Binary {
+                op: op @ (Op::Plus | Op::Minus),
+                left,
+                right,
+                ..
+            } => {
+                let (left, right) = (CastBase::of(*left), CastBase::of(*right));
+                let computed = [&left, &right]
+                    .into_iter()
+                    .find(|side| matches!(side, CastBase::Other(_)));
+                if let Some(computed) = computed {
+                    return computed.clone();
+                }
+                CastBase::Sum {
+                    left: Box::new(left),
+                    minus: op == Op::Minus,
+                    right: Box::new(right),
+                }
+            }
             ExprKind::Target(target) => CastBase::Target(Box::new(target)),
             ExprKind::Call { name, args, .. } if name == "task_current" && args.is_empty() => {
                 CastBase::CurrentTask(Name {

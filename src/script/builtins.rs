@@ -32,6 +32,8 @@ pub(super) enum Answer {
     /// `task_current()`: the address of the event's task's `task_struct`, read at the
     /// event.
     CurrentTask,
+    /// `returnval()`: the probed function's return value, `$return`.
+    ReturnValue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +77,10 @@ impl Builtin {
             Answer::Print(kind) => !kind.gives_string(),
             Answer::Library(function) => {
                 function.prints()
-                    || matches!(function, Library::Error | Library::Warn | Library::Tokenize)
+                    || matches!(
+                        function,
+                        Library::Error | Library::Warn | Library::Tokenize | Library::System
+                    )
             }
             Answer::KernelRead(ReadKind::Backtrace(BacktraceFormat::Full)) => true,
             _ => false,
@@ -215,6 +220,8 @@ const BUILTINS: &[Builtin] = &[
         Library::StrReplace,
     ),
     library("strtol", &[Str, Long], Some(Long), Library::Strtol),
+    library("tokenize", &[Str, Str], Some(Str), Library::Tokenize),
+    library("system", &[Str], None, Library::System),
     library("stringat", &[Str, Long], Some(Long), Library::Stringat),
     library("text_str", &[Str], Some(Str), Library::TextStr),
     library(
@@ -227,6 +234,7 @@ const BUILTINS: &[Builtin] = &[
     library("syscall_name", &[Long], Some(Str), Library::SyscallName),
     library("syscall_num", &[Str], Some(Long), Library::SyscallNum),
     library("errno_str", &[Long], Some(Str), Library::ErrnoStr),
+    library("signal_str", &[Long], Some(Str), Library::SignalStr),
     library("return_str", &[Long, Long], Some(Str), Library::ReturnStr),
     library("randint", &[Long], Some(Long), Library::Randint),
     library("HZ", &[], Some(Long), Library::Hz),
@@ -305,6 +313,12 @@ const BUILTINS: &[Builtin] = &[
         params: &[],
         returns: Some(Long),
         answer: Answer::CurrentTask,
+    },
+    Builtin {
+        name: "returnval",
+        params: &[],
+        returns: Some(Ty::Long),
+        answer: Answer::ReturnValue,
     },
     Builtin {
         name: "print_backtrace",

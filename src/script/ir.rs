@@ -211,6 +211,8 @@ pub enum Library {
     TextStrn,
     /// `tokenize(input, delimiters)`: the next token, `""` input going on with the last.
     Tokenize,
+    /// `system(command)`: runs the command with `sh -c`, without waiting for it.
+    System,
     Ctime,
     Randint,
     Hz,
@@ -220,6 +222,8 @@ pub enum Library {
     SyscallNum,
     /// `errno_str(err)`: `ENOENT` for 2 or -2, `E#N` for a number without a name.
     ErrnoStr,
+    /// `signal_str(num)`: the signal's name, such as "SIGKILL".
+    SignalStr,
     /// `return_str(format, ret)`: a return value in decimal (format 1), hex (2) or octal
     /// (3), or `-2 (ENOENT)` for an error.
     ReturnStr,

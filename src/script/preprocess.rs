@@ -67,29 +67,51 @@ impl Facts {
 const MAX_EXPANSIONS: usize = 10_000;
 
 /// A macro: `@define NAME(PARAM, ...) %( BODY %)`.
+#[derive(Clone)]
 struct Macro {
     params: Vec<String>,
     body: Vec<Token>,
 }
 
+/// The macros of the tapset library's macro files (`*.stpm`), which every file sees; a
+/// macro a file defines is its own.
+#[derive(Clone, Default)]
+pub struct LibraryMacros(HashMap<String, Macro>);
+
+impl LibraryMacros {
+    /// Adds the definitions of a macro file, whose tokens must be `@define`s and nothing
+    /// else.
+    pub fn add_file(
+        &mut self,
+        source: &SourceMap,
+        tokens: Vec<Token>,
+        facts: &Facts,
+    ) -> Result<(), ScriptError> {
+        let mut preprocessor = Preprocessor::new(source, tokens, facts, self);
+        let left = preprocessor.run()?;
+        if let Some(token) = left.iter().find(|t| t.kind != TokenKind::Eof) {
+            return Err(ScriptError::at(
+                source,
+                token.span,
+                "a macro file (.stpm) holds only macro definitions (`@define NAME %( ... %)`)",
+            ));
+        }
+        self.0 = preprocessor.macros;
+        Ok(())
+    }
+}
+
 /// The tokens with every conditional resolved (the kept branches' tokens in place of each
-/// `%( ... %)`) and every macro expanded. A `@NAME` that names no macro is left to the
-/// parser as the refusal of SystemTap's `@` operator of that name.
+/// `%( ... %)`) and every macro expanded, the library's and the file's own. A `@NAME` that
+/// names no macro is left to the parser as the refusal of SystemTap's `@` operator of that
+/// name.
 pub fn preprocess(
     source: &SourceMap,
     tokens: Vec<Token>,
     facts: &Facts,
+    library: &LibraryMacros,
 ) -> Result<Vec<Token>, ScriptError> {
-    let mut input = tokens;
-    input.reverse();
-    Preprocessor {
-        source,
-        facts,
-        input,
-        macros: HashMap::new(),
-        expansions: 0,
-    }
-    .run()
+    Preprocessor::new(source, tokens, facts, library).run()
 }
 
 struct Preprocessor<'a> {
@@ -101,7 +123,24 @@ struct Preprocessor<'a> {
     expansions: usize,
 }
 
-impl Preprocessor<'_> {
+impl<'a> Preprocessor<'a> {
+    fn new(
+        source: &'a SourceMap,
+        tokens: Vec<Token>,
+        facts: &'a Facts,
+        library: &LibraryMacros,
+    ) -> Self {
+        let mut input = tokens;
+        input.reverse();
+        Preprocessor {
+            source,
+            facts,
+            input,
+            macros: library.0.clone(),
+            expansions: 0,
+        }
+    }
+
     fn error(&self, span: Span, message: impl Into<String>) -> ScriptError {
         ScriptError::at(self.source, span, message)
     }
@@ -110,7 +149,7 @@ impl Preprocessor<'_> {
         self.input.pop()
     }
 
-    fn run(mut self) -> Result<Vec<Token>, ScriptError> {
+    fn run(&mut self) -> Result<Vec<Token>, ScriptError> {
         let mut out = Vec::with_capacity(self.input.len());
         // One entry per open conditional: where it opened, whether its current branch is
         // kept, and whether `%:` was seen.
@@ -527,7 +566,8 @@ mod tests {
             "CONFIG_64BIT=y\nCONFIG_HZ=250\n",
         );
         let tokens = tokenize(&source, Default::default(), &args).map_err(|e| e.to_string())?;
-        let kept = preprocess(&source, tokens, &facts).map_err(|e| e.to_string())?;
+        let kept = preprocess(&source, tokens, &facts, &LibraryMacros::default())
+            .map_err(|e| e.to_string())?;
         Ok(kept
             .iter()
             .filter(|t| t.kind != TokenKind::Eof)

@@ -33,6 +33,23 @@ const LIBRARY: &[(&str, &str)] = &[
     ("<rstap>/tapset/dev.stp", include_str!("dev.stp")),
     ("<rstap>/tapset/logging.stp", include_str!("logging.stp")),
     ("<rstap>/tapset/integers.stp", include_str!("integers.stp")),
+    ("<rstap>/tapset/macros.stpm", include_str!("macros.stpm")),
+    ("<rstap>/tapset/this.stp", include_str!("this.stp")),
+    ("<rstap>/tapset/argv.stp", include_str!("argv.stp")),
+    ("<rstap>/tapset/oneshot.stp", include_str!("oneshot.stp")),
+    ("<rstap>/tapset/vfs.stp", include_str!("vfs.stp")),
+    ("<rstap>/tapset/signal.stp", include_str!("signal.stp")),
+    ("<rstap>/tapset/netdev.stp", include_str!("netdev.stp")),
+    ("<rstap>/tapset/ioblock.stp", include_str!("ioblock.stp")),
+    ("<rstap>/tapset/inet.stp", include_str!("inet.stp")),
+    ("<rstap>/tapset/tcp.stp", include_str!("tcp.stp")),
+    ("<rstap>/tapset/udp.stp", include_str!("udp.stp")),
+    ("<rstap>/tapset/memory.stp", include_str!("memory.stp")),
+    ("<rstap>/tapset/irq.stp", include_str!("irq.stp")),
+    (
+        "<rstap>/tapset/queue_stats.stp",
+        include_str!("queue_stats.stp"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +102,10 @@ fn find_tapsets(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), TapsetError> 
         let path = entry.map_err(unreadable)?.path();
         if path.is_dir() {
             find_tapsets(&path, into)?;
-        } else if path.extension().is_some_and(|ext| ext == "stp") {
+        } else if path
+            .extension()
+            .is_some_and(|ext| ext == "stp" || ext == "stpm")
+        {
             into.push(path);
         }
     }

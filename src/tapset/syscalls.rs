@@ -42,8 +42,9 @@ pub fn this_kernel(tracepoints: &mut dyn Tracepoints) -> Result<SourceFile, Trac
 }
 
 /// The variables every alias gives, which an argument of the same name does not replace
-/// (it stays readable as `$NAME`).
-const ALIAS_VARIABLES: &[&str] = &["name", "argstr", "retval", "retstr"];
+/// (it stays readable as `$NAME`); and the globals of argv.stp, which every file sees, so
+/// that execve's `argv` is only `$argv`.
+const ALIAS_VARIABLES: &[&str] = &["name", "argstr", "retval", "retstr", "argc", "argv"];
 
 /// The aliases of one call, whose entry record has `fields`.
 fn write_aliases(text: &mut String, call: &str, fields: &[RecordField]) {

@@ -32,13 +32,13 @@ const NR_CONNECT: i64 = 42;
 const NR_LISTEN: i64 = 50;
 
 /// The value of `key=` in a line, up to the next space.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
     line.split(' ')
         .find_map(|part| part.strip_prefix(key)?.strip_prefix('='))
         .unwrap_or_else(|| panic!("no {key}= in {line}"))
 }
 
-fn number(line: &str, key: &str) -> i64 {
+pub fn number(line: &str, key: &str) -> i64 {
     let value = field(line, key);
     value
         .parse()

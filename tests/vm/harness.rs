@@ -93,7 +93,14 @@ pub struct Scenario {
     pub debuginfo: bool,
     /// The one kernel to run on, for scenarios that are not about both.
     pub only_on: Option<Kernel>,
+    /// Files the scenario needs in the guest: each guest path with what gives its host
+    /// file, called only by a boot that carries the scenario (so that a costly file is not
+    /// made for nothing). The boot carries them for all its scenarios.
+    pub files: Vec<(String, HostFile)>,
 }
+
+/// Gives a host file for a scenario (see [`Scenario::with_file`]), or says why not.
+pub type HostFile = Box<dyn Fn() -> Result<PathBuf, String>>;
 
 impl Scenario {
     pub fn new(name: &'static str, script: impl Into<String>) -> Self {
@@ -103,6 +110,7 @@ impl Scenario {
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
             debuginfo: false,
             only_on: None,
+            files: Vec::new(),
         }
     }
 
@@ -132,6 +140,17 @@ impl Scenario {
             debuginfo: true,
             ..self
         }
+    }
+
+    /// Puts the host file that `host` gives at `guest` (an absolute path) in the guest;
+    /// the boot fails with the error `host` returns.
+    pub fn with_file(
+        mut self,
+        guest: impl Into<String>,
+        host: impl Fn() -> Result<PathBuf, String> + 'static,
+    ) -> Self {
+        self.files.push((guest.into(), Box::new(host)));
+        self
     }
 
     pub fn with_timeout(self, timeout_seconds: u32) -> Self {
@@ -166,6 +185,11 @@ impl ScenarioResult {
     pub fn file_bytes(&self, name: &str) -> Vec<u8> {
         let path = self.files.join(name);
         fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), self.describe()))
+    }
+
+    /// The contents of a file the scenario wrote to `$OUT`, or None if it wrote none.
+    pub fn file_if_present(&self, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.files.join(name)).ok()
     }
 
     /// Panics, showing the scenario's output, unless it exited 0 in time.
@@ -344,6 +368,16 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
         .to_string();
     let workload = crate::workload::socket_workload().map_err(Failure::Broken)?;
 
+    let files: Vec<(PathBuf, String)> = scenarios
+        .iter()
+        .flat_map(|s| &s.files)
+        .map(|(guest, host)| {
+            host()
+                .map(|host| (host, guest.clone()))
+                .map_err(|e| Failure::Broken(format!("no host file for {guest}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+
     let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("vm")
         .join(kernel.version());
@@ -379,7 +413,8 @@ fn boot(kernel: Kernel, scenarios: &[Scenario]) -> Result<GuestRun, Failure> {
             work.join("scenarios").join(&file),
             format!("/scenarios/{file}"),
         )
-    }));
+    }))
+    .chain(files);
     for (host, guest) in adds {
         initramfs
             .arg("-a")

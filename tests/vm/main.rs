@@ -3,8 +3,14 @@
 //! `harness.rs` for how, and `vm/` for the scripts it drives.
 
 mod attach;
+mod examples;
+#[allow(dead_code)] // shared with tests/corpus.rs, which uses other parts of it
+#[path = "../support/examples.rs"]
+mod examples_support;
 mod hardening;
 mod harness;
+#[path = "../support/network_tapsets.rs"]
+mod network_checks;
 mod sampling;
 #[path = "../support/sampling.rs"]
 mod sampling_checks;
@@ -24,7 +30,19 @@ mod workload;
 use harness::Scenario;
 
 /// Every scenario any test module wants run; all of them run in each kernel's one boot.
+/// `RSTAP_VM_SCENARIOS=NAME,...` keeps only the scenarios named, a debugging aid for one
+/// test (`RSTAP_VM_SCENARIOS=examples cargo test --test vm examples`): the tests of the
+/// others then fail, finding no results.
 fn all_scenarios() -> Vec<Scenario> {
+    let mut scenarios = every_scenario();
+    if let Ok(names) = std::env::var("RSTAP_VM_SCENARIOS") {
+        let names: Vec<&str> = names.split(',').map(str::trim).collect();
+        scenarios.retain(|s| names.contains(&s.name));
+    }
+    scenarios
+}
+
+fn every_scenario() -> Vec<Scenario> {
     let mut scenarios = smoke::scenarios();
     scenarios.extend(trace::scenarios());
     scenarios.extend(source::scenarios());
@@ -34,5 +52,6 @@ fn all_scenarios() -> Vec<Scenario> {
     scenarios.extend(tracepoints::scenarios());
     scenarios.extend(tapsets::scenarios());
     scenarios.extend(sampling::scenarios());
+    scenarios.extend(examples::scenarios());
     scenarios
 }

@@ -54,6 +54,15 @@ const FAULTING_SCRIPT: &str = r#"
 probe kernel.function("__sys_sendto") { println(kernel_string($buff)) }
 "#;
 
+/// A load that must fault on the way to its value: `buff` is a user pointer, not a
+/// kernel struct. Kernels before 6.7 verify the fetch loop's step once, so this also
+/// checks that a fault found by one step is reported by a later one.
+const LOAD_FAULT_SCRIPT: &str = r#"
+probe kernel.function("__sys_sendto") {
+  println(@cast($buff, "sock", "kernel")->__sk_common->skc_family)
+}
+"#;
+
 /// The kernel stack at tcp_sendmsg's entry, in the three shapes SystemTap writes it.
 const BACKTRACE_SCRIPT: &str = r#"
 probe kernel.function("tcp_sendmsg") {
@@ -63,6 +72,17 @@ probe kernel.function("tcp_sendmsg") {
   exit()
 }
 "#;
+
+/// `script` as `fault.stp`, on one round of the workload.
+fn fault_scenario(name: &'static str, script: &str) -> Scenario {
+    Scenario::new(
+        name,
+        format!(
+            "cat >fault.stp <<'EOF'\n{script}\nEOF\n\
+             rstap -o trace -c 'socket-workload --rounds 1' fault.stp"
+        ),
+    )
+}
 
 /// Backtraces through each of `mechanisms`, one trace file each.
 fn backtrace_scenario(name: &'static str, mechanisms: &[&str]) -> Scenario {
@@ -118,13 +138,8 @@ pub fn scenarios() -> Vec<Scenario> {
         backtrace_scenario("targets-backtrace", &["fentry", "kprobe"]),
         backtrace_scenario("targets-backtrace-fprobe", &["session", "multi"])
             .only_on(Kernel::V6_12),
-        Scenario::new(
-            "targets-fault",
-            format!(
-                "cat >fault.stp <<'EOF'\n{FAULTING_SCRIPT}\nEOF\n\
-                 rstap -o trace -c 'socket-workload --rounds 1' fault.stp"
-            ),
-        ),
+        fault_scenario("targets-fault", FAULTING_SCRIPT),
+        fault_scenario("targets-load-fault", LOAD_FAULT_SCRIPT),
     ]
 }
 
@@ -333,15 +348,34 @@ fn every_mechanism_reads_what_the_workload_passed(kernel: Kernel) {
     }
 }
 
-fn a_faulting_read_is_an_error_at_its_place(kernel: Kernel) {
-    let Some(vm) = guest(kernel) else { return };
-    let result = vm.scenario("targets-fault");
+/// The first `ERROR: ` line of a fault scenario, which must have failed.
+fn fault_error(kernel: Kernel, scenario: &str) -> Option<String> {
+    let vm = guest(kernel)?;
+    let result = vm.scenario(scenario);
     assert_ne!(result.status, 0, "{}", result.describe());
-    let error = result
+    result
         .stderr
         .lines()
         .find(|line| line.starts_with("ERROR: "))
-        .unwrap_or_else(|| panic!("no error: {}", result.describe()));
+        .map(str::to_string)
+        .or_else(|| panic!("no error: {}", result.describe()))
+}
+
+fn a_faulting_load_is_an_error_at_its_place(kernel: Kernel) {
+    let Some(error) = fault_error(kernel, "targets-load-fault") else {
+        return;
+    };
+    assert!(
+        error.starts_with("ERROR: read fault [man error::fault] at 0x")
+            && error.contains("fault.stp:3:"),
+        "{error}"
+    );
+}
+
+fn a_faulting_read_is_an_error_at_its_place(kernel: Kernel) {
+    let Some(error) = fault_error(kernel, "targets-fault") else {
+        return;
+    };
     assert!(
         error.starts_with("ERROR: kernel string copy fault at 0x")
             && error.contains("[man error::fault] near identifier 'kernel_string' at fault.stp:2:"),
@@ -416,4 +450,5 @@ kernel_tests!(
     backtraces_show_the_system_call_path,
     every_mechanism_reads_what_the_workload_passed,
     a_faulting_read_is_an_error_at_its_place,
+    a_faulting_load_is_an_error_at_its_place,
 );

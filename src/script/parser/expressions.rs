@@ -403,7 +403,12 @@ impl Parser<'_> {
         let mut steps = Vec::new();
         loop {
             if self.eat_op(Op::Arrow) {
-                let member = self.name("a member name after '->'")?;
+                // A member may be named as a keyword of the language is (`$p->next`).
+                let (member, member_span) = self.expect_ident("a member name after '->'")?;
+                let member = Name {
+                    name: member,
+                    span: member_span,
+                };
                 span = span.to(member.span);
                 steps.push(TargetStep::Member(member));
             } else if self.peek_op(Op::LBracket) {

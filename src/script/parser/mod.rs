@@ -12,7 +12,7 @@ use super::ast::{
     TargetExpr, TargetStep, TypeName,
 };
 use super::lexer::{tokenize, Op, StringLit, Token, TokenKind};
-use super::preprocess::{preprocess, Facts};
+use super::preprocess::{preprocess, Facts, LibraryMacros};
 use super::source::{ScriptError, SourceMap, Span};
 
 /// Deeper nesting of expressions or statements is refused, so that neither the parser nor
@@ -30,7 +30,8 @@ pub fn is_keyword(name: &str) -> bool {
     KEYWORDS.contains(&name)
 }
 
-/// Parses every file of the map into one script, in the map's order. A file with a
+/// Parses every file of the map into one script, in the map's order, after the macro
+/// files (`*.stpm`), whose macros every file sees. A file with a
 /// construct rstap refuses stops there; otherwise every declaration that fails to parse
 /// gives its error, and parsing goes on at the next.
 pub fn parse(source: &SourceMap, args: &[String]) -> Result<Script, ScriptError> {
@@ -41,9 +42,17 @@ pub fn parse(source: &SourceMap, args: &[String]) -> Result<Script, ScriptError>
         functions: Vec::new(),
         aliases: Vec::new(),
     };
+    // Macro files define macros for every file, so they are read first.
+    let is_macro_file = |id, file: &super::source::SourceFile| {
+        source.is_library(id) && file.name().ends_with(".stpm")
+    };
+    let mut library = LibraryMacros::default();
+    for (file, _) in source.files().filter(|&(id, f)| is_macro_file(id, f)) {
+        library.add_file(source, tokenize(source, file, args)?, &facts)?;
+    }
     let mut errors = Vec::new();
-    for (file, _) in source.files() {
-        let tokens = preprocess(source, tokenize(source, file, args)?, &facts)?;
+    for (file, _) in source.files().filter(|&(id, f)| !is_macro_file(id, f)) {
+        let tokens = preprocess(source, tokenize(source, file, args)?, &facts, &library)?;
         if let Some(refused) = tokens.iter().find_map(|token| match &token.kind {
             TokenKind::Refused(message) => Some(ScriptError::at(source, token.span, message)),
             _ => None,

@@ -91,8 +91,9 @@ fn without_hidden_aliases(source: &SourceMap, mut script: Script) -> Script {
 }
 
 /// The script's own files and every tapset file it uses, directly or through another:
-/// those defining an alias one of their points names or a function one of them calls. A
-/// tapset's globals come with its file: a global alone does not bring one in.
+/// those defining an alias one of their points names, a function one of them calls or a
+/// global one of them reads or writes without declaring it (as SystemTap resolves a
+/// variable no file declares against the library's globals).
 fn included_files(source: &SourceMap, script: &Script) -> BTreeSet<FileId> {
     let mut included: BTreeSet<FileId> = source
         .files()
@@ -106,6 +107,18 @@ fn included_files(source: &SourceMap, script: &Script) -> BTreeSet<FileId> {
             defining.entry(&function.name.name).or_insert(file);
         }
     }
+    let mut declaring: HashMap<&str, FileId> = HashMap::new();
+    for global in &script.globals {
+        if source.is_library(global.span.file) {
+            declaring.entry(&global.name).or_insert(global.span.file);
+        }
+    }
+    let declared_by_script: HashSet<&str> = script
+        .globals
+        .iter()
+        .filter(|g| !source.is_library(g.span.file))
+        .map(|g| g.name.as_str())
+        .collect();
     loop {
         let is_in = |span: Span| included.contains(&span.file);
         let mut wanted = Vec::new();
@@ -134,31 +147,45 @@ fn included_files(source: &SourceMap, script: &Script) -> BTreeSet<FileId> {
             .filter(|f| is_in(f.name.span))
             .map(|f| f.name.name.as_str())
             .collect();
+        // Each body with the names that are its own there: a function's parameters.
+        let no_params: &[(ast::Name, Option<ast::TypeName>)] = &[];
         let bodies = script
             .probes
             .iter()
             .filter(|p| is_in(p.body.span))
-            .map(|p| &p.body)
+            .map(|p| (&p.body, no_params))
             .chain(
                 script
                     .functions
                     .iter()
                     .filter(|f| is_in(f.name.span))
-                    .map(|f| &f.body),
+                    .map(|f| (&f.body, f.params.as_slice())),
             )
             .chain(
                 script
                     .aliases
                     .iter()
                     .filter(|a| is_in(a.names[0].span))
-                    .flat_map(|a| a.prologue.iter().chain(&a.epilogue)),
+                    .flat_map(|a| a.prologue.iter().chain(&a.epilogue))
+                    .map(|body| (body, no_params)),
             );
-        for body in bodies {
+        for (body, params) in bodies {
             ast::visit_exprs(&body.statements, &mut |expr| {
-                if let ExprKind::Call { name, .. } = &expr.kind {
-                    if !known.contains(name.as_str()) && builtins::lookup(name).is_none() {
-                        wanted.extend(defining.get(name.as_str()));
+                let variable = match &expr.kind {
+                    ExprKind::Call { name, .. } => {
+                        if !known.contains(name.as_str()) && builtins::lookup(name).is_none() {
+                            wanted.extend(defining.get(name.as_str()));
+                        }
+                        return;
                     }
+                    ExprKind::Var(name) => name.as_str(),
+                    ExprKind::Index { array, .. } | ExprKind::In { array, .. } => &array.name,
+                    _ => return,
+                };
+                if !declared_by_script.contains(variable)
+                    && !params.iter().any(|(param, _)| param.name == variable)
+                {
+                    wanted.extend(declaring.get(variable));
                 }
             });
         }
@@ -489,8 +516,12 @@ fn locals_read(statements: &[Stmt]) -> HashSet<&str> {
                 *uses.entry(name).or_default() -= 1;
             }
         }
-        // A variable a cast starts from.
-        ExprKind::Target(target) => *uses.entry(&target.root().name).or_default() += 1,
+        // The variables a cast starts from.
+        ExprKind::Target(target) => {
+            for name in target.cast_variables() {
+                *uses.entry(&name.name).or_default() += 1;
+            }
+        }
         _ => {}
     });
     uses.into_iter()

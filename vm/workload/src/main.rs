@@ -15,7 +15,8 @@ thread, or with --threads in each of T threads. With --churn, starts N short-liv
 threads instead, one after another, each opening and closing one UDP socket. With
 --report, writes to FILE at exit what each call passed and got (socket's family, type and
 descriptor, bind's and connect's address length, listen's backlog, the bytes each send,
-sendto and sendmsg sent), one line per call, and the CPU time it used.";
+sendto and sendmsg sent), one line per call, the ports of each round's TCP connection and
+UDP receiver, and the CPU time it used.";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Options {

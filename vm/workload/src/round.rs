@@ -60,6 +60,7 @@ fn tcp() -> SysResult<()> {
 
     let local = sys::getsockname(&client)?;
     let peer = sys::getpeername(&server)?;
+    sys::report(|| format!("tcp_ports server={port} client={}", port_of(&local)));
     if port_of(&local) != port_of(&peer) {
         return Err(unexpected(
             "getpeername",
@@ -91,6 +92,7 @@ fn udp() -> SysResult<()> {
     let receiver = sys::socket(libc::AF_INET, libc::SOCK_DGRAM)?;
     sys::bind(&receiver, &sys::loopback(0))?;
     let receiver_addr = sys::getsockname(&receiver)?;
+    sys::report(|| format!("udp_ports receiver={}", port_of(&receiver_addr)));
 
     let sender = sys::socket(libc::AF_INET, libc::SOCK_DGRAM)?;
     sys::setsockopt_int(&sender, libc::SOL_SOCKET, libc::SO_SNDBUF, 65536)?;

@@ -24,7 +24,8 @@ pub fn report_lines() -> Vec<String> {
     REPORT.with(|report| report.borrow().clone().unwrap_or_default())
 }
 
-fn report(line: impl FnOnce() -> String) {
+/// Adds a line to the report, if one is kept: a call's, or what a round learnt (ports).
+pub fn report(line: impl FnOnce() -> String) {
     REPORT.with(|report| {
         if let Some(lines) = report.borrow_mut().as_mut() {
             lines.push(line());

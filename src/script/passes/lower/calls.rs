@@ -161,6 +161,7 @@ impl Lowering<'_> {
             }
             Answer::KernelRead(kind) => return self.kernel_read(name, kind, span, args),
             Answer::CurrentTask => return self.current_task(span),
+            Answer::ReturnValue => return self.return_value(span),
             Answer::Exit | Answer::Abort | Answer::Print(_) => {
                 return Err(self.error(span, format!("{name}() has no value to use")))
             }

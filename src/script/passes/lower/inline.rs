@@ -21,19 +21,13 @@ pub(in crate::script::passes) fn expanded_body(function: &ast::Function) -> Opti
     let mut casts_a_parameter = false;
     ast::visit_expr(returned, &mut |expr| {
         if let ExprKind::Target(target) = &expr.kind {
-            casts_a_parameter |= cast_variable(target).is_some_and(|name| params.contains(&name));
+            casts_a_parameter |= target
+                .cast_variables()
+                .iter()
+                .any(|name| params.contains(&name.name.as_str()));
         }
     });
     casts_a_parameter.then(|| returned.clone())
-}
-
-/// The script variable a target expression's innermost cast starts from, if any.
-fn cast_variable(target: &TargetExpr) -> Option<&str> {
-    match &target.cast.as_deref()?.base {
-        CastBase::Variable(name) => Some(&name.name),
-        CastBase::Target(inner) => cast_variable(inner),
-        _ => None,
-    }
 }
 
 /// A function to expand: its parameters and the expression it expands into.
@@ -108,16 +102,23 @@ fn replace(expr: &mut Expr, params: &[String], args: &[Expr]) {
 }
 
 fn replace_in_cast(target: &mut TargetExpr, params: &[String], args: &[Expr]) {
-    let Some(cast) = target.cast.as_deref_mut() else {
-        return;
-    };
-    match &mut cast.base {
+    if let Some(cast) = target.cast.as_deref_mut() {
+        replace_in_base(&mut cast.base, params, args);
+    }
+}
+
+fn replace_in_base(base: &mut CastBase, params: &[String], args: &[Expr]) {
+    match base {
         CastBase::Variable(name) => {
             if let Some(at) = params.iter().position(|param| *param == name.name) {
-                cast.base = CastBase::of(args[at].clone());
+                *base = CastBase::of(args[at].clone());
             }
         }
         CastBase::Target(inner) => replace_in_cast(inner, params, args),
-        _ => {}
+        CastBase::Sum { left, right, .. } => {
+            replace_in_base(left, params, args);
+            replace_in_base(right, params, args);
+        }
+        CastBase::CurrentTask(_) | CastBase::Constant(..) | CastBase::Other(_) => {}
     }
 }

@@ -202,11 +202,7 @@ impl Lowering<'_> {
         span: Span,
     ) -> Result<Value, ScriptError> {
         let target = &self.through_bindings(target, 0)?;
-        if let Some(ast::TargetCast {
-            base: ast::CastBase::Other(base),
-            ..
-        }) = target.cast.as_deref()
-        {
+        if let Some(base) = target.cast.as_deref().and_then(|c| computed_part(&c.base)) {
             return Err(self.error(
                 base.span,
                 "not supported yet: @cast of a value the script computes: rstap reads kernel \
@@ -296,6 +292,20 @@ impl Lowering<'_> {
         self.read_value(&bindings::current_task(span), ReadKind::Value, span)
     }
 
+    /// `returnval()`, which SystemTap gives from the return register: `$return`.
+    pub(super) fn return_value(&mut self, span: Span) -> Result<Value, ScriptError> {
+        let target = ast::TargetExpr {
+            name: ast::Name {
+                name: "return".to_string(),
+                span,
+            },
+            steps: Vec::new(),
+            address_of: false,
+            cast: None,
+        };
+        self.read_value(&target, ReadKind::Value, span)
+    }
+
     /// `target` with every `@cast` of a local that stands for a target expression made a
     /// `@cast` of that expression (see [`bindings`]).
     fn through_bindings(
@@ -306,7 +316,22 @@ impl Lowering<'_> {
         let Some(cast) = target.cast.as_deref() else {
             return Ok(target.clone());
         };
-        let base = match &cast.base {
+        let base = self.base_through_bindings(&cast.base, depth)?;
+        let mut resolved = target.clone();
+        resolved.cast = Some(Box::new(ast::TargetCast {
+            base,
+            type_name: cast.type_name.clone(),
+        }));
+        Ok(resolved)
+    }
+
+    /// A cast's base with every local that stands for a target expression replaced by it.
+    fn base_through_bindings(
+        &self,
+        base: &ast::CastBase,
+        depth: usize,
+    ) -> Result<ast::CastBase, ScriptError> {
+        Ok(match base {
             ast::CastBase::Variable(variable) => {
                 let bound = self
                     .bindings
@@ -329,14 +354,13 @@ impl Lowering<'_> {
             ast::CastBase::Target(inner) => {
                 ast::CastBase::Target(Box::new(self.through_bindings(inner, depth + 1)?))
             }
+            ast::CastBase::Sum { left, minus, right } => ast::CastBase::Sum {
+                left: Box::new(self.base_through_bindings(left, depth + 1)?),
+                minus: *minus,
+                right: Box::new(self.base_through_bindings(right, depth + 1)?),
+            },
             other => other.clone(),
-        };
-        let mut resolved = target.clone();
-        resolved.cast = Some(Box::new(ast::TargetCast {
-            base,
-            type_name: cast.type_name.clone(),
-        }));
-        Ok(resolved)
+        })
     }
 
     /// `backtrace()` and friends: the kernel stack at a function's entry.
@@ -456,5 +480,14 @@ impl Lowering<'_> {
             span,
         });
         Ok(self.targets.len() - 1)
+    }
+}
+
+/// The part of a cast's base the script computes, which rstap cannot read at the event.
+fn computed_part(base: &ast::CastBase) -> Option<&ast::Name> {
+    match base {
+        ast::CastBase::Other(name) => Some(name),
+        ast::CastBase::Sum { left, right, .. } => computed_part(left).or(computed_part(right)),
+        _ => None,
     }
 }
