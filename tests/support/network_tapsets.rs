@@ -37,7 +37,7 @@ probe end { printf("lo_transmits count=%d\n", transmitted) }
 "#;
 
 /// The report's send sizes on sockets of `kind` (1 TCP, 2 UDP), in order: each `sendto`
-/// line's fd is looked up in the `socket` line that last opened it.
+/// line's fd is looked up in the `socket` line that last opened it, if any.
 fn sends_on(report: &str, kind: i64) -> Vec<i64> {
     let mut kinds = std::collections::HashMap::new();
     let mut sizes = Vec::new();
@@ -46,7 +46,9 @@ fn sends_on(report: &str, kind: i64) -> Vec<i64> {
             Some("socket") => {
                 kinds.insert(number(line, "fd"), number(line, "type"));
             }
-            Some("sendto") if kinds.get(&number(line, "fd")) == Some(&kind) => {
+            // accept(2) gives no line: a descriptor no `socket` line opened is the
+            // connection a TCP listener accepted.
+            Some("sendto") if *kinds.get(&number(line, "fd")).unwrap_or(&1) == kind => {
                 sizes.push(number(line, "len"))
             }
             _ => {}
