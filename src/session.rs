@@ -51,10 +51,12 @@ fn wait_for(timers: &Timers) -> Duration {
 fn run_due_timers(
     timers: &mut Timers,
     target: i64,
+    symbols: &KernelSymbols,
     mut run: impl FnMut(usize, &SessionContext) -> Result<Flow, RuntimeError>,
 ) -> Option<LoopEnd> {
     for (probe, point) in timers.due(Instant::now()) {
-        if let Some(end) = LoopEnd::after(run(probe, &SessionContext::new(&point, target))) {
+        if let Some(end) = LoopEnd::after(run(probe, &SessionContext::new(&point, target, symbols)))
+        {
             return Some(end);
         }
     }
@@ -624,7 +626,7 @@ impl<'a> Tracer<'a> {
         target: i64,
     ) -> Option<LoopEnd> {
         for probe in probes {
-            let context = SessionContext::new(&probe.point, target);
+            let context = SessionContext::new(&probe.point, target, self.symbols);
             let ran = interpreter.run_probe(probe.probe, &context, &mut self.output);
             if let Some(end) = LoopEnd::after(ran) {
                 return Some(end);
@@ -680,7 +682,7 @@ impl<'a> Tracer<'a> {
             }
             if outcome.borrow().is_none() {
                 let mut dispatcher = dispatcher.borrow_mut();
-                let ended = run_due_timers(timers, target, |probe, context| {
+                let ended = run_due_timers(timers, target, self.symbols, |probe, context| {
                     dispatcher
                         .interpreter()
                         .run_probe(probe, context, &mut **output.borrow_mut())
@@ -743,7 +745,7 @@ impl<'a> Tracer<'a> {
             }
             std::thread::sleep(wait_for(timers));
             let output = &mut self.output;
-            if let Some(end) = run_due_timers(timers, target, |probe, context| {
+            if let Some(end) = run_due_timers(timers, target, self.symbols, |probe, context| {
                 interpreter.run_probe(probe, context, output)
             }) {
                 return Ok(end);

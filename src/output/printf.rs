@@ -197,20 +197,27 @@ impl Format {
 
     /// A format printing `kinds` one after the other, as `print` and `println` do.
     pub fn for_values(kinds: &[ArgKind], newline: bool) -> Format {
-        let mut segments: Vec<Segment> = kinds
-            .iter()
-            .map(|kind| {
-                Segment::Spec(Spec {
-                    flags: Flags::default(),
-                    width: Amount::Unspecified,
-                    precision: Amount::Unspecified,
-                    conversion: match kind {
-                        ArgKind::Int => Conversion::Signed,
-                        ArgKind::Str => Conversion::Str,
-                    },
-                })
-            })
-            .collect();
+        Format::delimited(kinds, b"", newline)
+    }
+
+    /// The format of `printd(delimiter, ...)` and `printdln`: each value as print shows
+    /// it, `delimiter` between them.
+    pub fn delimited(kinds: &[ArgKind], delimiter: &[u8], newline: bool) -> Format {
+        let mut segments = Vec::new();
+        for (index, kind) in kinds.iter().enumerate() {
+            if index > 0 && !delimiter.is_empty() {
+                segments.push(Segment::Literal(delimiter.to_vec()));
+            }
+            segments.push(Segment::Spec(Spec {
+                flags: Flags::default(),
+                width: Amount::Unspecified,
+                precision: Amount::Unspecified,
+                conversion: match kind {
+                    ArgKind::Int => Conversion::Signed,
+                    ArgKind::Str => Conversion::Str,
+                },
+            }));
+        }
         if newline {
             segments.push(Segment::Literal(b"\n".to_vec()));
         }

@@ -501,7 +501,18 @@ fn compile_path(
             .variables
             .as_ref()
             .map_err(|err| (name_span, err.clone()))?;
-        let Some(variable) = variables.iter().find(|v| v.name == target.name.name) else {
+        let found = match target.name.name.parse::<usize>() {
+            // `int_arg(n)` and the like (see `passes::lower::targets`): argument `n`,
+            // which for a syscall tracepoint is its `n`th field after the call's number.
+            Ok(number) => number.checked_sub(1).and_then(|index| {
+                variables
+                    .iter()
+                    .filter(|v| v.name != "__syscall_nr")
+                    .nth(index)
+            }),
+            Err(_) => variables.iter().find(|v| v.name == target.name.name),
+        };
+        let Some(variable) = found else {
             let names: Vec<String> = variables
                 .iter()
                 .filter(|v| !v.name.is_empty())

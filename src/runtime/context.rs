@@ -1,5 +1,7 @@
 //! What a probe body can ask about the event that fired it.
 
+use crate::resolve::kallsyms::KernelSymbols;
+
 /// The facts of one event, supplied by whoever delivers events (the kernel side, or a test).
 pub trait ProbeContext {
     fn tid(&self) -> i64;
@@ -43,6 +45,10 @@ pub trait ProbeContext {
     /// function. Nothing resolves outside kernel events.
     fn target_defined(&self, _index: usize) -> bool {
         false
+    }
+    /// The kernel's symbols, which name addresses for `symname()` and the like.
+    fn kernel_symbols(&self) -> Option<&KernelSymbols> {
+        None
     }
     /// In a `.return` probe, the probe's entry value number `index` as the function's entry
     /// left it (see `script::ir::CheckedProbe::entry_values`).

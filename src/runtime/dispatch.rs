@@ -353,6 +353,9 @@ struct EventContext<'e> {
 }
 
 impl ProbeContext for EventContext<'_> {
+    fn kernel_symbols(&self) -> Option<&KernelSymbols> {
+        Some(self.symbols)
+    }
     fn tid(&self) -> i64 {
         i64::from(self.event.tid)
     }
@@ -473,22 +476,27 @@ fn decode(value: PayloadValue, payload: &[u8], index: usize) -> Result<TargetVal
 }
 
 /// What a `begin` or `end` probe sees: rstap's own process, no function.
-pub struct SessionContext {
+pub struct SessionContext<'s> {
     point: String,
     target: i64,
+    symbols: &'s KernelSymbols,
 }
 
-impl SessionContext {
+impl<'s> SessionContext<'s> {
     /// The context of a `point` run in rstap's own process (begin, end, error, timers).
-    pub fn new(point: &str, target: i64) -> Self {
+    pub fn new(point: &str, target: i64, symbols: &'s KernelSymbols) -> Self {
         SessionContext {
             point: point.to_string(),
             target,
+            symbols,
         }
     }
 }
 
-impl ProbeContext for SessionContext {
+impl ProbeContext for SessionContext<'_> {
+    fn kernel_symbols(&self) -> Option<&KernelSymbols> {
+        Some(self.symbols)
+    }
     fn tid(&self) -> i64 {
         // SAFETY: gettid has no failure mode.
         i64::from(unsafe { libc::gettid() })

@@ -5,6 +5,8 @@ use std::cell::OnceCell;
 
 use super::abi_tables::{ERRNOS, SIGNALS_X86_64, SYSCALLS_X86_64};
 use super::dispatch::clock_ns;
+use super::symbol_names;
+use crate::resolve::kallsyms::KernelSymbols;
 use crate::script::Library;
 use crate::system::{self, OwnProcess, TickSample};
 
@@ -80,11 +82,12 @@ fn name_of(table: &[(i64, &'static str)], number: i64) -> Option<&'static str> {
 }
 
 /// Runs `function` on `args` (as many and of the types its signature says); a string
-/// result is appended to `dst`.
+/// result is appended to `dst`. `symbols` name kernel addresses.
 pub fn call(
     function: Library,
     args: &[Arg<'_>],
     state: &mut LibraryState,
+    symbols: Option<&KernelSymbols>,
     dst: &mut Vec<u8>,
 ) -> Result<Answer, Failure> {
     let int = |i: usize| match args.get(i) {
@@ -96,6 +99,11 @@ pub fn call(
         _ => &[][..],
     };
     Ok(match function {
+        Library::Symname
+        | Library::Symdata
+        | Library::Modname
+        | Library::PrintSyms
+        | Library::SprintSyms => return symbol_names::call(function, args, symbols, dst),
         Library::Strlen => Answer::Int(text(0).len() as i64),
         Library::Substr => {
             let (s, start, length) = (text(0), int(1), int(2));
@@ -427,6 +435,7 @@ mod tests {
             function,
             args,
             &mut LibraryState::new(MAX_STRING_LEN),
+            None,
             &mut out,
         )
         .unwrap();
@@ -438,6 +447,7 @@ mod tests {
             function,
             args,
             &mut LibraryState::new(MAX_STRING_LEN),
+            None,
             &mut Vec::new(),
         ) {
             Ok(Answer::Int(n)) => n,
@@ -491,6 +501,7 @@ mod tests {
                 Library::Stringat,
                 &[Str(b"AB"), Int(2)],
                 &mut LibraryState::new(MAX_STRING_LEN),
+                None,
                 &mut Vec::new()
             )
             .err(),
@@ -528,8 +539,13 @@ mod tests {
         assert_eq!(string(Library::Ctime, &[Int(-1)]), "<invalid time>");
         let mut state = LibraryState::new(MAX_STRING_LEN);
         for _ in 0..100 {
-            let Ok(Answer::Int(n)) = call(Library::Randint, &[Int(6)], &mut state, &mut Vec::new())
-            else {
+            let Ok(Answer::Int(n)) = call(
+                Library::Randint,
+                &[Int(6)],
+                &mut state,
+                None,
+                &mut Vec::new(),
+            ) else {
                 panic!("no long");
             };
             assert!((0..6).contains(&n));

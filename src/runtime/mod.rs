@@ -10,6 +10,7 @@ pub mod interp;
 pub mod kept;
 pub mod library;
 pub mod stats;
+pub mod symbol_names;
 pub mod timers;
 
 pub use context::{Kept, ProbeContext, ReadFault, TargetValue};

@@ -34,6 +34,13 @@ pub(super) enum Answer {
     CurrentTask,
     /// `returnval()`: the probed function's return value, `$return`.
     ReturnValue,
+    /// `int_arg(n)` and the like: the probed function's argument `n` (from 1), its low
+    /// `bytes` sign- or zero-extended; a syscall tracepoint's argument fields count the same
+    /// way.
+    Argument {
+        bytes: u8,
+        signed: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +52,12 @@ pub(super) enum PrintKind {
     /// `sprint` and `sprintln`: print's and println's text, as a string.
     Sprint,
     Sprintln,
+    /// `printd(delimiter, ...)`, `printdln`, `sprintd`, `sprintdln`: print's values with
+    /// the literal delimiter between them.
+    Printd,
+    Printdln,
+    Sprintd,
+    Sprintdln,
 }
 
 impl PrintKind {
@@ -52,7 +65,11 @@ impl PrintKind {
     pub(super) fn gives_string(self) -> bool {
         matches!(
             self,
-            PrintKind::Sprintf | PrintKind::Sprint | PrintKind::Sprintln
+            PrintKind::Sprintf
+                | PrintKind::Sprint
+                | PrintKind::Sprintln
+                | PrintKind::Sprintd
+                | PrintKind::Sprintdln
         )
     }
 }
@@ -140,6 +157,15 @@ const fn kernel_read(
         params,
         returns: Some(returns),
         answer: Answer::KernelRead(kind),
+    }
+}
+
+const fn argument(name: &'static str, bytes: u8, signed: bool) -> Builtin {
+    Builtin {
+        name,
+        params: &[Long],
+        returns: Some(Long),
+        answer: Answer::Argument { bytes, signed },
     }
 }
 
@@ -287,10 +313,19 @@ const BUILTINS: &[Builtin] = &[
     library("ansi_cursor_show", &[], None, Library::AnsiCursorShow),
     library("ansi_cursor_save", &[], None, Library::AnsiCursorSave),
     library("ansi_cursor_restore", &[], None, Library::AnsiCursorRestore),
+    library("symname", &[Long], Some(Str), Library::Symname),
+    library("symdata", &[Long], Some(Str), Library::Symdata),
+    library("modname", &[Long], Some(Str), Library::Modname),
+    library("print_syms", &[Str], None, Library::PrintSyms),
+    library("sprint_syms", &[Str], Some(Str), Library::SprintSyms),
     string_read("kernel_string", &[Long], false),
     string_read("kernel_string_n", &[Long, Long], false),
+    string_read("kernel_string", &[Long, Str], false),
+    string_read("kernel_string_n", &[Long, Long, Str], false),
     string_read("user_string", &[Long], true),
+    string_read("user_string", &[Long, Str], true),
     string_read("user_string_n", &[Long, Long], true),
+    string_read("user_string_n", &[Long, Long, Str], true),
     deref("kernel_long", 8, "long"),
     deref("kernel_int", 4, "int"),
     deref("kernel_short", 2, "short"),
@@ -314,6 +349,17 @@ const BUILTINS: &[Builtin] = &[
         returns: Some(Long),
         answer: Answer::CurrentTask,
     },
+    argument("int_arg", 4, true),
+    argument("uint_arg", 4, false),
+    argument("s32_arg", 4, true),
+    argument("u32_arg", 4, false),
+    argument("long_arg", 8, true),
+    argument("ulong_arg", 8, false),
+    argument("longlong_arg", 8, true),
+    argument("ulonglong_arg", 8, false),
+    argument("s64_arg", 8, true),
+    argument("u64_arg", 8, false),
+    argument("pointer_arg", 8, false),
     Builtin {
         name: "returnval",
         params: &[],
@@ -344,6 +390,10 @@ const BUILTINS: &[Builtin] = &[
     printer("println", PrintKind::Println, None),
     printer("sprint", PrintKind::Sprint, Some(Ty::Str)),
     printer("sprintln", PrintKind::Sprintln, Some(Ty::Str)),
+    printer("printd", PrintKind::Printd, None),
+    printer("printdln", PrintKind::Printdln, None),
+    printer("sprintd", PrintKind::Sprintd, Some(Ty::Str)),
+    printer("sprintdln", PrintKind::Sprintdln, Some(Ty::Str)),
 ];
 
 /// Every builtin's name, once per form.

@@ -184,6 +184,8 @@ pub(crate) enum StrExpr {
     Context(StrContext),
     /// A string the probe's target read number `.0` copied from the kernel at the event.
     Target(usize, Span),
+    /// The same, or, where the copy faulted, the text `.1`: `user_string(p, "-")`.
+    TargetOr(usize, Vec<u8>),
     /// In a `.return` probe, the string the probe's entry value number `.0` had at entry.
     Entry(usize),
     Call(Box<Call>),
@@ -256,6 +258,14 @@ pub enum Library {
     AnsiCursorShow,
     AnsiCursorSave,
     AnsiCursorRestore,
+    /// Kernel addresses named through the kernel's symbols: `symname(addr)`,
+    /// `symdata(addr)`, `modname(addr)`, and `print_syms(callers)`, `sprint_syms(callers)`
+    /// for a string of hex addresses such as `backtrace()` gives.
+    Symname,
+    Symdata,
+    Modname,
+    PrintSyms,
+    SprintSyms,
 }
 
 impl Library {
@@ -282,6 +292,7 @@ impl Library {
                 | AnsiCursorShow
                 | AnsiCursorSave
                 | AnsiCursorRestore
+                | PrintSyms
         )
     }
 }

@@ -60,6 +60,11 @@ const PROVIDERS: &[Provider] = &[
         build: kernel_function,
     },
     Provider {
+        path: &["kprobe", "function"],
+        usage: "kprobe.function(\"NAME\")[.return]",
+        build: kprobe_function,
+    },
+    Provider {
         path: &["kernel", "trace"],
         usage: "kernel.trace(\"[SYSTEM:]EVENT\")",
         build: kernel_trace,
@@ -410,6 +415,30 @@ fn kernel_function(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
         file,
         variant,
     })
+}
+
+/// `kprobe.function("vfs_read")[.return]`: SystemTap's probe on a function without its
+/// debug information, which rstap's function probes never need (parameters come from BTF):
+/// the same as `kernel.function` on a name.
+fn kprobe_function(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
+    if let Some(Some(PointArg::Str(pattern))) = c.get(1).map(|f| &f.argument) {
+        if pattern.value.contains(&b'@') {
+            return Err((
+                c[1].span,
+                "kprobe.function takes a function's name, without @FILE".into(),
+            ));
+        }
+    }
+    if let Some(suffix) = c.get(2).filter(|s| s.name != "return") {
+        return Err((
+            suffix.span,
+            format!(
+                "unknown probe point suffix '.{}'; expected .return",
+                suffix.name
+            ),
+        ));
+    }
+    kernel_function(c)
 }
 
 /// `kernel.trace("sched:sched_switch")`, `kernel.trace("sock_*")`: globs over the

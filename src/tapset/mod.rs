@@ -31,6 +31,8 @@ const LIBRARY: &[(&str, &str)] = &[
         include_str!("stopwatch.stp"),
     ),
     ("<rstap>/tapset/dev.stp", include_str!("dev.stp")),
+    ("<rstap>/tapset/errno.stp", include_str!("errno.stp")),
+    ("<rstap>/tapset/clocks.stp", include_str!("clocks.stp")),
     ("<rstap>/tapset/logging.stp", include_str!("logging.stp")),
     ("<rstap>/tapset/integers.stp", include_str!("integers.stp")),
     ("<rstap>/tapset/macros.stpm", include_str!("macros.stpm")),

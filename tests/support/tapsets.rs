@@ -9,10 +9,15 @@ use crate::tracepoint_checks::lines_of;
 pub const SCRIPT: &str = r#"
 probe syscall.listen {
   printf("listen fd=%d backlog=%d argstr=%s name=%s pn=%s\n", sockfd, backlog, argstr, name, pn())
+  printf("arguments fd=%d backlog=%d\n", int_arg(1), uint_arg(2))
   printf("task uid=%d euid=%d ppid=%d parent=%d pexecname=%s parent_name=%s pid=%d tid=%d\n",
          uid(), euid(), ppid(), task_pid(task_parent(task_current())), pexecname(),
          task_execname(task_parent(task_current())), task_pid(task_current()),
          task_tid(task_current()))
+}
+probe syscall.accept4 {
+  if (pid() == target())
+    printf("accept peer=%s\n", user_string($upeer_sockaddr, "none"))
 }
 probe syscall.listen.return { printf("listened retval=%d retstr=%s\n", retval, retstr) }
 probe syscall_any {
@@ -60,6 +65,24 @@ pub fn check(trace: &str, report: &str, described: &str) {
         assert_eq!(
             *line,
             format!("listen fd={fd} backlog={backlog} argstr={fd}, {backlog} name=listen pn=syscall.listen"),
+            "{described}"
+        );
+    }
+    // The workload's accept4 passes no address: the copy faults, and gives the fallback.
+    let accepts = lines_of(trace, "accept");
+    assert_eq!(accepts.len(), listens.len(), "{described}");
+    assert!(
+        accepts.iter().all(|line| *line == "accept peer=none"),
+        "{described}"
+    );
+    // int_arg(n) counts a syscall tracepoint's fields after the call's number.
+    let arguments = lines_of(trace, "arguments");
+    assert_eq!(arguments.len(), listens.len(), "{described}");
+    for (line, passed) in arguments.iter().zip(&listens) {
+        let (fd, backlog) = (number(passed, "fd"), number(passed, "backlog"));
+        assert_eq!(
+            *line,
+            format!("arguments fd={fd} backlog={backlog}"),
             "{described}"
         );
     }

@@ -315,7 +315,8 @@ impl Machine {
                 _ => library::Arg::Int(next_int.next().copied().unwrap_or(0)),
             })
             .collect();
-        let result = library::call(call.function, &args, &mut self.library, dst);
+        let symbols = ctx.kernel_symbols();
+        let result = library::call(call.function, &args, &mut self.library, symbols, dst);
         drop(args);
         self.pool.extend(texts);
         result.map_err(|Failure(message)| {

@@ -481,6 +481,11 @@ impl Machine {
                 }
                 Err(fault) => return Err(self.read_fault(fault, *span)),
             },
+            StrExpr::TargetOr(index, fallback) => match ctx.target_read(*index) {
+                Ok(TargetValue::Str(text)) => dst.extend_from_slice(text),
+                Ok(TargetValue::Owned(text)) => dst.extend_from_slice(&text),
+                Ok(TargetValue::Int(_)) | Err(_) => dst.extend_from_slice(fallback),
+            },
             StrExpr::Context(what) => dst.extend_from_slice(
                 match what {
                     StrContext::Execname => ctx.execname(),

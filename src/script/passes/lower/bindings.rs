@@ -37,6 +37,33 @@ pub(super) fn current_task(span: crate::script::Span) -> TargetExpr {
     }
 }
 
+/// Argument `number` of the probed function, as `int_arg(number)` and the like read it: a
+/// target variable only rstap can name (`$1` is a script argument), which
+/// `resolve::targets` finds by its place among the site's arguments.
+pub(super) fn argument(number: i64, span: crate::script::Span) -> TargetExpr {
+    TargetExpr {
+        name: Name {
+            name: number.to_string(),
+            span,
+        },
+        steps: Vec::new(),
+        address_of: false,
+        cast: None,
+    }
+}
+
+/// The whole-register argument reads, which give the argument's value unchanged: a pointer
+/// kept in a local can be cast.
+const WHOLE_ARGUMENTS: &[&str] = &[
+    "pointer_arg",
+    "long_arg",
+    "ulong_arg",
+    "longlong_arg",
+    "ulonglong_arg",
+    "s64_arg",
+    "u64_arg",
+];
+
 /// How often each variable is written, and what the plain assignments of a target
 /// expression assign.
 #[derive(Default)]
@@ -128,16 +155,7 @@ impl Assignments {
             ExprKind::Assign { op, target, value } => {
                 if let ExprKind::Var(name) = &target.kind {
                     self.written(name);
-                    let bound = match &value.kind {
-                        ExprKind::Target(target) => Some(target.clone()),
-                        ExprKind::Call { name, args, .. }
-                            if name == "task_current" && args.is_empty() =>
-                        {
-                            Some(current_task(value.span))
-                        }
-                        _ => None,
-                    };
-                    if let Some(bound) = bound.filter(|_| *op == Op::Assign) {
+                    if let Some(bound) = target_of(value).filter(|_| *op == Op::Assign) {
                         self.bound.insert(name.clone(), bound);
                     }
                 } else {
@@ -151,6 +169,29 @@ impl Assignments {
             },
             _ => expr.for_each_child(|child| self.expr(child)),
         }
+    }
+}
+
+/// The target expression `value` is: a target expression, `task_current()`, a whole
+/// argument, or `@entry` of one of those (in a `.return` probe, where parameters are read
+/// at the entry anyway).
+pub(super) fn target_of(value: &Expr) -> Option<TargetExpr> {
+    match &value.kind {
+        ExprKind::Target(target) => Some(target.clone()),
+        ExprKind::Entry(inner) => target_of(inner),
+        ExprKind::Call { name, args, .. } if name == "task_current" && args.is_empty() => {
+            Some(current_task(value.span))
+        }
+        ExprKind::Call { name, args, .. } if WHOLE_ARGUMENTS.contains(&name.as_str()) => {
+            match args.as_slice() {
+                [Expr {
+                    kind: ExprKind::Number(number),
+                    ..
+                }] => Some(argument(*number, value.span)),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

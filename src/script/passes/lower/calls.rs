@@ -162,6 +162,9 @@ impl Lowering<'_> {
             Answer::KernelRead(kind) => return self.kernel_read(name, kind, span, args),
             Answer::CurrentTask => return self.current_task(span),
             Answer::ReturnValue => return self.return_value(span),
+            Answer::Argument { bytes, signed } => {
+                return self.argument(name, bytes, signed, &args[0], span)
+            }
             Answer::Exit | Answer::Abort | Answer::Print(_) => {
                 return Err(self.error(span, format!("{name}() has no value to use")))
             }
@@ -303,6 +306,37 @@ impl Lowering<'_> {
         if matches!(kind, PrintKind::Print | PrintKind::Sprint) && args.is_empty() {
             return Err(self.error(span, format!("{name}() needs at least one argument")));
         }
+        let delimited = matches!(
+            kind,
+            PrintKind::Printd | PrintKind::Printdln | PrintKind::Sprintd | PrintKind::Sprintdln
+        );
+        if delimited {
+            let delimiter = match args.first().map(|first| &first.kind) {
+                Some(ExprKind::Str(lit)) => lit.value.clone(),
+                _ => {
+                    return Err(self.error(
+                        span,
+                        format!("{name}() takes a literal string, the delimiter, first"),
+                    ))
+                }
+            };
+            if args.len() < 2 {
+                return Err(self.error(span, format!("{name}() needs a value to print")));
+            }
+            let values = args[1..]
+                .iter()
+                .map(|a| self.value(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let kinds: Vec<_> = values.iter().map(print_kind_of).collect();
+            return Ok(PrintCall {
+                format: Format::delimited(
+                    &kinds,
+                    &delimiter,
+                    matches!(kind, PrintKind::Printdln | PrintKind::Sprintdln),
+                ),
+                args: values,
+            });
+        }
         if kind != PrintKind::Printf && kind != PrintKind::Sprintf {
             let first_histogram = match args.first() {
                 Some(first) => self.histogram(name, span, first, args.len() - 1)?,
@@ -319,13 +353,7 @@ impl Lowering<'_> {
                 .iter()
                 .map(|a| self.value(a))
                 .collect::<Result<Vec<_>, _>>()?;
-            let kinds: Vec<_> = values
-                .iter()
-                .map(|v| match v {
-                    Value::Int(_) => ArgKind::Int,
-                    Value::Str(_) | Value::Hist(_) => ArgKind::Str,
-                })
-                .collect();
+            let kinds: Vec<_> = values.iter().map(print_kind_of).collect();
             return Ok(PrintCall {
                 format: Format::for_values(
                     &kinds,
@@ -390,5 +418,13 @@ impl Lowering<'_> {
             format,
             args: values,
         })
+    }
+}
+
+/// How print shows a value: a long in decimal, anything else as text.
+fn print_kind_of(value: &Value) -> ArgKind {
+    match value {
+        Value::Int(_) => ArgKind::Int,
+        Value::Str(_) | Value::Hist(_) => ArgKind::Str,
     }
 }

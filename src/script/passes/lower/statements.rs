@@ -134,6 +134,24 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    /// Whether `e` is a call that gives no value (`exit()`, a function that returns
+    /// nothing), or `&&` or `||` ending in one.
+    fn gives_no_value(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Call { name, args, .. } => match self.symbols.functions.get(name) {
+                Some(function) => function.returns.is_none(),
+                None => builtins::lookup_by_arity(name, args.len())
+                    .is_some_and(|builtin| builtin.returns.is_none()),
+            },
+            ExprKind::Binary {
+                op: Op::AndAnd | Op::OrOr,
+                right,
+                ..
+            } => self.gives_no_value(right),
+            _ => false,
+        }
+    }
+
     pub(super) fn foreach(&mut self, foreach: &ast::Foreach) -> Result<Stmt, ScriptError> {
         let array = self.array(&foreach.array)?;
         let info = &self.layout.globals.arrays[array];
@@ -257,6 +275,25 @@ impl Lowering<'_> {
     }
 
     pub(super) fn expression_statement(&mut self, e: &Expr) -> Result<Stmt, ScriptError> {
+        if let ExprKind::Binary {
+            op: op @ (Op::AndAnd | Op::OrOr),
+            left,
+            right,
+            ..
+        } = &e.kind
+        {
+            if self.gives_no_value(right) {
+                // SystemTap takes `count && ++n == count && exit()` as a statement: the
+                // call runs when the condition lets it.
+                let condition = self.int(left)?;
+                let then = vec![self.expression_statement(right)?];
+                return Ok(if *op == Op::AndAnd {
+                    Stmt::If(condition, then, Vec::new())
+                } else {
+                    Stmt::If(condition, Vec::new(), then)
+                });
+            }
+        }
         match &e.kind {
             ExprKind::Call {
                 name,

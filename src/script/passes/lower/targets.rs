@@ -17,6 +17,9 @@ use crate::script::ir::{ReadKind, TargetRead};
 /// deeper is taken for locals that stand for each other.
 const MAX_BINDINGS: usize = 16;
 
+/// The highest argument `int_arg(n)` and the like name: x86-64 passes six in registers.
+const MAX_ARGUMENT: i64 = 6;
+
 /// `uid()`, `ppid()` and the other facts of a task, in a probe on kernel events: the
 /// event's task's, read from its `task_struct` (where rstap's own process answers them in
 /// `begin`, `end` and timer probes).
@@ -125,6 +128,56 @@ impl Lowering<'_> {
         span: Span,
     ) -> Result<Value, ScriptError> {
         self.read_value(target, ReadKind::Value, span)
+    }
+
+    /// `int_arg(n)` and the like: the site's argument `n` (a number written in the call,
+    /// as the read is planned with the probe point), cut to `bytes`.
+    pub(super) fn argument(
+        &mut self,
+        name: &str,
+        bytes: u8,
+        signed: bool,
+        index: &Expr,
+        span: Span,
+    ) -> Result<Value, ScriptError> {
+        let number = match index.kind {
+            ExprKind::Number(n) if (1..=MAX_ARGUMENT).contains(&n) => n,
+            _ => {
+                return Err(self.error(
+                    index.span,
+                    format!(
+                        "{name}() takes the argument's number, 1 to {MAX_ARGUMENT}, written                          in the call: rstap plans each read with the probe point"
+                    ),
+                ))
+            }
+        };
+        let raw = Expr {
+            kind: ExprKind::Target(bindings::argument(number, span)),
+            span,
+        };
+        let binary = |op, left, right: i64| Expr {
+            kind: ExprKind::Binary {
+                op,
+                op_span: span,
+                left: Box::new(left),
+                right: Box::new(Expr {
+                    kind: ExprKind::Number(right),
+                    span,
+                }),
+            },
+            span,
+        };
+        // A register's low half, as integers.stp's __int32 and __uint32 take it.
+        let cut = match (bytes, signed) {
+            (4, true) => binary(
+                Op::Minus,
+                binary(Op::Caret, binary(Op::Amp, raw, 0xffff_ffff), 0x8000_0000),
+                0x8000_0000,
+            ),
+            (4, false) => binary(Op::Amp, raw, 0xffff_ffff),
+            _ => raw,
+        };
+        self.value(&cut)
     }
 
     /// `@defined($var...)`: answered per probed function, when the kernel's types are known;
@@ -250,7 +303,11 @@ impl Lowering<'_> {
         if let ReadKind::Backtrace(_) = kind {
             return self.backtrace(name, kind, span, args);
         }
-        let Some(ExprKind::Target(target)) = args.first().map(|arg| &arg.kind) else {
+        let target = args.first().and_then(|first| match &first.kind {
+            ExprKind::Var(name) => self.bindings.get(name).cloned(),
+            _ => bindings::target_of(first),
+        });
+        let Some(target) = target else {
             let at = args.first().map_or(span, |arg| arg.span);
             return Err(self.error(
                 at,
@@ -261,11 +318,19 @@ impl Lowering<'_> {
                 ),
             ));
         };
+        // `user_string(p, "-")`, `kernel_string_n(p, n, "?")`: the text for a faulting copy.
+        let fallback = match args.last().map(|arg| &arg.kind) {
+            Some(ExprKind::Str(text)) if args.len() >= 2 => Some(text.value.clone()),
+            _ => None,
+        };
+        let bound = args
+            .get(1)
+            .filter(|_| args.len() == 3 || fallback.is_none());
         let kind = match kind {
             ReadKind::String { user, .. } => {
                 // SystemTap's strings hold at most MAXSTRINGLEN - 1 bytes.
                 let longest = self.limits.string_len.saturating_sub(1);
-                let max = match args.get(1) {
+                let max = match bound {
                     None => longest,
                     Some(bound) => match bound.kind {
                         ExprKind::Number(n) if n >= 0 => (n as usize).min(longest),
@@ -284,7 +349,21 @@ impl Lowering<'_> {
             }
             other => other,
         };
-        self.read_value(target, kind, span)
+        let mut read = self.read_value(&target, kind, span)?;
+        let Some(fallback) = fallback else {
+            return Ok(read);
+        };
+        let or_fallback = |read: &mut Value| {
+            if let Value::Str(StrExpr::Target(index, _)) = read {
+                *read = Value::Str(StrExpr::TargetOr(*index, fallback.clone()));
+            }
+        };
+        match &read {
+            // Kept from the entry: the entry's read is the one that may fault.
+            Value::Str(StrExpr::Entry(index)) => or_fallback(&mut self.entry_values[*index]),
+            _ => or_fallback(&mut read),
+        }
+        Ok(read)
     }
 
     /// `task_current()`: the event's task, as `&@cast(task_current(), "task_struct")`.
