@@ -14,7 +14,7 @@ use crate::script::ast::{
 };
 use crate::script::builtins;
 use crate::script::lexer::Op;
-use crate::script::points::{self, wildcard_matches};
+use crate::script::points::wildcard_matches;
 use crate::script::source::{FileId, ScriptError, SourceMap, Span};
 
 /// The script with its aliases expanded and the tapset files it uses joined to it;
@@ -266,11 +266,6 @@ impl Expander<'_> {
         let mut plain: Vec<PointSyntax> = Vec::new();
         for point in &probe.points {
             let found = matches(self.aliases, point);
-            if found.is_empty() && point.optional && points::resolve(point, self.source).is_err() {
-                // As SystemTap drops an optional point that nothing provides before it
-                // checks the body: `probe netdev.get_stats ? { ... dev_name ... }`.
-                continue;
-            }
             if found.is_empty() {
                 plain.push(point.clone());
                 continue;
