@@ -77,16 +77,6 @@ pub struct ImageSymbols {
 }
 
 impl KernelSymbols {
-    /// No symbols: every address unknown.
-    pub const fn empty() -> Self {
-        KernelSymbols {
-            entries: Vec::new(),
-            names: String::new(),
-            modules: Vec::new(),
-            modules_later: None,
-        }
-    }
-
     pub fn read(path: &Path) -> Result<Self, SymbolError> {
         let read_error = |source| SymbolError::Read {
             path: path.display().to_string(),

@@ -7,7 +7,7 @@
 //! the function it failed in, at the script position of the step that failed.
 
 use super::plan::{Handler, ProbePlan, Read, TextPart};
-use super::tracepoints::{TracepointAccess, TracepointName};
+use super::tracepoints::{TracepointAccess, TracepointName, SYSCALL_NUMBER_FIELD};
 use crate::kernel::fetch::{
     FetchOp, FetchProgram, PayloadValue, SiteFetch, FAULT_MASK_BYTES, MAX_FRAMES, MAX_OPS,
     MAX_PAYLOAD, MAX_SAVED, MAX_STRING, MAX_VALUES,
@@ -507,7 +507,7 @@ fn compile_path(
             Ok(number) => number.checked_sub(1).and_then(|index| {
                 variables
                     .iter()
-                    .filter(|v| v.name != "__syscall_nr")
+                    .filter(|v| v.name != SYSCALL_NUMBER_FIELD)
                     .nth(index)
             }),
             Err(_) => variables.iter().find(|v| v.name == target.name.name),

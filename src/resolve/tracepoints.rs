@@ -32,6 +32,10 @@ pub enum TracepointAccess {
     Record { id: u64, fields: Vec<RecordField> },
 }
 
+/// The field a syscall tracepoint's record holds the call's number in, before its
+/// arguments.
+pub const SYSCALL_NUMBER_FIELD: &str = "__syscall_nr";
+
 /// One field of a trace record, from tracefs's `format`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordField {

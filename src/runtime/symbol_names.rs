@@ -19,48 +19,46 @@ pub fn call(
     symbols: Option<&KernelSymbols>,
     dst: &mut Vec<u8>,
 ) -> Result<Answer, Failure> {
-    let address = match args.first() {
-        Some(Arg::Int(n)) => *n as u64,
-        _ => 0,
-    };
-    let text = match args.first() {
-        Some(Arg::Str(s)) => String::from_utf8_lossy(s).into_owned(),
-        _ => String::new(),
-    };
-    let found = symbols.and_then(|symbols| known(symbols, address));
+    let none = KernelSymbols::default();
+    let symbols = symbols.unwrap_or(&none);
     let mut out = String::new();
-    match function {
-        Library::Symname => match found {
-            Some((symbol, _)) => out.push_str(symbol.name),
-            None => hex(&mut out, address),
-        },
-        Library::Symdata => match found {
-            Some((symbol, size)) => {
-                let _ = write!(
-                    out,
-                    "{}+{:#x}/{size:#x} [{}]",
-                    symbol.name,
-                    address - symbol.address,
-                    symbol.module.unwrap_or("kernel")
-                );
-            }
-            None => hex(&mut out, address),
-        },
-        Library::Modname => match found {
-            Some((symbol, _)) => out.push_str(symbol.module.unwrap_or("kernel")),
-            None => return Err(Failure(format!("No module found for address {address:#x}"))),
-        },
-        Library::PrintSyms | Library::SprintSyms => {
-            let frames = addresses(&text);
+    match (function, args.first()) {
+        (Library::PrintSyms | Library::SprintSyms, Some(Arg::Str(callers))) => {
             let format = if function == Library::PrintSyms {
                 BacktraceFormat::Full
             } else {
                 BacktraceFormat::Simple
             };
-            let none = KernelSymbols::empty();
-            backtrace::write(&frames, format, symbols.unwrap_or(&none), &mut out);
+            let frames = addresses(&String::from_utf8_lossy(callers));
+            backtrace::write(&frames, format, symbols, &mut out);
         }
-        other => unreachable!("{other:?} does not read the kernel's symbols"),
+        (_, Some(&Arg::Int(address))) => {
+            let address = address as u64;
+            match (function, known(symbols, address)) {
+                (Library::Symname, Some((symbol, _))) => out.push_str(symbol.name),
+                (Library::Symdata, Some((symbol, size))) => {
+                    let _ = write!(
+                        out,
+                        "{}+{:#x}/{size:#x} [{}]",
+                        symbol.name,
+                        address - symbol.address,
+                        symbol.module.unwrap_or("kernel")
+                    );
+                }
+                (Library::Modname, Some((symbol, _))) => {
+                    out.push_str(symbol.module.unwrap_or("kernel"))
+                }
+                (Library::Modname, None) => {
+                    return Err(Failure(format!("No module found for address {address:#x}")))
+                }
+                // SystemTap shows an address it cannot name in hex.
+                (_, None) => {
+                    let _ = write!(out, "{address:#x}");
+                }
+                (other, Some(_)) => unreachable!("{other:?} does not name an address"),
+            }
+        }
+        (other, _) => unreachable!("{other:?} with arguments its signature does not give"),
     }
     dst.extend_from_slice(out.as_bytes());
     Ok(Answer::Done)
@@ -72,11 +70,6 @@ fn known(symbols: &KernelSymbols, address: u64) -> Option<(FunctionSymbol<'_>, u
     symbols
         .function_with_size(address)
         .filter(|(symbol, size)| address - symbol.address < (*size).max(1))
-}
-
-/// `0x` and the address in hex, as SystemTap shows an address it cannot name.
-fn hex(out: &mut String, address: u64) {
-    let _ = write!(out, "{address:#x}");
 }
 
 /// The hex addresses in `callers`, such as `backtrace()` gives: `0xffffffff81a2b3c0

@@ -9,7 +9,9 @@
 
 use std::fmt::Write;
 
-use crate::resolve::tracepoints::{RecordField, TracepointAccess, TracepointError, Tracepoints};
+use crate::resolve::tracepoints::{
+    RecordField, TracepointAccess, TracepointError, Tracepoints, SYSCALL_NUMBER_FIELD,
+};
 use crate::script::SourceFile;
 
 /// The name errors in the generated aliases show.
@@ -50,7 +52,7 @@ const ALIAS_VARIABLES: &[&str] = &["name", "argstr", "retval", "retstr", "argc",
 fn write_aliases(text: &mut String, call: &str, fields: &[RecordField]) {
     let arguments: Vec<&RecordField> = fields
         .iter()
-        .filter(|field| field.is_scalar() && field.name != "__syscall_nr")
+        .filter(|field| field.is_scalar() && field.name != SYSCALL_NUMBER_FIELD)
         .filter(|field| {
             !crate::script::is_keyword(&field.name)
                 && !ALIAS_VARIABLES.contains(&field.name.as_str())

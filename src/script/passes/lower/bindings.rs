@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use crate::script::ast::{Block, CastBase, Expr, ExprKind, Name, Stmt, TargetCast, TargetExpr};
+use crate::script::builtins::{self, Answer};
 use crate::script::lexer::Op;
 
 /// The locals of `body` (those `is_local` says are locals) that stand for a target
@@ -51,18 +52,6 @@ pub(super) fn argument(number: i64, span: crate::script::Span) -> TargetExpr {
         cast: None,
     }
 }
-
-/// The whole-register argument reads, which give the argument's value unchanged: a pointer
-/// kept in a local can be cast.
-const WHOLE_ARGUMENTS: &[&str] = &[
-    "pointer_arg",
-    "long_arg",
-    "ulong_arg",
-    "longlong_arg",
-    "ulonglong_arg",
-    "s64_arg",
-    "u64_arg",
-];
 
 /// How often each variable is written, and what the plain assignments of a target
 /// expression assign.
@@ -182,17 +171,23 @@ pub(super) fn target_of(value: &Expr) -> Option<TargetExpr> {
         ExprKind::Call { name, args, .. } if name == "task_current" && args.is_empty() => {
             Some(current_task(value.span))
         }
-        ExprKind::Call { name, args, .. } if WHOLE_ARGUMENTS.contains(&name.as_str()) => {
-            match args.as_slice() {
-                [Expr {
-                    kind: ExprKind::Number(number),
-                    ..
-                }] => Some(argument(*number, value.span)),
-                _ => None,
-            }
-        }
+        // A whole-register read (`pointer_arg(1)`) gives the argument unchanged: a pointer
+        // kept in a local can be cast.
+        ExprKind::Call { name, args, .. } if reads_whole_argument(name) => match args.as_slice() {
+            [Expr {
+                kind: ExprKind::Number(number),
+                ..
+            }] => Some(argument(*number, value.span)),
+            _ => None,
+        },
         _ => None,
     }
+}
+
+/// Whether builtin `name` reads a whole 8-byte argument, as `pointer_arg` does.
+fn reads_whole_argument(name: &str) -> bool {
+    builtins::lookup(name)
+        .is_some_and(|builtin| matches!(builtin.answer, Answer::Argument { bytes: 8, .. }))
 }
 
 #[cfg(test)]

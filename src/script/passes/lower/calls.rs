@@ -290,6 +290,31 @@ impl Lowering<'_> {
         }))))
     }
 
+    /// `args` as print shows them (a long in decimal, anything else as text), `delimiter`
+    /// between them, and a newline after them if `newline`.
+    fn values_printed(
+        &mut self,
+        args: &[Expr],
+        delimiter: &[u8],
+        newline: bool,
+    ) -> Result<PrintCall, ScriptError> {
+        let values = args
+            .iter()
+            .map(|a| self.value(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let kinds: Vec<_> = values
+            .iter()
+            .map(|value| match value {
+                Value::Int(_) => ArgKind::Int,
+                Value::Str(_) | Value::Hist(_) => ArgKind::Str,
+            })
+            .collect();
+        Ok(PrintCall {
+            format: Format::delimited(&kinds, delimiter, newline),
+            args: values,
+        })
+    }
+
     pub(super) fn print_call(
         &mut self,
         name: &str,
@@ -323,19 +348,8 @@ impl Lowering<'_> {
             if args.len() < 2 {
                 return Err(self.error(span, format!("{name}() needs a value to print")));
             }
-            let values = args[1..]
-                .iter()
-                .map(|a| self.value(a))
-                .collect::<Result<Vec<_>, _>>()?;
-            let kinds: Vec<_> = values.iter().map(print_kind_of).collect();
-            return Ok(PrintCall {
-                format: Format::delimited(
-                    &kinds,
-                    &delimiter,
-                    matches!(kind, PrintKind::Printdln | PrintKind::Sprintdln),
-                ),
-                args: values,
-            });
+            let newline = matches!(kind, PrintKind::Printdln | PrintKind::Sprintdln);
+            return self.values_printed(&args[1..], &delimiter, newline);
         }
         if kind != PrintKind::Printf && kind != PrintKind::Sprintf {
             let first_histogram = match args.first() {
@@ -349,18 +363,8 @@ impl Lowering<'_> {
                     args: vec![histogram],
                 });
             }
-            let values = args
-                .iter()
-                .map(|a| self.value(a))
-                .collect::<Result<Vec<_>, _>>()?;
-            let kinds: Vec<_> = values.iter().map(print_kind_of).collect();
-            return Ok(PrintCall {
-                format: Format::for_values(
-                    &kinds,
-                    matches!(kind, PrintKind::Println | PrintKind::Sprintln),
-                ),
-                args: values,
-            });
+            let newline = matches!(kind, PrintKind::Println | PrintKind::Sprintln);
+            return self.values_printed(args, b"", newline);
         }
         let Some((format_arg, rest)) = args.split_first() else {
             return Err(self.error(span, format!("{name}() needs a format string")));
@@ -418,13 +422,5 @@ impl Lowering<'_> {
             format,
             args: values,
         })
-    }
-}
-
-/// How print shows a value: a long in decimal, anything else as text.
-fn print_kind_of(value: &Value) -> ArgKind {
-    match value {
-        Value::Int(_) => ArgKind::Int,
-        Value::Str(_) | Value::Hist(_) => ArgKind::Str,
     }
 }

@@ -146,7 +146,8 @@ impl Lowering<'_> {
                 return Err(self.error(
                     index.span,
                     format!(
-                        "{name}() takes the argument's number, 1 to {MAX_ARGUMENT}, written                          in the call: rstap plans each read with the probe point"
+                        "{name}() takes the argument's number, 1 to {MAX_ARGUMENT}, written in \
+                         the call: rstap plans each read with the probe point"
                     ),
                 ))
             }
@@ -318,14 +319,33 @@ impl Lowering<'_> {
                 ),
             ));
         };
-        // `user_string(p, "-")`, `kernel_string_n(p, n, "?")`: the text for a faulting copy.
-        let fallback = match args.last().map(|arg| &arg.kind) {
-            Some(ExprKind::Str(text)) if args.len() >= 2 => Some(text.value.clone()),
-            _ => None,
+        // After the address, as the call's form has them: a string's length bound (a long)
+        // and the text for a faulting copy (a string: `user_string(p, "-")`).
+        let params = builtins::lookup_by_arity(name, args.len()).map_or(&[][..], |b| b.params);
+        let after_address = |ty: Ty| {
+            args.iter()
+                .zip(params)
+                .skip(1)
+                .find(|(_, param)| **param == ty)
+                .map(|(arg, _)| arg)
         };
-        let bound = args
-            .get(1)
-            .filter(|_| args.len() == 3 || fallback.is_none());
+        let bound = after_address(Ty::Long);
+        let fallback = match after_address(Ty::Str) {
+            None => None,
+            Some(Expr {
+                kind: ExprKind::Str(text),
+                ..
+            }) => Some(text.value.clone()),
+            Some(other) => {
+                return Err(self.error(
+                    other.span,
+                    format!(
+                        "not supported yet: {name}() with a fallback that is not a literal \
+                         string"
+                    ),
+                ))
+            }
+        };
         let kind = match kind {
             ReadKind::String { user, .. } => {
                 // SystemTap's strings hold at most MAXSTRINGLEN - 1 bytes.
