@@ -353,6 +353,12 @@ fn push_escaped(byte: u8, dst: &mut Vec<u8>) {
     }
 }
 
+/// `string_quoted(s)`, and what `user_string_quoted(p)` makes of the string it read:
+/// escaped as by `text_str`, in double quotes, cut to the string length limit.
+pub(crate) fn quote(text: &[u8], max_string_len: usize, dst: &mut Vec<u8>) {
+    text_strn(text, 0, true, max_string_len, dst)
+}
+
 /// `text_strn(s, len, quoted)`: escaped as by `text_str`, at most `len` bytes of it (0 for
 /// the string length limit), in double quotes if `quoted`, with `...` after when cut.
 fn text_strn(text: &[u8], len: i64, quoted: bool, max_string_len: usize, dst: &mut Vec<u8>) {

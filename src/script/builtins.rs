@@ -29,6 +29,12 @@ pub(super) enum Answer {
     /// `kernel_string(p)` and friends: kernel memory at a target's address, read at the
     /// event (a string's bound is filled in by lowering).
     KernelRead(ReadKind),
+    /// `user_string_quoted(p)` and `kernel_string_quoted(p)`: the string at a target's
+    /// address, read at the event, escaped and in double quotes; where the copy faults, the
+    /// address in hex.
+    QuotedString {
+        user: bool,
+    },
     /// `task_current()`: the address of the event's task's `task_struct`, read at the
     /// event.
     CurrentTask,
@@ -175,6 +181,15 @@ const fn deref(name: &'static str, bytes: u8, function: &'static str) -> Builtin
 
 const fn string_read(name: &'static str, params: &'static [Ty], user: bool) -> Builtin {
     kernel_read(name, params, Str, ReadKind::String { max: 0, user })
+}
+
+const fn quoted_string_read(name: &'static str, user: bool) -> Builtin {
+    Builtin {
+        name,
+        params: &[Ty::Long],
+        returns: Some(Ty::Str),
+        answer: Answer::QuotedString { user },
+    }
 }
 
 use Ty::{Long, Str};
@@ -326,6 +341,8 @@ const BUILTINS: &[Builtin] = &[
     string_read("user_string", &[Long, Str], true),
     string_read("user_string_n", &[Long, Long], true),
     string_read("user_string_n", &[Long, Long, Str], true),
+    quoted_string_read("kernel_string_quoted", false),
+    quoted_string_read("user_string_quoted", true),
     deref("kernel_long", 8, "long"),
     deref("kernel_int", 4, "int"),
     deref("kernel_short", 2, "short"),

@@ -186,6 +186,9 @@ pub(crate) enum StrExpr {
     Target(usize, Span),
     /// The same, or, where the copy faulted, the text `.1`: `user_string(p, "-")`.
     TargetOr(usize, Vec<u8>),
+    /// The same escaped and in double quotes, or, where the copy faulted, the address `.1`
+    /// in hex: `user_string_quoted(p)`.
+    TargetQuoted(usize, Box<IntExpr>),
     /// In a `.return` probe, the string the probe's entry value number `.0` had at entry.
     Entry(usize),
     Call(Box<Call>),
@@ -564,6 +567,25 @@ pub struct CheckedProbe {
     pub(crate) body: Vec<Stmt>,
     pub(crate) int_locals: usize,
     pub(crate) str_locals: usize,
+}
+
+impl CheckedProbe {
+    /// A probe all of whose points were optional and of kinds nothing provides: it has no
+    /// points and no body, and it never runs.
+    pub(crate) fn dropped(expansion: Option<Expansion>) -> Self {
+        CheckedProbe {
+            points: Vec::new(),
+            expansion,
+            alias_variables: Vec::new(),
+            targets: Vec::new(),
+            entry_values: Vec::new(),
+            entry_targets: Vec::new(),
+            defined: Vec::new(),
+            body: Vec::new(),
+            int_locals: 0,
+            str_locals: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -64,7 +64,9 @@ fn write_aliases(text: &mut String, call: &str, fields: &[RecordField]) {
     );
     for argument in &arguments {
         // An int reaches the record as a whole register: its upper half means nothing.
-        let (open, close) = if is_int(argument) {
+        let (open, close) = if is_path(argument) {
+            ("user_string_quoted(", ")")
+        } else if is_int(argument) {
             ("__int32(", ")")
         } else {
             ("", "")
@@ -95,9 +97,33 @@ fn is_int(field: &RecordField) -> bool {
     matches!(field.c_type.as_str(), "int" | "pid_t")
 }
 
-/// How `argstr` shows an argument: pointers in hex, numbers in decimal by their sign.
+/// The names the kernel gives arguments that are file names and other text, which
+/// SystemTap's aliases give as quoted strings (`filename = user_string_quoted($filename)`).
+/// Other `char *` arguments (`write`'s `buf`) are buffers, not strings.
+const PATH_ARGUMENTS: &[&str] = &[
+    "filename",
+    "pathname",
+    "oldname",
+    "newname",
+    "path",
+    "dev_name",
+    "dir_name",
+    "type",
+    "specialfile",
+    "library",
+];
+
+/// Whether the argument is text that the alias reads as a quoted string.
+fn is_path(field: &RecordField) -> bool {
+    field.c_type.contains("char *") && PATH_ARGUMENTS.contains(&field.name.as_str())
+}
+
+/// How `argstr` shows an argument: text as the quoted string it was read as, pointers in
+/// hex, numbers in decimal by their sign.
 fn conversion(field: &RecordField) -> &'static str {
-    if field.c_type.contains('*') {
+    if is_path(field) {
+        "%s"
+    } else if field.c_type.contains('*') {
         "%p"
     } else if field.signed || is_int(field) {
         "%d"
@@ -139,5 +165,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("probe nd_syscall.sendto.return = syscall.sendto.return {}"));
+    }
+
+    #[test]
+    fn file_names_are_quoted_strings_and_buffers_are_pointers() {
+        let mut text = String::new();
+        let fields = [
+            field("dfd", "int", false),
+            field("filename", "const char *", false),
+            field("buf", "const char *", false),
+        ];
+        write_aliases(&mut text, "openat", &fields);
+        assert!(
+            text.contains(
+                "\tfilename = user_string_quoted($filename)\n\tbuf = $buf\n\
+                 \targstr = sprintf(\"%d, %s, %p\", dfd, filename, buf)\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -19,6 +19,10 @@ probe syscall.accept4 {
   if (pid() == target())
     printf("accept peer=%s\n", user_string($upeer_sockaddr, "none"))
 }
+probe syscall.execve {
+  if (pid() == target())
+    printf("execve filename=%s\n", filename)
+}
 probe syscall.listen.return { printf("listened retval=%d retstr=%s\n", retval, retstr) }
 probe syscall_any {
   if (name == "connect" || name == "listen")
@@ -74,6 +78,21 @@ pub fn check(trace: &str, report: &str, described: &str) {
     assert!(
         accepts.iter().all(|line| *line == "accept peer=none"),
         "{described}"
+    );
+    // The -c command's execs: a file name is a quoted string, as user_string_quoted()
+    // gives it; the last exec is the workload's.
+    let execs = lines_of(trace, "execve");
+    assert!(
+        execs
+            .last()
+            .is_some_and(|line| line.ends_with("/socket-workload\"")),
+        "{described}: {execs:?}"
+    );
+    assert!(
+        execs
+            .iter()
+            .all(|line| line.starts_with("execve filename=\"/") && line.ends_with('"')),
+        "{described}: {execs:?}"
     );
     // int_arg(n) counts a syscall tracepoint's fields after the call's number.
     let arguments = lines_of(trace, "arguments");

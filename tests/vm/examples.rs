@@ -38,10 +38,11 @@ const LIMIT_SECONDS: u32 = 60;
 /// failure below took its 70 s).
 const SCENARIO_TIMEOUT_SECONDS: u32 = 900;
 
-/// How many examples ran in the last measurement (see the table this test prints): 58 on
-/// 2026-12-02 (44 before the symbol and argument functions). It is raised as tapsets land;
-/// fewer is a regression.
-const MIN_RAN: usize = 58;
+/// How many examples ran in the last measurement (see the table this test prints), not
+/// counting the known failures below, which run only when the kernel's grace periods are
+/// quick: 59 on 2026-12-02 (44 before the symbol and argument functions). It is raised as
+/// tapsets land; fewer is a regression.
+const MIN_RAN: usize = 59;
 
 /// Where the guest finds the optimized rstap (see [`optimized_rstap`]).
 const GUEST_RSTAP: &str = "/usr/local/bin/rstap-optimized";
@@ -420,10 +421,15 @@ fn every_example_runs_or_is_refused_on_trixie_6_12() {
              fixed): {no_longer_failing:?}"
         );
     }
-    let ran = results.iter().filter(|e| e.outcome == Outcome::Ran).count();
+    let ran = results
+        .iter()
+        .filter(|e| e.outcome == Outcome::Ran)
+        .filter(|e| !KNOWN_FAILURES.iter().any(|(key, _)| *key == e.key))
+        .count();
     assert!(
         ran >= MIN_RAN,
-        "{ran} examples ran, fewer than the {MIN_RAN} that ran before"
+        "{ran} examples ran (not counting the known failures), fewer than the {MIN_RAN} \
+         that ran before"
     );
     assert!(
         !result.timed_out,

@@ -486,6 +486,14 @@ impl Machine {
                 Ok(TargetValue::Owned(text)) => dst.extend_from_slice(&text),
                 Ok(TargetValue::Int(_)) | Err(_) => dst.extend_from_slice(fallback),
             },
+            StrExpr::TargetQuoted(index, address) => match ctx.target_read(*index) {
+                Ok(TargetValue::Str(text)) => library::quote(text, self.max_string_len, dst),
+                Ok(TargetValue::Owned(text)) => library::quote(&text, self.max_string_len, dst),
+                Ok(TargetValue::Int(_)) | Err(_) => {
+                    let address = self.int(address, ctx)?;
+                    dst.extend_from_slice(format!("{address:#x}").as_bytes())
+                }
+            },
             StrExpr::Context(what) => dst.extend_from_slice(
                 match what {
                     StrContext::Execname => ctx.execname(),

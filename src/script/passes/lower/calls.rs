@@ -160,6 +160,7 @@ impl Lowering<'_> {
                 }
             }
             Answer::KernelRead(kind) => return self.kernel_read(name, kind, span, args),
+            Answer::QuotedString { user } => return self.quoted_string(name, user, span, args),
             Answer::CurrentTask => return self.current_task(span),
             Answer::ReturnValue => return self.return_value(span),
             Answer::Argument { bytes, signed } => {

@@ -78,16 +78,27 @@ pub(super) fn lower(
             None => error,
         };
         let mut points = Vec::with_capacity(probe.points.len());
+        let mut left_out = 0;
         for point in &probe.points {
             match points::resolve(point, source) {
                 Ok(resolved) => points.extend(resolved),
                 // An optional point of a kind rstap does not know is left out, as SystemTap
                 // leaves out an optional point it cannot resolve.
-                Err(_) if point.optional => {}
+                Err(_) if point.optional => left_out += 1,
                 Err((span, message)) => {
                     errors.push(annotate(ScriptError::at(source, span, message)))
                 }
             }
+        }
+        if left_out > 0 && left_out == probe.points.len() {
+            // Nothing is left of the probe: as SystemTap drops it before it elaborates the
+            // body, its body is not checked (`probe netdev.get_stats ? { ... dev_name ... }`
+            // names variables only the missing alias would have set). It still counted
+            // for the types of the globals it uses.
+            calls.push(Vec::new());
+            own_process_facts.push(None);
+            probes.push(CheckedProbe::dropped(probe.expansion.clone()));
+            continue;
         }
         let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
         lowering.target_site = TargetSite::of(&points);

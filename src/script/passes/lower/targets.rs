@@ -386,6 +386,28 @@ impl Lowering<'_> {
         Ok(read)
     }
 
+    /// `user_string_quoted($p)`: the string read at the event as `user_string($p)` reads
+    /// it, quoted when the value is used; its address for the text of a faulting copy.
+    pub(super) fn quoted_string(
+        &mut self,
+        name: &str,
+        user: bool,
+        span: Span,
+        args: &[Expr],
+    ) -> Result<Value, ScriptError> {
+        let read = self.kernel_read(name, ReadKind::String { max: 0, user }, span, args)?;
+        let Value::Str(StrExpr::Target(index, _)) = read else {
+            return Err(self.error(
+                span,
+                format!(
+                    "not supported yet: {name}() of a value kept from the function's entry;                      read it in the entry probe"
+                ),
+            ));
+        };
+        let address = self.int(&args[0])?;
+        Ok(Value::Str(StrExpr::TargetQuoted(index, Box::new(address))))
+    }
+
     /// `task_current()`: the event's task, as `&@cast(task_current(), "task_struct")`.
     pub(super) fn current_task(&mut self, span: Span) -> Result<Value, ScriptError> {
         self.read_value(&bindings::current_task(span), ReadKind::Value, span)
