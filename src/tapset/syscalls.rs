@@ -111,6 +111,7 @@ const PATH_ARGUMENTS: &[&str] = &[
     "type",
     "specialfile",
     "library",
+    "name_user",
 ];
 
 /// Whether the argument is text that the alias reads as a quoted string.
