@@ -353,8 +353,8 @@ fn push_escaped(byte: u8, dst: &mut Vec<u8>) {
     }
 }
 
-/// `string_quoted(s)`, and what `user_string_quoted(p)` makes of the string it read:
-/// escaped as by `text_str`, in double quotes, cut to the string length limit.
+/// What `user_string_quoted(p)` and `kernel_string_quoted(p)` make of the string they
+/// read: escaped as by `text_str`, in double quotes, cut to the string length limit.
 pub(crate) fn quote(text: &[u8], max_string_len: usize, dst: &mut Vec<u8>) {
     text_strn(text, 0, true, max_string_len, dst)
 }

@@ -400,7 +400,8 @@ impl Lowering<'_> {
             return Err(self.error(
                 span,
                 format!(
-                    "not supported yet: {name}() of a value kept from the function's entry;                      read it in the entry probe"
+                    "not supported yet: {name}() of a value kept from the function's entry; \
+                     read it in the entry probe"
                 ),
             ));
         };
