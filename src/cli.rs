@@ -78,6 +78,11 @@ pub struct Cli {
     #[arg(short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Name the run NAME, as stap names its module: procfs probes' files are in
+    /// /run/rstap/NAME/ (default: stap_PID).
+    #[arg(short = 'm', value_name = "NAME")]
+    pub module: Option<String>,
+
     /// Stop after SECONDS.
     #[arg(short = 'T', value_name = "SECONDS")]
     pub timeout: Option<f64>,

@@ -33,6 +33,7 @@ use crate::resolve::targets;
 use crate::resolve::tracepoints::{KernelTracepoints, TracepointAccess};
 use crate::runtime::dispatch::{Dispatcher, SessionContext, WallClock};
 use crate::runtime::interp::{Flow, Interpreter, RuntimeError};
+use crate::runtime::procfs::{ProcfsFiles, PROCFS_ROOT};
 use crate::runtime::timers::Timers;
 use crate::script::{self, CheckedScript, SourceFile, SourceMap, Ty};
 use crate::types::{self, KernelTypes};
@@ -61,6 +62,30 @@ fn run_due_timers(
         }
     }
     None
+}
+
+/// Serves the procfs files' waiting readers and writers; returns how the session ends if
+/// one of their probes ends it.
+fn serve_procfs(
+    files: &mut Option<ProcfsFiles>,
+    target: i64,
+    symbols: &KernelSymbols,
+    interpreter: &mut Interpreter,
+    out: &mut dyn Sink,
+) -> Option<LoopEnd> {
+    let files = files.as_mut()?;
+    let served = files.serve(|hit| {
+        let context = SessionContext::new(hit.point, target, symbols).with_written(hit.written);
+        let flow = interpreter.run_probe(hit.probe, &context, out)?;
+        let value = hit
+            .value
+            .map_or_else(Vec::new, |slot| interpreter.str_local(slot).to_vec());
+        Ok((flow, value))
+    });
+    for warning in files.take_warnings() {
+        out.warning(&warning);
+    }
+    LoopEnd::after(served)
 }
 
 /// How long one wait for events lasts; stop conditions are checked this often.
@@ -549,6 +574,26 @@ impl<'a> Tracer<'a> {
             self.report_attach(probes, &targets, started.elapsed());
         }
 
+        let module = self
+            .cli
+            .module
+            .clone()
+            .unwrap_or_else(|| format!("stap_{}", std::process::id()));
+        let mut procfs = ProcfsFiles::create(
+            Path::new(PROCFS_ROOT),
+            &module,
+            &self.plan.procfs,
+            self.script.max_string_len,
+        )?;
+        if let Some(files) = &procfs {
+            // SystemTap's are in /proc/systemtap/MODULE/, which only a kernel module can
+            // make: say where they are instead.
+            self.output.note(&format!(
+                "the procfs probes' files are FIFOs in {}/",
+                files.dir().display()
+            ));
+        }
+
         let mut end = self.run_session_probes(&mut interpreter, &self.plan.begin, target);
         if end.is_none() && self.flush_output()? {
             end = Some(LoopEnd::Stopped);
@@ -559,8 +604,12 @@ impl<'a> Tracer<'a> {
             }
             let mut timers = Timers::new(&self.plan.timers, Instant::now());
             end = Some(match &probes {
-                Some(probes) => self.event_loop(probes, &mut interpreter, &mut timers, target)?,
-                None => self.wait_without_probes(&mut interpreter, &mut timers, target)?,
+                Some(probes) => {
+                    self.event_loop(probes, &mut interpreter, (&mut timers, &mut procfs), target)?
+                }
+                None => {
+                    self.wait_without_probes(&mut interpreter, (&mut timers, &mut procfs), target)?
+                }
             });
         }
         let lost = probes.as_ref().map_or(0, KernelProbes::lost_events);
@@ -639,7 +688,7 @@ impl<'a> Tracer<'a> {
         &mut self,
         probes: &KernelProbes<'_>,
         interpreter: &mut Interpreter,
-        timers: &mut Timers,
+        (timers, procfs): (&mut Timers, &mut Option<ProcfsFiles>),
         target: i64,
     ) -> Result<LoopEnd> {
         let code = KernelCode::read(self.symbols);
@@ -686,6 +735,15 @@ impl<'a> Tracer<'a> {
                     dispatcher
                         .interpreter()
                         .run_probe(probe, context, &mut **output.borrow_mut())
+                })
+                .or_else(|| {
+                    serve_procfs(
+                        procfs,
+                        target,
+                        self.symbols,
+                        dispatcher.interpreter(),
+                        &mut **output.borrow_mut(),
+                    )
                 });
                 outcome.replace(ended);
             }
@@ -721,11 +779,12 @@ impl<'a> Tracer<'a> {
         output_closed(self.output.flush())
     }
 
-    /// A script with only begin, end and timer probes runs until stopped, like stap's.
+    /// A script with only begin, end, timer and procfs probes runs until stopped, like
+    /// stap's.
     fn wait_without_probes(
         &mut self,
         interpreter: &mut Interpreter,
-        timers: &mut Timers,
+        (timers, procfs): (&mut Timers, &mut Option<ProcfsFiles>),
         target: i64,
     ) -> Result<LoopEnd> {
         let deadline = self
@@ -747,7 +806,9 @@ impl<'a> Tracer<'a> {
             let output = &mut self.output;
             if let Some(end) = run_due_timers(timers, target, self.symbols, |probe, context| {
                 interpreter.run_probe(probe, context, output)
-            }) {
+            })
+            .or_else(|| serve_procfs(procfs, target, self.symbols, interpreter, output))
+            {
                 return Ok(end);
             }
             if self.flush_output()? {

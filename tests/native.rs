@@ -350,3 +350,46 @@ fn timer_profile_samples_the_workload_as_its_cpu_time_says() {
         &format!("trace:\n{trace}\nreport:\n{report}"),
     );
 }
+
+#[test]
+fn procfs_files_are_read_and_written_like_systemtaps() {
+    if !is_root() {
+        eprintln!("skipped: needs root to make files in /run/rstap");
+        return;
+    }
+    let module = format!("rstap_test_{}", std::process::id());
+    let dir = std::path::Path::new("/run/rstap").join(&module);
+    let script = r#"
+        global written
+        probe procfs("ctl/state").read { $value = sprintf("written %d\n", written) }
+        probe procfs("block").umask(0022).write { written++; printf("got %s", $value) }
+        probe procfs("stop").write { exit() }"#;
+    let child = Command::new(env!("CARGO_BIN_EXE_rstap"))
+        .args(["-m", &module, "-T", "30", "-e", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rstap runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !dir.join("stop").exists() {
+        assert!(std::time::Instant::now() < deadline, "no procfs files");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let block = dir.join("block");
+    let mode = std::fs::metadata(&block).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o200
+    );
+    std::fs::write(&block, "123\n").unwrap();
+    std::fs::write(&block, "456\n").unwrap();
+    // Both writes are served within a poll or two; the read waits for rstap to serve it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let state = std::fs::read_to_string(dir.join("ctl/state")).unwrap();
+    std::fs::write(dir.join("stop"), "\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(state, "written 2\n", "{}", stderr(&output));
+    assert_eq!(stdout(&output), "got 123\ngot 456\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!dir.exists(), "the procfs directory is left behind");
+}

@@ -13,7 +13,8 @@ use super::source::{SourceError, SourceFunctions};
 use super::tracepoints::{TracepointAccess, TracepointError, TracepointName, Tracepoints};
 use crate::kernel::fetch::PayloadValue;
 use crate::script::{
-    CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, SampleEvery, ScriptError, SourceMap,
+    CheckedScript, FunctionVariant, ProbePoint, ProbePointKind, ProcfsAccess, SampleEvery,
+    ScriptError, SourceMap,
 };
 
 /// A probe body to run for an event, and the probe point that brought it there.
@@ -141,6 +142,8 @@ pub struct ProbePlan {
     /// Probes to run when a probe fails, before rstap stops.
     pub error: Vec<SessionProbe>,
     pub timers: Vec<PlannedTimer>,
+    /// The procfs files the script's probes serve, in script order.
+    pub procfs: Vec<PlannedProcfs>,
     /// In name order; an event's site number is its index here.
     pub tracepoints: Vec<PlannedTracepoint>,
     /// In script order; a sample's site number is its index here.
@@ -166,6 +169,20 @@ pub struct PlannedTimer {
     pub point: String,
     pub period_ns: u64,
     pub randomize_ns: u64,
+}
+
+/// A procfs probe point: a file rstap serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedProcfs {
+    pub probe: usize,
+    /// As written, which `pp()` gives.
+    pub point: String,
+    pub path: String,
+    pub access: ProcfsAccess,
+    pub umask: Option<u32>,
+    pub maxsize: Option<u64>,
+    /// The probe's string local that holds `$value`.
+    pub value: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -361,6 +378,23 @@ pub fn plan(
                             reads: Vec::new(),
                             defined: Vec::new(),
                         }],
+                    });
+                    continue;
+                }
+                ProbePointKind::Procfs {
+                    path,
+                    access,
+                    umask,
+                    maxsize,
+                } => {
+                    plan.procfs.push(PlannedProcfs {
+                        probe,
+                        point: point.text.clone(),
+                        path: path.clone(),
+                        access: *access,
+                        umask: *umask,
+                        maxsize: *maxsize,
+                        value: checked.procfs_value,
                     });
                     continue;
                 }

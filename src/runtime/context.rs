@@ -50,6 +50,10 @@ pub trait ProbeContext {
     fn kernel_symbols(&self) -> Option<&KernelSymbols> {
         None
     }
+    /// In a procfs `.write` probe, the text written to the file.
+    fn procfs_written(&self) -> &[u8] {
+        b""
+    }
     /// In a `.return` probe, the probe's entry value number `index` as the function's entry
     /// left it (see `script::ir::CheckedProbe::entry_values`).
     fn entry_value(&self, _index: usize) -> Option<&Kept> {

@@ -480,6 +480,8 @@ pub struct SessionContext<'s> {
     point: String,
     target: i64,
     symbols: &'s KernelSymbols,
+    /// What a procfs `.write` probe was written.
+    written: &'s [u8],
 }
 
 impl<'s> SessionContext<'s> {
@@ -489,7 +491,13 @@ impl<'s> SessionContext<'s> {
             point: point.to_string(),
             target,
             symbols,
+            written: b"",
         }
+    }
+
+    /// The context of a procfs write probe given `written`.
+    pub fn with_written(self, written: &'s [u8]) -> Self {
+        SessionContext { written, ..self }
     }
 }
 
@@ -531,6 +539,9 @@ impl ProbeContext for SessionContext<'_> {
     }
     fn target(&self) -> i64 {
         self.target
+    }
+    fn procfs_written(&self) -> &[u8] {
+        self.written
     }
 }
 

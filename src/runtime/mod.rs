@@ -9,6 +9,7 @@ pub mod indent;
 pub mod interp;
 pub mod kept;
 pub mod library;
+pub mod procfs;
 pub mod stats;
 pub mod symbol_names;
 pub mod timers;

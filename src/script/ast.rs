@@ -247,6 +247,70 @@ impl Stmt {
         }
     }
 
+    /// Calls `f` on each expression directly inside this statement or inside the
+    /// statements it holds, in source order, to change it.
+    pub fn for_each_expr_mut(&mut self, f: &mut dyn FnMut(&mut Expr)) {
+        match self {
+            Stmt::Block(block) => block
+                .statements
+                .iter_mut()
+                .for_each(|stmt| stmt.for_each_expr_mut(f)),
+            Stmt::Expr(e) | Stmt::Delete(e) | Stmt::Return(Some(e), _) => f(e),
+            Stmt::If {
+                condition,
+                then,
+                otherwise,
+                ..
+            } => {
+                f(condition);
+                then.for_each_expr_mut(f);
+                if let Some(otherwise) = otherwise {
+                    otherwise.for_each_expr_mut(f);
+                }
+            }
+            Stmt::While {
+                condition, body, ..
+            } => {
+                f(condition);
+                body.for_each_expr_mut(f);
+            }
+            Stmt::Try { body, handler, .. } => body
+                .statements
+                .iter_mut()
+                .chain(&mut handler.statements)
+                .for_each(|stmt| stmt.for_each_expr_mut(f)),
+            Stmt::For {
+                init,
+                condition,
+                step,
+                body,
+                ..
+            } => {
+                [init, condition, step]
+                    .into_iter()
+                    .flatten()
+                    .for_each(&mut *f);
+                body.for_each_expr_mut(f);
+            }
+            Stmt::Foreach(foreach) => {
+                let foreach = &mut **foreach;
+                foreach
+                    .slice
+                    .iter_mut()
+                    .flatten()
+                    .flatten()
+                    .chain(&mut foreach.limit)
+                    .for_each(&mut *f);
+                foreach.body.for_each_expr_mut(f);
+            }
+            Stmt::Return(None, _)
+            | Stmt::Break(_)
+            | Stmt::Continue(_)
+            | Stmt::Next(_)
+            | Stmt::Empty(_) => {}
+        }
+    }
+
     pub fn span(&self) -> Span {
         match self {
             Stmt::Block(block) => block.span,
@@ -310,6 +374,9 @@ pub struct Expr {
     pub span: Span,
 }
 
+/// The target variable a procfs probe's body reads and sets as the file's text.
+pub const PROCFS_VALUE: &str = "value";
+
 /// A target variable and the path through the kernel's data from it:
 /// `$sk->__sk_common->skc_family`, `$argv[1]`, `$return`, or `&` of one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,6 +391,29 @@ pub struct TargetExpr {
 }
 
 impl TargetExpr {
+    /// Whether this is a plain `$value`, which in a procfs probe is the file's text.
+    pub fn is_procfs_value(&self) -> bool {
+        self.name.name == PROCFS_VALUE
+            && self.steps.is_empty()
+            && !self.address_of
+            && self.cast.is_none()
+    }
+
+    /// Why an assignment to this is refused, for the parser and for lowering (which sees
+    /// the `$value` the parser let through, in a probe that is not a procfs probe).
+    pub fn assignment_refusal(&self) -> String {
+        if self.is_procfs_value() {
+            return "$value is the text of a procfs file: only procfs(\"PATH\").read and \
+                    .write probes have it"
+                .to_string();
+        }
+        format!(
+            "rstap does not write the kernel's data: assigning to ${} needs SystemTap's guru \
+             mode (-g), which rstap does not have",
+            self.name.name
+        )
+    }
+
     /// The target variable the expression starts from, through casts: `return`, a
     /// parameter's name, or `task_current` for a cast of the current task.
     pub fn root(&self) -> &Name {

@@ -215,6 +215,11 @@ const BUILTINS: &[Builtin] = &[
     text_fact("ppfunc", StrContext::Ppfunc),
     text_fact("pp", StrContext::Pp),
     text_fact("pn", StrContext::Pn),
+    // What the procfs pass sets a procfs probe's `$value` to first.
+    text_fact(
+        crate::script::passes::PROCFS_WRITTEN,
+        StrContext::ProcfsWritten,
+    ),
     Builtin {
         name: "thread_indent",
         params: &[Ty::Long],

@@ -63,6 +63,8 @@ pub enum StrContext {
     Pp,
     /// `pn()`: the point as the script named it, through aliases.
     Pn,
+    /// The text written to a procfs file, which a `.write` probe's `$value` starts as.
+    ProcfsWritten,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -567,9 +569,31 @@ pub struct CheckedProbe {
     pub(crate) body: Vec<Stmt>,
     pub(crate) int_locals: usize,
     pub(crate) str_locals: usize,
+    /// In a procfs probe, the string local that holds `$value`.
+    pub procfs_value: Option<usize>,
 }
 
 impl CheckedProbe {
+    /// The string local that may outgrow MAXSTRINGLEN (`max_string_len`), with its limit:
+    /// the `$value` of a procfs read with a `.maxsize` larger than that.
+    pub(crate) fn long_value(&self, max_string_len: usize) -> Option<(usize, usize)> {
+        let maxsize = self
+            .points
+            .iter()
+            .filter_map(|point| match point.kind {
+                ProbePointKind::Procfs {
+                    access: ProcfsAccess::Read,
+                    maxsize: Some(maxsize),
+                    ..
+                } => usize::try_from(maxsize).ok(),
+                _ => None,
+            })
+            .max()?;
+        // Strings hold one byte less than their limit.
+        let limit = maxsize.saturating_add(1);
+        (limit > max_string_len).then_some((self.procfs_value?, limit))
+    }
+
     /// A probe all of whose points were optional and of kinds nothing provides: it has no
     /// points and no body, and it never runs.
     pub(crate) fn dropped(expansion: Option<Expansion>) -> Self {
@@ -584,6 +608,7 @@ impl CheckedProbe {
             body: Vec::new(),
             int_locals: 0,
             str_locals: 0,
+            procfs_value: None,
         }
     }
 }
@@ -633,6 +658,18 @@ pub enum ProbePointKind {
         system: Option<String>,
         event: String,
     },
+    /// `procfs("PATH").read` or `.write`: a file rstap serves, whose reads and writes run
+    /// the probe; `$value` is what a read gives or what was written.
+    Procfs {
+        /// Relative to the run's procfs directory.
+        path: String,
+        access: ProcfsAccess,
+        /// `.umask(UMASK)`: the file's permissions are the access's `0444` or `0222` less
+        /// this; without it only root may read or write the file.
+        umask: Option<u32>,
+        /// `.maxsize(N)`: at most this many bytes of `$value` are given to a reader.
+        maxsize: Option<u64>,
+    },
     /// `timer.profile`, `perf.type(T).config(C)...`: a perf event of this type and config,
     /// sampled on every CPU.
     Sample {
@@ -640,6 +677,12 @@ pub enum ProbePointKind {
         config: u64,
         every: SampleEvery,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcfsAccess {
+    Read,
+    Write,
 }
 
 /// How often a sampled perf event fires.

@@ -24,8 +24,8 @@ pub(crate) use ir::{
 };
 pub use ir::{
     BacktraceFormat, CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library,
-    ProbePoint, ProbePointKind, ReadKind, SampleEvery, StatsShape, StrContext, TargetExpr,
-    TargetRead, Ty,
+    ProbePoint, ProbePointKind, ProcfsAccess, ReadKind, SampleEvery, StatsShape, StrContext,
+    TargetExpr, TargetRead, Ty,
 };
 pub use limits::Limits;
 pub use parser::{is_keyword, MAX_NESTING};

@@ -2,7 +2,7 @@
 //! probe point from what follows them. Adding a kind of probe point is one more entry.
 
 use super::ast::{PointArg, PointComponent, PointSyntax};
-use super::ir::{FunctionVariant, ProbePoint, ProbePointKind, SampleEvery};
+use super::ir::{FunctionVariant, ProbePoint, ProbePointKind, ProcfsAccess, SampleEvery};
 use super::source::{SourceMap, Span};
 use crate::resolve::glob::Glob;
 
@@ -48,6 +48,11 @@ const PROVIDERS: &[Provider] = &[
         path: &["timer"],
         usage: "timer.{s,ms,us,ns,hz,jiffies}(N)[.randomize(M)], timer.profile",
         build: timer,
+    },
+    Provider {
+        path: &["procfs"],
+        usage: "procfs[(\"PATH\")][.umask(UMASK)].read[.maxsize(N)], procfs[(\"PATH\")][.umask(UMASK)].write",
+        build: procfs,
     },
     Provider {
         path: &["perf"],
@@ -264,6 +269,105 @@ fn timer(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
         period_ns,
         randomize_ns,
     })
+}
+
+/// The file of a `procfs` point without a path, as in SystemTap.
+const DEFAULT_PROCFS_FILE: &str = "command";
+
+/// `procfs("PATH").read`, `procfs.write`, with `.umask(UMASK)` before the access and
+/// `.maxsize(N)` after a read: a file that runs the probe when it is read or written.
+fn procfs(c: &[PointComponent]) -> Result<ProbePointKind, PointError> {
+    let path = match &c[0].argument {
+        None => DEFAULT_PROCFS_FILE.to_string(),
+        Some(PointArg::Str(path)) => {
+            procfs_path(&String::from_utf8_lossy(&path.value)).map_err(|why| (c[0].span, why))?
+        }
+        Some(PointArg::Number(_)) => {
+            return Err((
+                c[0].span,
+                "procfs takes a file name, as in procfs(\"stats\")".to_string(),
+            ))
+        }
+    };
+    let number = |comp: &PointComponent| match comp.argument {
+        Some(PointArg::Number(n)) if n >= 0 => Ok(n as u64),
+        _ => Err((
+            comp.span,
+            format!(
+                "procfs's .{} needs a number, e.g. .{}(0022)",
+                comp.name, comp.name
+            ),
+        )),
+    };
+    let mut rest = c[1..].iter().peekable();
+    let umask = match rest.next_if(|comp| comp.name == "umask") {
+        Some(comp) => {
+            let umask = number(comp)?;
+            if umask > 0o777 {
+                return Err((comp.span, "a umask is at most 0777".to_string()));
+            }
+            Some(umask as u32)
+        }
+        None => None,
+    };
+    let access = match rest.next() {
+        Some(comp) if comp.argument.is_none() && comp.name == "read" => ProcfsAccess::Read,
+        Some(comp) if comp.argument.is_none() && comp.name == "write" => ProcfsAccess::Write,
+        other => {
+            let at = other.unwrap_or(&c[c.len() - 1]);
+            return Err((
+                at.span,
+                "a procfs probe point ends in .read or .write, as in procfs(\"stats\").read"
+                    .to_string(),
+            ));
+        }
+    };
+    let maxsize = match rest.next() {
+        None => None,
+        Some(comp) if comp.name == "maxsize" && access == ProcfsAccess::Read => Some(number(comp)?),
+        Some(other) => {
+            return Err((
+                other.span,
+                format!(
+                    "unknown probe point suffix '.{}' of a procfs point",
+                    other.name
+                ),
+            ))
+        }
+    };
+    if let Some(extra) = rest.next() {
+        return Err((
+            extra.span,
+            format!("unknown probe point suffix '.{}'", extra.name),
+        ));
+    }
+    Ok(ProbePointKind::Procfs {
+        path,
+        access,
+        umask,
+        maxsize,
+    })
+}
+
+/// A procfs file's path, checked: relative, in names of letters, digits, `_`, `-` and `.`,
+/// none of them `.` or `..`, so that it stays in the directory rstap serves.
+fn procfs_path(path: &str) -> Result<String, String> {
+    let bad = |why: &str| Err(format!("procfs path \"{path}\" {why}"));
+    if path.is_empty() {
+        return bad("is empty");
+    }
+    for name in path.split('/') {
+        if name.is_empty() || name == "." || name == ".." {
+            return bad("must be a relative path without empty, `.` or `..` components");
+        }
+        if !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
+        {
+            return bad("may hold only letters, digits, `_`, `-`, `.` and `/`");
+        }
+    }
+    Ok(path.to_string())
 }
 
 /// `timer.profile` (or `timer.profile.tick`): every CPU, at each of the kernel's ticks,

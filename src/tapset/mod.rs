@@ -49,6 +49,14 @@ const LIBRARY: &[(&str, &str)] = &[
     ("<rstap>/tapset/memory.stp", include_str!("memory.stp")),
     ("<rstap>/tapset/irq.stp", include_str!("irq.stp")),
     (
+        "<rstap>/tapset/prometheus.stp",
+        include_str!("prometheus.stp"),
+    ),
+    (
+        "<rstap>/tapset/prometheus.stpm",
+        include_str!("prometheus.stpm"),
+    ),
+    (
         "<rstap>/tapset/queue_stats.stp",
         include_str!("queue_stats.stp"),
     ),

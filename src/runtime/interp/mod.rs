@@ -143,6 +143,10 @@ struct Machine {
     /// is running.
     probe_names: Rc<[Option<Box<str>>]>,
     current_probe: usize,
+    /// Each probe's string local that may hold more than MAXSTRINGLEN, with its limit: a
+    /// procfs read's `$value` under `.maxsize`.
+    long_values: Rc<[Option<(usize, usize)>]>,
+    long_value: Option<(usize, usize)>,
 }
 
 /// A print argument, evaluated: a long, or where its string starts in the call's buffer.
@@ -217,6 +221,12 @@ impl Interpreter {
                     .map(|probe| probe.expansion.as_ref().map(|e| e.name.as_str().into()))
                     .collect(),
                 current_probe: 0,
+                long_values: script
+                    .probes
+                    .iter()
+                    .map(|probe| probe.long_value(script.max_string_len))
+                    .collect(),
+                long_value: None,
             },
         }
     }
@@ -231,6 +241,7 @@ impl Interpreter {
         let probe = probe_at(&self.probes, probe_index)?;
         let m = &mut self.machine;
         m.current_probe = probe_index;
+        m.long_value = m.long_values.get(probe_index).copied().flatten();
         m.iterations_left = m.max_actions;
         // Locals start as 0 and "" on every hit.
         m.int_locals.clear();
@@ -263,6 +274,11 @@ impl Interpreter {
         } else {
             Flow::Continue
         })
+    }
+
+    /// String local `slot` as the last probe run left it ("" if it has none).
+    pub fn str_local(&self, slot: usize) -> &[u8] {
+        self.machine.str_locals.get(slot).map_or(&[], Vec::as_slice)
     }
 
     /// Prints the globals the script wrote but never read, as SystemTap does after the end

@@ -455,7 +455,11 @@ impl Machine {
             }
             StrExpr::Assign(place, append, value) => {
                 let mut new = self.take_buffer();
-                let max_string_len = self.max_string_len;
+                let max_string_len = match (place, self.long_value) {
+                    // A procfs read's `$value` holds what its `.maxsize` allows.
+                    (Place::Var(Slot::Local(slot)), Some((long, limit))) if *slot == long => limit,
+                    _ => self.max_string_len,
+                };
                 let result = self.str(value, ctx, &mut new).and_then(|()| {
                     let target = self.str_place(place, ctx)?;
                     if !append {
@@ -494,6 +498,9 @@ impl Machine {
                     dst.extend_from_slice(format!("{address:#x}").as_bytes())
                 }
             },
+            StrExpr::Context(StrContext::ProcfsWritten) => {
+                dst.extend_from_slice(ctx.procfs_written())
+            }
             StrExpr::Context(what) => dst.extend_from_slice(
                 match what {
                     StrContext::Execname => ctx.execname(),
@@ -504,6 +511,7 @@ impl Machine {
                         Some(name) => name,
                         None => ctx.pp(),
                     },
+                    StrContext::ProcfsWritten => "",
                 }
                 .as_bytes(),
             ),

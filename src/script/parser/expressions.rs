@@ -19,24 +19,22 @@ impl Parser<'_> {
             _ => return Ok(target),
         };
         let op_span = self.advance().span;
-        if let ExprKind::Target(written) = &target.kind {
-            return Err(self.error(
-                op_span,
-                format!(
-                    "rstap does not write the kernel's data: assigning to ${} needs SystemTap's \
-                     guru mode (-g), which rstap does not have",
-                    written.name.name
-                ),
-            ));
-        }
-        if !matches!(target.kind, ExprKind::Var(_) | ExprKind::Index { .. }) {
-            return Err(self.error(
-                op_span,
-                format!(
-                    "the left side of '{}' must be a variable or an array element",
-                    op.text()
-                ),
-            ));
+        // `$value` of a procfs probe is the file's text, which the probe may set; the
+        // procfs pass tells that from a kernel variable once the probe's points are known.
+        match &target.kind {
+            ExprKind::Target(written) if !written.is_procfs_value() => {
+                return Err(self.error(op_span, written.assignment_refusal()))
+            }
+            ExprKind::Var(_) | ExprKind::Index { .. } | ExprKind::Target(_) => {}
+            _ => {
+                return Err(self.error(
+                    op_span,
+                    format!(
+                        "the left side of '{}' must be a variable or an array element",
+                        op.text()
+                    ),
+                ))
+            }
         }
         let value = self.expression()?;
         let span = target.span.to(value.span);

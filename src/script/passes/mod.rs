@@ -1,6 +1,6 @@
 //! The front end's passes over a parsed script, run in a fixed order, each leaving its
 //! result for the next: [`aliases`] expands probes on aliases and joins the tapsets the
-//! script uses; [`infer`] declares the globals and infers every variable's and
+//! script uses; [`procfs`] makes procfs probes' `$value` a local; [`infer`] declares the globals and infers every variable's and
 //! array's types; [`display`] finds the globals to print at exit; [`lower`] checks the
 //! script against the types and produces the [`ir`](super::ir) the runtime runs.
 
@@ -8,8 +8,10 @@ mod aliases;
 mod display;
 mod infer;
 mod lower;
+mod procfs;
 
 pub use lower::MAX_PRINT_ARGS;
+pub(crate) use procfs::WRITTEN as PROCFS_WRITTEN;
 
 use super::ast;
 use super::ir::CheckedScript;
@@ -23,7 +25,9 @@ pub(super) fn check(
     input: &ScriptInput,
 ) -> Result<CheckedScript, ScriptError> {
     let (global_values, limits) = (&input.globals, &input.limits);
-    let script = &aliases::expand(source, script, !input.listing)?;
+    let mut script = aliases::expand(source, script, !input.listing)?;
+    procfs::bind_values(&mut script);
+    let script = &script;
     let symbols = infer::infer(source, script)?;
     let shown_at_exit = display::unread_globals(source, script);
     let mut checked = lower::lower(source, script, &symbols, &shown_at_exit, limits)?;

@@ -146,6 +146,8 @@ impl Lowering<'_> {
                 let (ty, element) = self.element(array, keys, target.span)?;
                 Ok((ty, Place::Element(element)))
             }
+            // The parser lets `$value` through for procfs probes; this probe is not one.
+            ExprKind::Target(written) => Err(self.error(target.span, written.assignment_refusal())),
             _ => Err(self.error(target.span, "expected a variable or an array element")),
         }
     }

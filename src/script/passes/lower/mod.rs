@@ -17,6 +17,7 @@ use targets::TargetSite;
 use std::collections::HashMap;
 
 use super::infer::{FunctionSym, Symbols};
+use super::procfs::VALUE_LOCAL as PROCFS_VALUE_LOCAL;
 use crate::output::printf::{ArgKind, Format, FormatError};
 use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
 use crate::script::builtins::{self, Answer, PrintKind};
@@ -131,6 +132,10 @@ pub(super) fn lower(
             body,
             int_locals: lowering.int_locals,
             str_locals: lowering.str_locals,
+            procfs_value: match lowering.local_slots.get(PROCFS_VALUE_LOCAL) {
+                Some(&(Ty::Str, slot)) => Some(slot),
+                _ => None,
+            },
         });
     }
     let mut functions = Vec::new();

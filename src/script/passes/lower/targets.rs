@@ -103,6 +103,7 @@ impl TargetSite {
                 ProbePointKind::Error { .. } => return TargetSite::NoKernelData("error"),
                 ProbePointKind::Never => return TargetSite::NoKernelData("never"),
                 ProbePointKind::Timer { .. } => return TargetSite::NoKernelData("timer"),
+                ProbePointKind::Procfs { .. } => return TargetSite::NoKernelData("procfs"),
             }
         }
         // A tracepoint's arguments are read as a function entry's are.
