@@ -357,24 +357,12 @@ fn procfs_files_are_read_and_written_like_systemtaps() {
         eprintln!("skipped: needs root to make files in /run/rstap");
         return;
     }
-    let module = format!("rstap_test_{}", std::process::id());
-    let dir = std::path::Path::new("/run/rstap").join(&module);
     let script = r#"
         global written
         probe procfs("ctl/state").read { $value = sprintf("written %d\n", written) }
         probe procfs("block").umask(0022).write { written++; printf("got %s", $value) }
         probe procfs("stop").write { exit() }"#;
-    let child = Command::new(env!("CARGO_BIN_EXE_rstap"))
-        .args(["-m", &module, "-T", "30", "-e", script])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("rstap runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !dir.join("stop").exists() {
-        assert!(std::time::Instant::now() < deadline, "no procfs files");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let (child, dir) = serve_procfs(script);
     let block = dir.join("block");
     let mode = std::fs::metadata(&block).unwrap().permissions();
     assert_eq!(
@@ -392,4 +380,55 @@ fn procfs_files_are_read_and_written_like_systemtaps() {
     assert_eq!(stdout(&output), "got 123\ngot 456\n");
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!dir.exists(), "the procfs directory is left behind");
+}
+
+/// Starts rstap on a script with procfs probes, one of them `procfs("stop").write`, and
+/// waits for its files: the process and the module's directory.
+fn serve_procfs(script: &str) -> (std::process::Child, std::path::PathBuf) {
+    let module = format!("rstap_test_{}_{}", std::process::id(), script.len());
+    let dir = std::path::Path::new("/run/rstap").join(&module);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rstap"))
+        .args(["-m", &module, "-T", "30", "-e", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rstap runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !dir.join("stop").exists() {
+        if child.try_wait().unwrap().is_some() {
+            let output = child.wait_with_output().unwrap();
+            panic!("rstap stopped before serving: {}", stderr(&output));
+        }
+        assert!(std::time::Instant::now() < deadline, "no procfs files");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, dir)
+}
+
+#[test]
+fn the_prometheus_file_shows_arrays_of_one_to_seven_keys() {
+    if !is_root() {
+        eprintln!("skipped: needs root to make files in /run/rstap");
+        return;
+    }
+    let script = r#"
+        global seven, one
+        probe begin { seven["a", 1, 2, 3, 4, 5, "x\"y"] = 7; one["p"] = 9 }
+        probe prometheus {
+            @prometheus_dump_array7(seven, "seven", "k1", "k2", "k3", "k4", "k5", "k6", "k7")
+            @prometheus_dump_array1_map_unquoted(one, "one", "k", sprint, sprint)
+        }
+        probe procfs("stop").write { exit() }"#;
+    let (child, dir) = serve_procfs(script);
+    let metrics = std::fs::read_to_string(dir.join("__prometheus")).unwrap();
+    std::fs::write(dir.join("stop"), "\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        metrics,
+        "seven{k1=\"a\",k2=\"1\",k3=\"2\",k4=\"3\",k5=\"4\",k6=\"5\",k7=\"x\\\"y\"} 7\n\
+         one{k=p} 9\n",
+        "{}",
+        stderr(&output)
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
 }

@@ -58,6 +58,13 @@ impl Element {
     }
 }
 
+/// Whether `key` has, at each position, the part `pattern` wants (`None` takes any).
+pub fn key_matches(key: &[KeyPart], pattern: &[Option<KeyPart>]) -> bool {
+    key.iter()
+        .zip(pattern)
+        .all(|(part, wanted)| wanted.as_ref().is_none_or(|w| w == part))
+}
+
 /// The array is full and does not wrap: SystemTap's MAXMAPENTRIES error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
@@ -126,6 +133,15 @@ impl Array {
 
     pub fn clear(&mut self) {
         self.elements.clear();
+    }
+
+    /// Removes every element whose key matches `pattern`, keeping the others' order.
+    pub fn remove_matching(&mut self, pattern: &[Option<KeyPart>]) {
+        self.elements.retain(|key, _| !key_matches(key, pattern));
+    }
+
+    pub fn contains_matching(&self, pattern: &[Option<KeyPart>]) -> bool {
+        self.elements.keys().any(|key| key_matches(key, pattern))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Element)> {

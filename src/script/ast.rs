@@ -234,7 +234,6 @@ impl Stmt {
                 .slice
                 .iter()
                 .flatten()
-                .flatten()
                 .chain(&foreach.limit)
                 .map(Part::Expr)
                 .chain(std::iter::once(Part::Stmt(&foreach.body)))
@@ -298,7 +297,6 @@ impl Stmt {
                     .slice
                     .iter_mut()
                     .flatten()
-                    .flatten()
                     .chain(&mut foreach.limit)
                     .for_each(&mut *f);
                 foreach.body.for_each_expr_mut(f);
@@ -336,8 +334,8 @@ pub struct Foreach {
     pub value: Option<Name>,
     pub keys: Vec<Name>,
     pub array: Name,
-    /// `in a[k, *]`: the keys elements must have, `None` for any.
-    pub slice: Option<Vec<Option<Expr>>>,
+    /// `in a[k, *]`: the keys elements must have, [`ExprKind::AnyKey`] for any.
+    pub slice: Option<Vec<Expr>>,
     /// `in a @sum-`: for an array of aggregates, which figure sorts by value.
     pub sort_figure: Option<Name>,
     pub sort: Option<Sort>,
@@ -551,7 +549,11 @@ pub enum TargetStep {
 macro_rules! each_child {
     ($kind:expr, $f:ident, $iter:ident) => {
         match $kind {
-            ExprKind::Number(_) | ExprKind::Str(_) | ExprKind::Var(_) | ExprKind::Target(_) => {}
+            ExprKind::Number(_)
+            | ExprKind::Str(_)
+            | ExprKind::Var(_)
+            | ExprKind::Target(_)
+            | ExprKind::AnyKey => {}
             ExprKind::Index { keys, .. } | ExprKind::In { keys, .. } => keys.$iter().for_each($f),
             ExprKind::Call { args, .. } => args.$iter().for_each($f),
             ExprKind::Unary { operand, .. }
@@ -618,6 +620,9 @@ pub enum ExprKind {
         array: Name,
         keys: Vec<Expr>,
     },
+    /// `*` in a list of keys: any key at that position, which makes the element an array
+    /// slice (`delete a[pid(), *]`, `[*, 2] in a`, `foreach (k in a[*, 2])`).
+    AnyKey,
     /// `key in array` or `[key, ...] in array`.
     In {
         keys: Vec<Expr>,

@@ -100,6 +100,14 @@ pub(crate) struct ElementRef {
     pub(crate) span: Span,
 }
 
+/// The elements of an array whose keys match those given, `None` matching any key: what
+/// `a[k, *]` names in `delete`, `in` and `foreach`.
+#[derive(Debug, Clone)]
+pub(crate) struct KeySlice {
+    pub(crate) array: usize,
+    pub(crate) keys: Vec<Option<Value>>,
+}
+
 /// Something a value can be stored in: a scalar variable or an array element. For a
 /// statistics aggregate, a `Var` is always a global.
 #[derive(Debug, Clone)]
@@ -145,6 +153,8 @@ pub(crate) enum IntExpr {
     },
     /// `[keys] in array`.
     Contains(ElementRef),
+    /// `[k, *] in array`: whether any element matches.
+    ContainsSlice(KeySlice),
     /// `subject =~ "regex"` (or `!~` when `negate`); a match's groups are kept for
     /// `matched()`.
     Matches {
@@ -355,6 +365,7 @@ pub(crate) struct PrintCall {
 #[derive(Debug, Clone)]
 pub(crate) enum Deletion {
     Element(ElementRef),
+    Slice(KeySlice),
     Array(usize),
     /// A scalar, back to 0, "" or an empty aggregate.
     Var(Ty, Slot),
@@ -364,8 +375,8 @@ pub(crate) enum Deletion {
 #[derive(Debug, Clone)]
 pub(crate) struct ForeachLoop {
     pub(crate) array: usize,
-    /// `in a[k, *]`: the key each element must have at each position, if any.
-    pub(crate) slice: Option<Vec<Option<Value>>>,
+    /// `in a[k, *]`: only the elements that match.
+    pub(crate) slice: Option<KeySlice>,
     /// The variables that receive each key, with their types.
     pub(crate) keys: Vec<(Ty, Slot)>,
     pub(crate) value: Option<(Ty, Slot)>,

@@ -20,7 +20,7 @@ mod source;
 pub use ast::{CastBase, TargetStep};
 pub(crate) use ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram,
-    IntExpr, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
+    IntExpr, KeySlice, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
 };
 pub use ir::{
     BacktraceFormat, CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library,

@@ -3,6 +3,7 @@
 //! functions and globals by using one of its aliases or functions (see
 //! `script::passes::aliases`); the files are only parsed otherwise.
 
+mod prometheus;
 pub mod syscalls;
 
 use std::path::{Path, PathBuf};
@@ -53,10 +54,6 @@ const LIBRARY: &[(&str, &str)] = &[
         include_str!("prometheus.stp"),
     ),
     (
-        "<rstap>/tapset/prometheus.stpm",
-        include_str!("prometheus.stpm"),
-    ),
-    (
         "<rstap>/tapset/queue_stats.stp",
         include_str!("queue_stats.stp"),
     ),
@@ -81,6 +78,10 @@ pub fn add_built_in(source: &mut SourceMap) {
     for &(name, text) in LIBRARY {
         source.add_library(SourceFile::new(name, text));
     }
+    source.add_library(SourceFile::new(
+        "<rstap>/tapset/prometheus.stpm",
+        prometheus::dump_macros(),
+    ));
 }
 
 /// Adds rstap's tapsets to the map, then every `*.stp` file under each of `dirs` (sorted

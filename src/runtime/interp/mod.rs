@@ -11,7 +11,7 @@ mod values;
 use std::io::Write;
 use std::rc::Rc;
 
-use super::array::{Array, Element, Full, Key, KeyPart};
+use super::array::{key_matches, Array, Element, Full, Key, KeyPart};
 use super::context::{Kept, ProbeContext, ReadFault, TargetValue};
 use super::indent::{IndentState, ReturnOf};
 use super::kept::KeptAtEntry;
@@ -21,7 +21,8 @@ use crate::output::printf::{Arg, PRINT_LIMIT};
 use crate::output::Sink;
 use crate::script::{
     ArithOp, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr,
-    Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty, Value,
+    KeySlice, Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty,
+    Value,
 };
 use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceMap, Span, StrContext};
 

@@ -150,31 +150,17 @@ impl Machine {
             Some(limit) => usize::try_from(self.int(limit, ctx)?).unwrap_or(0),
             None => usize::MAX,
         };
-        let slice = match &foreach.slice {
-            Some(slice) => {
-                let mut wanted = Vec::with_capacity(slice.len());
-                for key in slice {
-                    wanted.push(match key {
-                        Some(key) => Some(self.key_part(key, ctx)?),
-                        None => None,
-                    });
-                }
-                Some(wanted)
-            }
+        let pattern = match &foreach.slice {
+            Some(slice) => Some(self.key_pattern(slice, ctx)?),
             None => None,
         };
         // The body cannot change the array (lowering refuses it), so a snapshot of the
         // elements in their order is what the loop walks.
         let array = &self.arrays[foreach.array];
-        let in_slice = |key: &Key| match &slice {
-            Some(wanted) => key
-                .iter()
-                .zip(wanted)
-                .all(|(part, wanted)| wanted.as_ref().is_none_or(|w| w == part)),
-            None => true,
-        };
-        let mut elements: Vec<(&Key, &Element)> =
-            array.iter().filter(|(key, _)| in_slice(key)).collect();
+        let mut elements: Vec<(&Key, &Element)> = array
+            .iter()
+            .filter(|(key, _)| pattern.as_ref().is_none_or(|p| key_matches(key, p)))
+            .collect();
         if let Some(order) = foreach.sort {
             elements.sort_by(|a, b| {
                 let ordering = match order.key {
@@ -230,6 +216,10 @@ impl Machine {
             Deletion::Element(element) => {
                 let key = self.key(element, ctx)?;
                 self.arrays[element.array].remove(&key);
+            }
+            Deletion::Slice(slice) => {
+                let pattern = self.key_pattern(slice, ctx)?;
+                self.arrays[slice.array].remove_matching(&pattern);
             }
             Deletion::Array(array) => self.arrays[*array].clear(),
             Deletion::Var(Ty::Long, slot) => *self.int_slot(*slot) = 0,

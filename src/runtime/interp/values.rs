@@ -37,6 +37,22 @@ impl Machine {
         Ok(key)
     }
 
+    /// The keys a slice wants, evaluated: `None` where it has `*`.
+    pub(super) fn key_pattern(
+        &mut self,
+        slice: &KeySlice,
+        ctx: &dyn ProbeContext,
+    ) -> Result<Vec<Option<KeyPart>>, Stop> {
+        let mut pattern = Vec::with_capacity(slice.keys.len());
+        for part in &slice.keys {
+            pattern.push(match part {
+                Some(part) => Some(self.key_part(part, ctx)?),
+                None => None,
+            });
+        }
+        Ok(pattern)
+    }
+
     pub(super) fn key_part(
         &mut self,
         part: &Value,
@@ -289,6 +305,10 @@ impl Machine {
             IntExpr::Contains(element) => {
                 let key = self.key(element, ctx)?;
                 i64::from(self.arrays[element.array].contains(&key))
+            }
+            IntExpr::ContainsSlice(slice) => {
+                let pattern = self.key_pattern(slice, ctx)?;
+                i64::from(self.arrays[slice.array].contains_matching(&pattern))
             }
             IntExpr::Assign(place, op, value, span) => {
                 let value = self.int(value, ctx)?;

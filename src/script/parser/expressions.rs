@@ -188,10 +188,7 @@ impl Parser<'_> {
                     span: token.span,
                 };
                 let target = if self.eat_op(Op::LBracket) {
-                    let (keys, close) = self.expression_list(Op::RBracket)?;
-                    if keys.is_empty() {
-                        return Err(self.error(close, "an array element needs at least one key"));
-                    }
+                    let (keys, close) = self.keys(Op::RBracket)?;
                     Expr {
                         span: token.span.to(close),
                         kind: ExprKind::Index { array: name, keys },
@@ -206,10 +203,7 @@ impl Parser<'_> {
             }
             TokenKind::Op(Op::LBracket) => {
                 self.advance();
-                let (keys, close) = self.expression_list(Op::RBracket)?;
-                if keys.is_empty() {
-                    return Err(self.error(close, "an array element needs at least one key"));
-                }
+                let (keys, _) = self.keys(Op::RBracket)?;
                 if !self.peek_keyword("in") {
                     return Err(self.unexpected("'in' after a list of keys"));
                 }
@@ -250,26 +244,8 @@ impl Parser<'_> {
                     },
                 })
             }
-            _ => Err(self.not_an_expression()),
+            _ => Err(self.unexpected("an expression")),
         }
-    }
-
-    /// The error for a token that cannot start an expression, naming the SystemTap
-    /// constructs rstap does not take yet.
-    #[inline(never)]
-    fn not_an_expression(&self) -> ScriptError {
-        let after_key_start = self.pos > 0
-            && matches!(
-                self.tokens[self.pos - 1].kind,
-                TokenKind::Op(Op::LBracket | Op::Comma)
-            );
-        if self.peek_op(Op::Star) && after_key_start {
-            return self.error(
-                self.peek().span,
-                "not supported yet: `*` as an array key (every element with the other keys)",
-            );
-        }
-        self.unexpected("an expression")
     }
 
     /// `&$var...`, `&@cast(...)->member`. Out of line, as is [`Self::target_steps`], so that the frames of the
@@ -520,6 +496,35 @@ impl Parser<'_> {
             }
         }
         Ok((items, self.expect_op(close)?))
+    }
+
+    /// The keys of an array element, up to `close`: at least one, each an expression or a
+    /// `*` that stands for any key.
+    pub(super) fn keys(&mut self, close: Op) -> Result<(Vec<Expr>, Span), ScriptError> {
+        let mut keys = Vec::new();
+        loop {
+            let star = self.peek().span;
+            let any = self.peek_op(Op::Star)
+                && matches!(
+                    self.tokens.get(self.pos + 1).map(|t| &t.kind),
+                    Some(TokenKind::Op(op)) if *op == Op::Comma || *op == close
+                );
+            keys.push(if any {
+                self.advance();
+                Expr {
+                    kind: ExprKind::AnyKey,
+                    span: star,
+                }
+            } else if self.peek_op(close) {
+                return Err(self.error(star, "an array element needs at least one key"));
+            } else {
+                self.expression()?
+            });
+            if !self.eat_op(Op::Comma) {
+                break;
+            }
+        }
+        Ok((keys, self.expect_op(close)?))
     }
 
     pub(super) fn call(&mut self, name: String, name_span: Span) -> Result<Expr, ScriptError> {

@@ -404,6 +404,7 @@ mod tests {
             ExprKind::Number(n) => n.to_string(),
             ExprKind::Str(s) => format!("{:?}", String::from_utf8_lossy(&s.value)),
             ExprKind::Var(v) => v.clone(),
+            ExprKind::AnyKey => "*".to_string(),
             ExprKind::Target(target) => {
                 let mut text = format!(
                     "{}${}",
@@ -676,6 +677,9 @@ mod tests {
                 "print(@hist_linear(s,0,100,10))",
             ),
             ("x <<= y ^= 2", "(x <<= (y ^= 2))"),
+            // `*` is any key only where a key ends; elsewhere it multiplies.
+            ("x = [*, k * 2] in a", "(x = ([*,(k * 2)] in a))"),
+            ("x = a[k, *] * b[*]", "(x = (a[k,*] * b[*]))"),
         ];
         for (text, shape_text) in shapes {
             assert_eq!(shape(&body_expr(text)), shape_text, "{text}");

@@ -219,19 +219,7 @@ impl Parser<'_> {
         let array = self.name("an array name")?;
         // `in a[k, *]`: only the elements whose keys match those given.
         let slice = if self.eat_op(Op::LBracket) {
-            let mut slice = Vec::new();
-            loop {
-                slice.push(if self.eat_op(Op::Star) {
-                    None
-                } else {
-                    Some(self.expression()?)
-                });
-                if !self.eat_op(Op::Comma) {
-                    break;
-                }
-            }
-            self.expect_op(Op::RBracket)?;
-            Some(slice)
+            Some(self.keys(Op::RBracket)?.0)
         } else {
             None
         };

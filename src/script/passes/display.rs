@@ -111,7 +111,7 @@ impl<'a> Walk<'a> {
 
     fn expr(&mut self, e: &'a Expr) {
         match &e.kind {
-            ExprKind::Number(_) | ExprKind::Str(_) | ExprKind::Target(_) => {}
+            ExprKind::Number(_) | ExprKind::Str(_) | ExprKind::Target(_) | ExprKind::AnyKey => {}
             ExprKind::Var(name) => self.note(name, false),
             ExprKind::Index { array, keys } | ExprKind::In { keys, array } => {
                 self.note(&array.name, false);

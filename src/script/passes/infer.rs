@@ -292,6 +292,7 @@ impl Pass<'_> {
         match &e.kind {
             ExprKind::Number(_) | ExprKind::Target(_) => Some(Ty::Long),
             ExprKind::Str(_) => Some(Ty::Str),
+            ExprKind::AnyKey => None,
             ExprKind::Var(name) => self.symbols.var(self.body, name),
             ExprKind::Index { array, keys } => {
                 self.set_keys(&array.name, keys);

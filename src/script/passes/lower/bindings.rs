@@ -113,7 +113,7 @@ impl Assignments {
                 if let Some(limit) = &foreach.limit {
                     self.expr(limit);
                 }
-                for key in foreach.slice.iter().flatten().flatten() {
+                for key in foreach.slice.iter().flatten() {
                     self.expr(key);
                 }
                 self.stmt(&foreach.body);

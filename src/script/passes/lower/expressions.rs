@@ -135,6 +135,31 @@ impl Lowering<'_> {
         ))
     }
 
+    /// `a[k, *]`: the keys given, each lowered to the array's key type, and `None` for `*`.
+    pub(super) fn key_slice(
+        &mut self,
+        array: &Name,
+        keys: &[Expr],
+    ) -> Result<KeySlice, ScriptError> {
+        let index = self.array(array)?;
+        let key_types = self.layout.globals.arrays[index].keys.clone();
+        if keys.len() != key_types.len() {
+            return Err(self.key_count(array, keys.len(), key_types.len()));
+        }
+        let mut lowered = Vec::with_capacity(keys.len());
+        for (key, ty) in keys.iter().zip(key_types) {
+            lowered.push(match (&key.kind, ty) {
+                (ExprKind::AnyKey, _) => None,
+                (_, Ty::Str) => Some(Value::Str(self.str(key)?)),
+                (_, _) => Some(Value::Int(self.int(key)?)),
+            });
+        }
+        Ok(KeySlice {
+            array: index,
+            keys: lowered,
+        })
+    }
+
     /// A variable or array element that can be assigned to, with its type.
     pub(super) fn place(&mut self, target: &Expr) -> Result<(Ty, Place), ScriptError> {
         match &target.kind {
@@ -205,9 +230,18 @@ impl Lowering<'_> {
                     _ => Value::Int(IntExpr::Element(element)),
                 }
             }
+            ExprKind::In { keys, array } if is_slice(keys) => {
+                Value::Int(IntExpr::ContainsSlice(self.key_slice(array, keys)?))
+            }
             ExprKind::In { keys, array } => {
                 let (_, element) = self.element(array, keys, e.span)?;
                 Value::Int(IntExpr::Contains(element))
+            }
+            ExprKind::AnyKey => {
+                return Err(self.error(
+                    e.span,
+                    "`*` stands for any key only in `delete`, `in` and `foreach`",
+                ))
             }
             ExprKind::Call {
                 name,
@@ -442,4 +476,9 @@ impl Lowering<'_> {
             )),
         })
     }
+}
+
+/// Whether a list of keys names a slice of the array rather than one element.
+pub(super) fn is_slice(keys: &[Expr]) -> bool {
+    keys.iter().any(|key| key.kind == ExprKind::AnyKey)
 }

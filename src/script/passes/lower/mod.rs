@@ -11,6 +11,7 @@ mod inline;
 mod statements;
 mod targets;
 
+use expressions::is_slice;
 pub(super) use inline::expanded_body;
 use targets::TargetSite;
 
@@ -23,9 +24,9 @@ use crate::script::ast::{self, Expr, ExprKind, Name, SortBy};
 use crate::script::builtins::{self, Answer, PrintKind};
 use crate::script::ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CheckedProbe, CheckedScript, CmpOp, Deletion,
-    ElementRef, ForeachLoop, FunctionVariant, Globals, HistKind, Histogram, IntExpr, Library,
-    LibraryCall, Place, PrintCall, ProbePoint, ProbePointKind, ReadKind, Shown, Slot, SortOrder,
-    StatOp, StatsShape, Stmt, StrExpr, TargetRead, Ty, Value,
+    ElementRef, ForeachLoop, FunctionVariant, Globals, HistKind, Histogram, IntExpr, KeySlice,
+    Library, LibraryCall, Place, PrintCall, ProbePoint, ProbePointKind, ReadKind, Shown, Slot,
+    SortOrder, StatOp, StatsShape, Stmt, StrExpr, TargetRead, Ty, Value,
 };
 use crate::script::lexer::Op;
 use crate::script::limits::Limits;

@@ -211,20 +211,7 @@ impl Lowering<'_> {
         });
         let limit = foreach.limit.as_ref().map(|l| self.int(l)).transpose()?;
         let slice = match &foreach.slice {
-            Some(slice) if slice.len() != key_types.len() => {
-                return Err(self.key_count(&foreach.array, slice.len(), key_types.len()))
-            }
-            Some(slice) => {
-                let mut wanted = Vec::with_capacity(slice.len());
-                for (key, ty) in slice.iter().zip(&key_types) {
-                    wanted.push(match (key, ty) {
-                        (None, _) => None,
-                        (Some(key), Ty::Str) => Some(Value::Str(self.str(key)?)),
-                        (Some(key), _) => Some(Value::Int(self.int(key)?)),
-                    });
-                }
-                Some(wanted)
-            }
+            Some(keys) => Some(self.key_slice(&foreach.array, keys)?),
             None => None,
         };
         self.iterating.push(array);
@@ -253,6 +240,11 @@ impl Lowering<'_> {
 
     pub(super) fn deletion(&mut self, target: &Expr) -> Result<Deletion, ScriptError> {
         match &target.kind {
+            ExprKind::Index { array, keys } if is_slice(keys) => {
+                let slice = self.key_slice(array, keys)?;
+                self.check_unchanged(slice.array, target.span)?;
+                Ok(Deletion::Slice(slice))
+            }
             ExprKind::Index { array, keys } => {
                 let (_, element) = self.element(array, keys, target.span)?;
                 self.check_unchanged(element.array, target.span)?;
