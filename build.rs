@@ -11,6 +11,7 @@ const PROGRAMS: &[&str] = &[
     "kprobe",
     "kprobe_multi",
     "kprobe_session",
+    "memory",
     "sites",
 ];
 
@@ -35,5 +36,6 @@ fn main() {
         println!("cargo:rerun-if-changed={}", source.display());
     }
     println!("cargo:rerun-if-changed=src/kernel/event.bpf.h");
+    println!("cargo:rerun-if-changed=src/kernel/fetch.bpf.h");
     println!("cargo:rerun-if-changed=src/kernel/vmlinux.h");
 }

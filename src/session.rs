@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::RingBufferBuilder;
 
 use crate::cli::Cli;
+use crate::kernel::memory::{KernelMemory, LateReader};
 use crate::kernel::{
     libbpf_log, KernelProbes, ProbeConfig, ProbeTarget, ProgramStorage, SampleTarget,
     TracepointAttach, TracepointTarget,
@@ -145,9 +146,12 @@ pub fn run(cli: &Cli) -> Result<i32> {
         vmlinux: cli.vmlinux.clone(),
     };
     let mut sources = KernelSources::new(debug_info, &symbols);
-    let reads_kernel_data = script.probes.iter().any(|probe| {
-        !(probe.targets.is_empty() && probe.entry_targets.is_empty() && probe.defined.is_empty())
-    });
+    let reads_kernel_data = !script.late_reads.is_empty()
+        || script.probes.iter().any(|probe| {
+            !(probe.targets.is_empty()
+                && probe.entry_targets.is_empty()
+                && probe.defined.is_empty())
+        });
     let listing = cli.listed_point().is_some();
     // Tracepoints need the kernel's BTF to be reached as raw tracepoints; without it they
     // are read as trace records. Target variables cannot do without it.
@@ -182,6 +186,7 @@ pub fn run(cli: &Cli) -> Result<i32> {
     if let Some(types) = types.as_ref().filter(|_| reads_kernel_data) {
         plan.fetches = targets::compile(&script, &mut plan, types)?;
     }
+    plan.late_reads = targets::compile_late(&script, types.as_ref())?;
     if cli.stop_after().is_some() {
         return Ok(0);
     }
@@ -521,6 +526,10 @@ impl<'a> Tracer<'a> {
             .collect();
 
         let mut interpreter = Interpreter::new(self.script);
+        if !self.plan.late_reads.is_empty() {
+            let reader = LateReader::new(KernelMemory::load()?, self.plan.late_reads.clone());
+            interpreter.set_late_memory(Box::new(reader));
+        }
         let target = i64::from(self.target_pid.unwrap_or(0));
         let started = Instant::now();
         let mut storage = ProgramStorage::default();

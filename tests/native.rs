@@ -432,3 +432,33 @@ fn the_prometheus_file_shows_arrays_of_one_to_seven_keys() {
     );
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+/// A pointer kept from an event and cast in a later probe is read when that probe runs:
+/// the task `sched_switch` switched out, read again from a timer while it sleeps, against
+/// what the event itself read and the command rstap started.
+#[test]
+fn casts_of_kept_pointers_read_the_kernel_when_the_body_runs() {
+    if !is_root() {
+        eprintln!("skipped: needs root to load tracepoint and reader programs");
+        return;
+    }
+    let script = r#"
+        global task, pid_at_event
+        probe kernel.trace("sched:sched_switch") {
+            if ($prev->tgid == target() && !(1 in task)) {
+                task[1] = $prev; pid_at_event[1] = $prev->pid
+            }
+        }
+        probe timer.ms(200) {
+            if (!(1 in task)) next
+            t = task[1]
+            comm = kernel_string(t + &@cast(0, "task_struct")->comm)
+            printf("%d %d %s %s\n", @cast(t, "task_struct")->pid == pid_at_event[1],
+                   kernel_int(t + &@cast(0, "task_struct")->tgid) == target(), comm,
+                   kernel_string(@cast(t, "task_struct")->comm))
+            exit()
+        }"#;
+    let output = rstap(&["-c", "sleep 3", "-e", script]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "1 1 sleep sleep\n", "{}", stderr(&output));
+}

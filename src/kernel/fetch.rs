@@ -1,5 +1,5 @@
 //! The fetch programs: what the kernel side reads at an event for the script's target
-//! variables, written as data that one generic BPF routine (`fetch_step` in event.bpf.h, run by bpf_loop)
+//! variables, written as data that one generic BPF routine (`fetch_step` in fetch.bpf.h, run by bpf_loop)
 //! interprets, so that no C compiler is needed when rstap runs.
 //!
 //! A program is a list of operations on one register. Each value of the payload is made by
@@ -9,18 +9,18 @@
 //! sets the value's bit in the payload's first words, so that the script gets SystemTap's
 //! "read fault" error for it and every other value stays good.
 //!
-//! The layout here and `struct rstap_fetch_program` in event.bpf.h are one ABI; the test at the
+//! The layout here and `struct rstap_fetch_program` in fetch.bpf.h are one ABI; the test at the
 //! end checks the encoding field by field against the C side's constants.
 
-/// Operations a program may have: `FETCH_MAX_OPS` in event.bpf.h.
+/// Operations a program may have: `FETCH_MAX_OPS` in fetch.bpf.h.
 pub const MAX_OPS: usize = 128;
-/// Values a program keeps pushed at once: `FETCH_SAVED_MAX` in event.bpf.h.
+/// Values a program keeps pushed at once: `FETCH_SAVED_MAX` in fetch.bpf.h.
 pub const MAX_SAVED: usize = 4;
-/// Payload bytes after the event header: `PAYLOAD_MAX` in event.bpf.h.
+/// Payload bytes after the event header: `PAYLOAD_MAX` in fetch.bpf.h.
 pub const MAX_PAYLOAD: usize = 1024;
 /// The longest string one operation copies, terminator included: `STRING_MAX`.
 pub const MAX_STRING: usize = 256;
-/// Return addresses one backtrace holds: `STACK_MAX` in event.bpf.h, over 8.
+/// Return addresses one backtrace holds: `STACK_MAX` in fetch.bpf.h, over 8.
 pub const MAX_FRAMES: usize = 30;
 /// The payload's first two words: bit `i` of the first set when value `i` faulted, of the
 /// second when it faulted at its final copy (the string or the `kernel_long()` read) rather
@@ -283,9 +283,10 @@ fn extend(raw: u64, width: u32, signed: bool) -> i64 {
 mod tests {
     use super::*;
 
-    const C_SIDE: &str = include_str!("event.bpf.h");
+    /// The fetch programs' side of the ABI; event.bpf.h has the rest.
+    const C_SIDE: &str = concat!(include_str!("fetch.bpf.h"), include_str!("event.bpf.h"));
 
-    /// The value of `NAME = VALUE,` or `#define NAME VALUE` in event.bpf.h.
+    /// The value of `NAME = VALUE,` or `#define NAME VALUE` in the C headers.
     fn c_constant(name: &str) -> i64 {
         C_SIDE
             .lines()
@@ -305,7 +306,7 @@ mod tests {
                     .parse()
                     .ok()
             })
-            .unwrap_or_else(|| panic!("{name} is not in event.bpf.h"))
+            .unwrap_or_else(|| panic!("{name} is not in fetch.bpf.h or event.bpf.h"))
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod kprobe;
 mod kprobe_multi;
 mod kprobe_session;
 pub mod libbpf_log;
+pub mod memory;
 mod sites;
 
 use std::mem::MaybeUninit;

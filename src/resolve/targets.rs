@@ -12,9 +12,11 @@ use crate::kernel::fetch::{
     FetchOp, FetchProgram, PayloadValue, SiteFetch, FAULT_MASK_BYTES, MAX_FRAMES, MAX_OPS,
     MAX_PAYLOAD, MAX_SAVED, MAX_STRING, MAX_VALUES,
 };
+use crate::kernel::memory::LateFetch;
 use crate::kernel::EventKind;
 use crate::script::{
-    CastBase, CheckedScript, ReadKind, ScriptError, Span, TargetExpr, TargetRead, TargetStep,
+    CastBase, CheckedScript, LateRead, ReadKind, ScriptError, Span, TargetExpr, TargetRead,
+    TargetStep,
 };
 use crate::types::{KernelTypes, Parameter, Shape, TypeRef};
 
@@ -73,6 +75,56 @@ pub fn compile(
     match ScriptError::several(compiler.errors) {
         Some(errors) => Err(errors),
         None => Ok(sites),
+    }
+}
+
+/// Compiles the script's late reads (see [`LateRead`]): each a program whose first
+/// operation loads the placeholder address, and where its value lies in the payload.
+pub fn compile_late(
+    script: &CheckedScript,
+    types: Option<&KernelTypes>,
+) -> Result<Vec<LateFetch>, ScriptError> {
+    let mut errors = Vec::new();
+    let mut fetches = Vec::new();
+    for read in &script.late_reads {
+        let mut layout = Layout::default();
+        let value = match read {
+            LateRead::Address(kind) => {
+                let pointer = Scalar {
+                    bytes: 8,
+                    signed: false,
+                    shift: 0,
+                    bits: 0,
+                };
+                Ok(store_value(
+                    *kind,
+                    &pointer,
+                    vec![FetchOp::Const(0)],
+                    &mut layout,
+                ))
+            }
+            LateRead::Cast(read) => match types {
+                Some(types) => compile_value(types, &Signature::late(), read, &mut layout),
+                None => Err((
+                    read.span,
+                    "@cast of an address the script computes needs the kernel's types, and \
+                     /sys/kernel/btf/vmlinux cannot be read"
+                        .to_string(),
+                )),
+            },
+        };
+        match value {
+            Ok(value) => {
+                let mut program = layout.program;
+                program.payload_bytes = layout.bytes as u16;
+                fetches.push(LateFetch { program, value });
+            }
+            Err((span, message)) => errors.push(ScriptError::at(script.source(), span, message)),
+        }
+    }
+    match ScriptError::several(errors) {
+        Some(errors) => Err(errors),
+        None => Ok(fetches),
     }
 }
 
@@ -135,6 +187,18 @@ impl<'a> Signature<'a> {
             kind,
             variables,
             return_type: types.return_type(function).map_err(|err| err.to_string()),
+            names: None,
+        }
+    }
+
+    /// A late read's: an address, which the program's placeholder stands for.
+    fn late() -> Self {
+        Signature {
+            site: "an address the script computes".into(),
+            what: "address",
+            kind: EventKind::Entry,
+            variables: Err("an address the script computes has no variables".into()),
+            return_type: Err("an address the script computes has no return value".into()),
             names: None,
         }
     }
@@ -439,8 +503,8 @@ fn compile_base(
             compile_base(types, site, right, ops, pushed + 1)?;
             ops.push(FetchOp::Pop { minus: *minus });
         }
-        // Lowering substitutes locals and refuses other values.
-        CastBase::Variable(name) | CastBase::Other(name) => {
+        // Lowering substitutes locals, and reads other values after the event.
+        CastBase::Variable(name) | CastBase::Computed(name, _) => {
             return Err((name.span, "@cast of a value the script computes".into()))
         }
     }
@@ -675,9 +739,20 @@ fn compile_value(
     let span = read.span;
     let scalar = load_scalar(types, place, target.address_of, &mut ops, &path)
         .map_err(|what| (span, in_function(what)))?;
+    Ok(store_value(read.kind, &scalar, ops, layout))
+}
+
+/// Ends a value whose register `ops` leave as `scalar`: stores it (or what it points to,
+/// as `kind` says) into the payload `layout` is filling.
+fn store_value(
+    kind: ReadKind,
+    scalar: &Scalar,
+    mut ops: Vec<FetchOp>,
+    layout: &mut Layout,
+) -> PayloadValue {
     let dest = layout.bytes;
     let value = layout.values;
-    let (stored, size) = match read.kind {
+    let (stored, size) = match kind {
         ReadKind::Value => {
             ops.push(FetchOp::Store { dest: dest as u16 });
             (
@@ -734,7 +809,7 @@ fn compile_value(
     layout.bytes += size;
     layout.values += 1;
     layout.program.ops.extend(ops);
-    Ok(stored)
+    stored
 }
 
 /// The words of `kernel_long()`'s fault ("kernel long copy fault").

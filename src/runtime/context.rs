@@ -61,6 +61,13 @@ pub trait ProbeContext {
     }
 }
 
+/// Reads of kernel memory a body makes when it runs, after its event (see
+/// `script::ir::LateRead`), by whoever can make them: the kernel side, or a test.
+pub trait LateMemory {
+    /// Late read number `read` from `address`.
+    fn read(&mut self, read: usize, address: u64) -> Result<Kept, ReadFault>;
+}
+
 /// A value evaluated at a function's entry and kept for its return probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kept {
@@ -91,6 +98,9 @@ pub enum ReadFault {
     },
     #[error("the event carries no value for target read {0}: an rstap bug, please report it")]
     NotCarried(usize),
+    /// No reader of kernel memory was set up: never expected where the script has late reads.
+    #[error("rstap cannot read kernel memory after the event in this run: an rstap bug, please report it")]
+    NoLateMemory,
     /// A read `@defined` guards, which does not resolve in this function.
     #[error("{0}")]
     Unavailable(String),

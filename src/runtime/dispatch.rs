@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 use super::backtrace;
-use super::context::{Kept, ProbeContext, ReadFault, TargetValue};
+use super::context::{Kept, LateMemory, ProbeContext, ReadFault, TargetValue};
 use super::interp::{Flow, Interpreter, RuntimeError};
 use crate::kernel::event::HEADER_BYTES;
 use crate::kernel::fetch::{Decoded, PayloadFault, PayloadValue};
+use crate::kernel::memory::LateReader;
 use crate::kernel::{Event, EventKind};
 use crate::output::Sink;
 use crate::resolve::code::KernelCode;
@@ -460,6 +461,19 @@ impl EventContext<'_> {
             }
         }
         text.into_bytes()
+    }
+}
+
+impl LateMemory for LateReader {
+    fn read(&mut self, read: usize, address: u64) -> Result<Kept, ReadFault> {
+        let (value, payload) = self
+            .run(read, address)
+            .map_err(|err| ReadFault::Unavailable(err.to_string()))?;
+        Ok(match decode(value, payload, read)? {
+            TargetValue::Int(value) => Kept::Int(value),
+            TargetValue::Str(text) => Kept::Str(text.to_vec()),
+            TargetValue::Owned(text) => Kept::Str(text),
+        })
     }
 }
 

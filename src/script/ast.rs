@@ -421,6 +421,42 @@ impl TargetExpr {
         }
     }
 
+    /// Calls `f` on each value the script computes for the expression's casts to start from.
+    fn for_each_computed<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        fn of_base<'a>(base: &'a CastBase, f: &mut impl FnMut(&'a Expr)) {
+            match base {
+                CastBase::Computed(_, value) => f(value),
+                CastBase::Target(target) => target.for_each_computed(f),
+                CastBase::Sum { left, right, .. } => {
+                    of_base(left, f);
+                    of_base(right, f);
+                }
+                CastBase::CurrentTask(_) | CastBase::Constant(..) | CastBase::Variable(_) => {}
+            }
+        }
+        if let Some(cast) = self.cast.as_deref() {
+            of_base(&cast.base, f);
+        }
+    }
+
+    /// [`Self::for_each_computed`], to change them.
+    fn for_each_computed_mut(&mut self, f: &mut impl FnMut(&mut Expr)) {
+        fn of_base(base: &mut CastBase, f: &mut impl FnMut(&mut Expr)) {
+            match base {
+                CastBase::Computed(_, value) => f(value),
+                CastBase::Target(target) => target.for_each_computed_mut(f),
+                CastBase::Sum { left, right, .. } => {
+                    of_base(left, f);
+                    of_base(right, f);
+                }
+                CastBase::CurrentTask(_) | CastBase::Constant(..) | CastBase::Variable(_) => {}
+            }
+        }
+        if let Some(cast) = self.cast.as_deref_mut() {
+            of_base(&mut cast.base, f);
+        }
+    }
+
     /// The script variables the expression's casts start from, through casts and sums.
     pub fn cast_variables(&self) -> Vec<&Name> {
         fn of_base<'a>(base: &'a CastBase, into: &mut Vec<&'a Name>) {
@@ -431,7 +467,7 @@ impl TargetExpr {
                     of_base(left, into);
                     of_base(right, into);
                 }
-                CastBase::CurrentTask(_) | CastBase::Constant(..) | CastBase::Other(_) => {}
+                CastBase::CurrentTask(_) | CastBase::Constant(..) | CastBase::Computed(..) => {}
             }
         }
         let mut names = Vec::new();
@@ -469,8 +505,9 @@ pub enum CastBase {
         minus: bool,
         right: Box<CastBase>,
     },
-    /// Anything else, which the script computes: refused, named by where it is.
-    Other(Name),
+    /// Anything else, which the script computes: read after the event (see
+    /// `kernel::memory`), named by where it is.
+    Computed(Name, Box<Expr>),
 }
 
 impl CastBase {
@@ -483,12 +520,22 @@ impl CastBase {
             CastBase::CurrentTask(name)
             | CastBase::Variable(name)
             | CastBase::Constant(_, name)
-            | CastBase::Other(name) => name,
+            | CastBase::Computed(name, _) => name,
         }
     }
 
     /// What `@cast(BASE, ...)` starts from, by the form of BASE.
     pub fn of(base: Expr) -> CastBase {
+        let computed = |base: Expr| {
+            CastBase::Computed(
+                Name {
+                    name: "@cast".into(),
+                    span: base.span,
+                },
+                Box::new(base),
+            )
+        };
+        let whole = base.clone();
         match base.kind {
             ExprKind::Number(value) => CastBase::Constant(
                 value,
@@ -504,11 +551,11 @@ impl CastBase {
                 ..
             } => {
                 let (left, right) = (CastBase::of(*left), CastBase::of(*right));
-                let computed = [&left, &right]
-                    .into_iter()
-                    .find(|side| matches!(side, CastBase::Other(_)));
-                if let Some(computed) = computed {
-                    return computed.clone();
+                if [&left, &right]
+                    .iter()
+                    .any(|side| matches!(side, CastBase::Computed(..)))
+                {
+                    return computed(whole);
                 }
                 CastBase::Sum {
                     left: Box::new(left),
@@ -527,10 +574,7 @@ impl CastBase {
                 name,
                 span: base.span,
             }),
-            _ => CastBase::Other(Name {
-                name: "@cast".into(),
-                span: base.span,
-            }),
+            _ => computed(whole),
         }
     }
 }
@@ -595,11 +639,17 @@ macro_rules! each_child {
 impl Expr {
     /// Calls `f` on each expression directly inside this one, in order.
     pub fn for_each_child<'a>(&'a self, mut f: impl FnMut(&'a Expr)) {
+        if let ExprKind::Target(target) = &self.kind {
+            target.for_each_computed(&mut f);
+        }
         each_child!(&self.kind, f, iter)
     }
 
     /// Calls `f` on each expression directly inside this one, in order, to change it.
     pub fn for_each_child_mut(&mut self, mut f: impl FnMut(&mut Expr)) {
+        if let ExprKind::Target(target) = &mut self.kind {
+            target.for_each_computed_mut(&mut f);
+        }
         each_child!(&mut self.kind, f, iter_mut)
     }
 }

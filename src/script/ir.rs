@@ -100,6 +100,29 @@ pub(crate) struct ElementRef {
     pub(crate) span: Span,
 }
 
+/// A read of kernel memory the body makes when it runs, after its event, from an address
+/// it computes: `@cast(ptr, "task_struct")->pid` of a pointer kept in an array,
+/// `kernel_string(addr)` of an address read before. The kernel runs it on demand (see
+/// `kernel::memory`); the memory may have changed since the event.
+#[derive(Debug, Clone)]
+pub enum LateRead {
+    /// A cast's path: its base is a placeholder constant that the address replaces.
+    Cast(TargetRead),
+    /// The memory at the address itself: `kernel_long()` ([`ReadKind::Deref`]) or
+    /// `kernel_string()` ([`ReadKind::String`]).
+    Address(ReadKind),
+}
+
+/// Where a late read's value comes from.
+#[derive(Debug, Clone)]
+pub(crate) struct LateValue {
+    /// Its number in [`CheckedScript::late_reads`].
+    pub(crate) read: usize,
+    pub(crate) address: Box<IntExpr>,
+    /// For run-time errors: a read that faulted.
+    pub(crate) span: Span,
+}
+
 /// The elements of an array whose keys match those given, `None` matching any key: what
 /// `a[k, *]` names in `delete`, `in` and `foreach`.
 #[derive(Debug, Clone)]
@@ -170,6 +193,8 @@ pub(crate) enum IntExpr {
     /// The value of the probe's target read number `.0` (see [`TargetRead`]), carried by
     /// the event; `.1` locates it for run-time errors (a read that faulted).
     Target(usize, Span),
+    /// The script's late read number `read` (see [`LateRead`]) from `address`.
+    Late(LateValue),
     /// In a `.return` probe, the value of the probe's entry value number `.0` (see
     /// `CheckedProbe::entry_values`), as it was at the function's entry.
     Entry(usize),
@@ -196,6 +221,8 @@ pub(crate) enum StrExpr {
     Context(StrContext),
     /// A string the probe's target read number `.0` copied from the kernel at the event.
     Target(usize, Span),
+    /// A string the script's late read copies from kernel memory when the body runs.
+    Late(LateValue),
     /// The same, or, where the copy faulted, the text `.1`: `user_string(p, "-")`.
     TargetOr(usize, Vec<u8>),
     /// The same escaped and in double quotes, or, where the copy faulted, the address `.1`
@@ -443,6 +470,9 @@ pub struct CheckedScript {
     pub(crate) max_string_len: usize,
     pub(crate) source: SourceMap,
     pub(crate) globals: Globals,
+    /// What bodies read of kernel memory after their events, numbered as
+    /// [`IntExpr::Late`] and [`StrExpr::Late`] name them.
+    pub late_reads: Vec<LateRead>,
 }
 
 /// A script function, its parameters first among its locals.

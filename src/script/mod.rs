@@ -20,12 +20,13 @@ mod source;
 pub use ast::{CastBase, TargetStep};
 pub(crate) use ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram,
-    IntExpr, KeySlice, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Value,
+    IntExpr, KeySlice, LateValue, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt,
+    StrExpr, Value,
 };
 pub use ir::{
-    BacktraceFormat, CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, Library,
-    ProbePoint, ProbePointKind, ProcfsAccess, ReadKind, SampleEvery, StatsShape, StrContext,
-    TargetExpr, TargetRead, Ty,
+    BacktraceFormat, CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, LateRead,
+    Library, ProbePoint, ProbePointKind, ProcfsAccess, ReadKind, SampleEvery, StatsShape,
+    StrContext, TargetExpr, TargetRead, Ty,
 };
 pub use limits::Limits;
 pub use parser::{is_keyword, MAX_NESTING};

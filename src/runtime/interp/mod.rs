@@ -12,7 +12,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use super::array::{key_matches, Array, Element, Full, Key, KeyPart};
-use super::context::{Kept, ProbeContext, ReadFault, TargetValue};
+use super::context::{Kept, LateMemory, ProbeContext, ReadFault, TargetValue};
 use super::indent::{IndentState, ReturnOf};
 use super::kept::KeptAtEntry;
 use super::library::{self, Answer, Failure, LibraryState};
@@ -21,8 +21,8 @@ use crate::output::printf::{Arg, PRINT_LIMIT};
 use crate::output::Sink;
 use crate::script::{
     ArithOp, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram, IntExpr,
-    KeySlice, Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt, StrExpr, Ty,
-    Value,
+    KeySlice, LateValue, Library, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt,
+    StrExpr, Ty, Value,
 };
 use crate::script::{CheckedProbe, CheckedScript, IntContext, SourceMap, Span, StrContext};
 
@@ -148,6 +148,8 @@ struct Machine {
     /// procfs read's `$value` under `.maxsize`.
     long_values: Rc<[Option<(usize, usize)>]>,
     long_value: Option<(usize, usize)>,
+    /// Where late reads of kernel memory are made, if the script has any.
+    late_memory: Option<Box<dyn LateMemory>>,
 }
 
 /// A print argument, evaluated: a long, or where its string starts in the call's buffer.
@@ -228,8 +230,14 @@ impl Interpreter {
                     .map(|probe| probe.long_value(script.max_string_len))
                     .collect(),
                 long_value: None,
+                late_memory: None,
             },
         }
+    }
+
+    /// Gives the script's late reads of kernel memory their reader.
+    pub fn set_late_memory(&mut self, memory: Box<dyn LateMemory>) {
+        self.machine.late_memory = Some(memory);
     }
 
     /// Runs the body of probe `probe_index` (an index into `CheckedScript::probes`).

@@ -37,6 +37,16 @@ impl Machine {
         Ok(key)
     }
 
+    /// A late read of kernel memory, from the address its expression gives now.
+    fn late_read(&mut self, late: &LateValue, ctx: &dyn ProbeContext) -> Result<Kept, Stop> {
+        let address = self.int(&late.address, ctx)? as u64;
+        let read = match self.late_memory.as_mut() {
+            Some(memory) => memory.read(late.read, address),
+            None => Err(ReadFault::NoLateMemory),
+        };
+        read.map_err(|fault| self.read_fault(fault, late.span))
+    }
+
     /// The keys a slice wants, evaluated: `None` where it has `*`.
     pub(super) fn key_pattern(
         &mut self,
@@ -357,6 +367,12 @@ impl Machine {
                 Some(Kept::Int(value)) => *value,
                 _ => 0,
             },
+            IntExpr::Late(late) => match self.late_read(late, ctx)? {
+                Kept::Int(value) => value,
+                Kept::Str(_) => {
+                    return Err(self.read_fault(ReadFault::NotCarried(late.read), late.span))
+                }
+            },
             IntExpr::Target(index, span) => match ctx.target_read(*index) {
                 Ok(TargetValue::Int(value)) => value,
                 Ok(TargetValue::Str(_) | TargetValue::Owned(_)) => {
@@ -497,6 +513,12 @@ impl Machine {
                     dst.extend_from_slice(text);
                 }
             }
+            StrExpr::Late(late) => match self.late_read(late, ctx)? {
+                Kept::Str(text) => dst.extend_from_slice(&text),
+                Kept::Int(_) => {
+                    return Err(self.read_fault(ReadFault::NotCarried(late.read), late.span))
+                }
+            },
             StrExpr::Target(index, span) => match ctx.target_read(*index) {
                 Ok(TargetValue::Str(text)) => dst.extend_from_slice(text),
                 Ok(TargetValue::Owned(text)) => dst.extend_from_slice(&text),

@@ -279,7 +279,7 @@ impl Lowering<'_> {
         };
         let place = self.aggregate(operand)?;
         if let HistKind::Linear { .. } = kind {
-            let shape = self.shapes.entry(Aggregates::of(&place)).or_default();
+            let shape = self.wide.shapes.entry(Aggregates::of(&place)).or_default();
             if !shape.linear.contains(&kind) {
                 shape.linear.push(kind);
             }

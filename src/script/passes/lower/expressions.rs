@@ -350,7 +350,7 @@ impl Lowering<'_> {
                 };
                 let place = self.aggregate(operand)?;
                 if let Some(shift) = shift {
-                    let shape = self.shapes.entry(Aggregates::of(&place)).or_default();
+                    let shape = self.wide.shapes.entry(Aggregates::of(&place)).or_default();
                     // SystemTap keeps one shift per aggregate; 0 is its "none given".
                     let previous = shape.variance_shift;
                     if previous != 0 && previous != shift {

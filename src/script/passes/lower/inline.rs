@@ -119,6 +119,7 @@ fn replace_in_base(base: &mut CastBase, params: &[String], args: &[Expr]) {
             replace_in_base(left, params, args);
             replace_in_base(right, params, args);
         }
-        CastBase::CurrentTask(_) | CastBase::Constant(..) | CastBase::Other(_) => {}
+        CastBase::Computed(_, value) => replace(value, params, args),
+        CastBase::CurrentTask(_) | CastBase::Constant(..) => {}
     }
 }

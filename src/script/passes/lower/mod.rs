@@ -25,8 +25,8 @@ use crate::script::builtins::{self, Answer, PrintKind};
 use crate::script::ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CheckedProbe, CheckedScript, CmpOp, Deletion,
     ElementRef, ForeachLoop, FunctionVariant, Globals, HistKind, Histogram, IntExpr, KeySlice,
-    Library, LibraryCall, Place, PrintCall, ProbePoint, ProbePointKind, ReadKind, Shown, Slot,
-    SortOrder, StatOp, StatsShape, Stmt, StrExpr, TargetRead, Ty, Value,
+    LateRead, LateValue, Library, LibraryCall, Place, PrintCall, ProbePoint, ProbePointKind,
+    ReadKind, Shown, Slot, SortOrder, StatOp, StatsShape, Stmt, StrExpr, TargetRead, Ty, Value,
 };
 use crate::script::lexer::Op;
 use crate::script::limits::Limits;
@@ -65,7 +65,7 @@ pub(super) fn lower(
             }
         })
         .collect();
-    let mut shapes = HashMap::new();
+    let mut wide = ScriptWide::default();
     let mut probes = Vec::new();
     // The functions each body calls, bodies numbered as in `Symbols`, and the first fact
     // of rstap's own process each asks for.
@@ -102,7 +102,7 @@ pub(super) fn lower(
             probes.push(CheckedProbe::dropped(probe.expansion.clone()));
             continue;
         }
-        let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut shapes);
+        let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut wide);
         lowering.target_site = TargetSite::of(&points);
         lowering.expansion = probe.expansion.as_ref();
         let locals = symbols.locals.get(index);
@@ -155,7 +155,7 @@ pub(super) fn lower(
             });
             continue;
         }
-        let mut lowering = Lowering::new(source, symbols, &layout, limits, body, &mut shapes);
+        let mut lowering = Lowering::new(source, symbols, &layout, limits, body, &mut wide);
         lowering.function = symbols.functions.get(&function.name.name);
         let mut params = Vec::with_capacity(function.params.len());
         let mut lowered = Ok(());
@@ -191,7 +191,7 @@ pub(super) fn lower(
         .nesting
         .unwrap_or_else(|| max_nesting(&calls, script.probes.len()));
     let mut globals = layout.globals;
-    for (owner, shape) in shapes {
+    for (owner, shape) in wide.shapes {
         match owner {
             Aggregates::Global(i) => globals.stats[i] = shape,
             Aggregates::Array(i) => globals.arrays[i].stats = shape,
@@ -205,6 +205,7 @@ pub(super) fn lower(
         max_string_len: limits.string_len,
         source: source.clone(),
         globals,
+        late_reads: wide.late_reads,
     })
 }
 
@@ -464,6 +465,16 @@ fn stat_op(name: &str) -> Option<StatOp> {
 }
 
 /// Lowers one probe's or function's body, giving its locals slot numbers.
+/// What the lowering of every body adds to.
+#[derive(Default)]
+struct ScriptWide {
+    /// How the aggregates the script reads must be kept: the linear histograms it prints
+    /// (their buckets are counted as values arrive), the bit shift of their variance.
+    shapes: HashMap<Aggregates, StatsShape>,
+    /// The reads of kernel memory bodies make after their events.
+    late_reads: Vec<LateRead>,
+}
+
 struct Lowering<'a> {
     source: &'a SourceMap,
     symbols: &'a Symbols,
@@ -484,9 +495,8 @@ struct Lowering<'a> {
     loops: usize,
     /// The arrays of the enclosing `foreach` loops, which their bodies may not change.
     iterating: Vec<usize>,
-    /// How the aggregates the script reads must be kept: the linear histograms it prints
-    /// (their buckets are counted as values arrive), the bit shift of their variance.
-    shapes: &'a mut HashMap<Aggregates, StatsShape>,
+    /// What every body adds to.
+    wide: &'a mut ScriptWide,
     /// What events the body runs on, which decides the target variables it may read.
     target_site: TargetSite,
     /// The kernel data the body reads, in the order `IntExpr::Target` numbers them.
@@ -533,7 +543,7 @@ impl<'a> Lowering<'a> {
         layout: &'a GlobalLayout,
         limits: &'a Limits,
         body: usize,
-        shapes: &'a mut HashMap<Aggregates, StatsShape>,
+        wide: &'a mut ScriptWide,
     ) -> Self {
         Lowering {
             source,
@@ -549,7 +559,7 @@ impl<'a> Lowering<'a> {
             str_locals: 0,
             loops: 0,
             iterating: Vec::new(),
-            shapes,
+            wide,
             target_site: TargetSite::Function,
             targets: Vec::new(),
             entry_values: Vec::new(),

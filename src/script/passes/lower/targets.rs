@@ -256,15 +256,18 @@ impl Lowering<'_> {
         kind: ReadKind,
         span: Span,
     ) -> Result<Value, ScriptError> {
-        let target = &self.through_bindings(target, 0)?;
-        if let Some(base) = target.cast.as_deref().and_then(|c| computed_part(&c.base)) {
-            return Err(self.error(
-                base.span,
-                "not supported yet: @cast of a value the script computes: rstap reads kernel \
-                 memory only while the probe fires, so cast a target variable ($ptr, \
-                 $p->member), task_current(), or a local assigned once from one",
-            ));
+        if let Some(cast) = target.cast.as_deref() {
+            // A cast of a number alone reads no event: in a body without one, it is read
+            // when the body runs.
+            let without_event = matches!(
+                self.target_site,
+                TargetSite::Function | TargetSite::NoKernelData(_)
+            ) && matches!(cast.base, ast::CastBase::Constant(..));
+            if without_event || !self.readable_at_event(&cast.base, 0) {
+                return self.late_cast(target, kind, span);
+            }
         }
+        let target = &self.through_bindings(target, 0)?;
         let root = &target.root().name;
         // The return value and the current task are read at the return itself.
         let at_return = is_return_value(root) || root == "task_current";
@@ -305,21 +308,6 @@ impl Lowering<'_> {
         if let ReadKind::Backtrace(_) = kind {
             return self.backtrace(name, kind, span, args);
         }
-        let target = args.first().and_then(|first| match &first.kind {
-            ExprKind::Var(name) => self.bindings.get(name).cloned(),
-            _ => bindings::target_of(first),
-        });
-        let Some(target) = target else {
-            let at = args.first().map_or(span, |arg| arg.span);
-            return Err(self.error(
-                at,
-                format!(
-                    "{name}() reads kernel memory, which rstap can read only while the probe \
-                     fires: its argument must be a target variable such as $ptr or \
-                     $sk->member, not an address the script computes afterwards"
-                ),
-            ));
-        };
         // After the address, as the call's form has them: a string's length bound (a long)
         // and the text for a faulting copy (a string: `user_string(p, "-")`).
         let params = builtins::lookup_by_arity(name, args.len()).map_or(&[][..], |b| b.params);
@@ -369,6 +357,25 @@ impl Lowering<'_> {
                 ReadKind::String { max, user }
             }
             other => other,
+        };
+        let target = args.first().and_then(|first| match &first.kind {
+            ExprKind::Var(name) => self.bindings.get(name).cloned(),
+            _ => bindings::target_of(first),
+        });
+        let Some(target) = target else {
+            let Some(address) = args.first() else {
+                return Err(self.error(span, format!("{name}() needs an address to read")));
+            };
+            if fallback.is_some() {
+                return Err(self.error(
+                    span,
+                    format!(
+                        "not supported yet: {name}() with a fallback text, of an address the \
+                         script computes"
+                    ),
+                ));
+            }
+            return self.late_address(kind, address, span);
         };
         let mut read = self.read_value(&target, kind, span)?;
         let Some(fallback) = fallback else {
@@ -483,6 +490,118 @@ impl Lowering<'_> {
                 right: Box::new(self.base_through_bindings(right, depth + 1)?),
             },
             other => other.clone(),
+        })
+    }
+
+    /// Whether a cast's base can be read at the event: it starts from target variables,
+    /// `task_current()`, numbers and locals that stand for them, with nothing the script
+    /// computes.
+    fn readable_at_event(&self, base: &ast::CastBase, depth: usize) -> bool {
+        let of_target = |target: &ast::TargetExpr| {
+            target
+                .cast
+                .as_deref()
+                .is_none_or(|cast| self.readable_at_event(&cast.base, depth + 1))
+        };
+        match base {
+            ast::CastBase::Target(target) => of_target(target),
+            ast::CastBase::CurrentTask(_) | ast::CastBase::Constant(..) => true,
+            ast::CastBase::Variable(name) => {
+                depth < MAX_BINDINGS && self.bindings.get(&name.name).is_some_and(of_target)
+            }
+            ast::CastBase::Computed(..) => false,
+            ast::CastBase::Sum { left, right, .. } => {
+                self.readable_at_event(left, depth + 1) && self.readable_at_event(right, depth + 1)
+            }
+        }
+    }
+
+    /// A cast of an address the body computes: read when the body runs (see
+    /// [`LateRead`]), its path compiled against the kernel's types from a placeholder base.
+    fn late_cast(
+        &mut self,
+        target: &ast::TargetExpr,
+        kind: ReadKind,
+        span: Span,
+    ) -> Result<Value, ScriptError> {
+        let cast = target.cast.as_deref().expect("late_cast is given casts");
+        let address = self.late_base(&cast.base, span)?;
+        let mut placeholder = target.clone();
+        placeholder.cast = Some(Box::new(ast::TargetCast {
+            base: ast::CastBase::Constant(0, cast.base.root().clone()),
+            type_name: cast.type_name.clone(),
+        }));
+        let read = LateRead::Cast(TargetRead {
+            target: placeholder,
+            kind,
+            span,
+        });
+        self.late(read, kind, address, span)
+    }
+
+    /// `kernel_long(addr)`, `kernel_string(addr)` of an address the body computes.
+    fn late_address(
+        &mut self,
+        kind: ReadKind,
+        address: &Expr,
+        span: Span,
+    ) -> Result<Value, ScriptError> {
+        let address = self.int(address)?;
+        self.late(LateRead::Address(kind), kind, address, span)
+    }
+
+    fn late(
+        &mut self,
+        read: LateRead,
+        kind: ReadKind,
+        address: IntExpr,
+        span: Span,
+    ) -> Result<Value, ScriptError> {
+        if let ReadKind::String { user: true, .. } = kind {
+            return Err(self.error(
+                span,
+                "not supported yet: user memory at an address the script computes: rstap \
+                 reads a task's memory only while the probe fires, and this address is known \
+                 only after it; pass a target variable ($buf) to user_string()",
+            ));
+        }
+        self.wide.late_reads.push(read);
+        let value = LateValue {
+            read: self.wide.late_reads.len() - 1,
+            address: Box::new(address),
+            span,
+        };
+        Ok(match kind {
+            ReadKind::String { .. } => Value::Str(StrExpr::Late(value)),
+            _ => Value::Int(IntExpr::Late(value)),
+        })
+    }
+
+    /// The address a late cast starts from, as the body computes it.
+    fn late_base(&mut self, base: &ast::CastBase, span: Span) -> Result<IntExpr, ScriptError> {
+        Ok(match base {
+            ast::CastBase::Target(target) => {
+                match self.read_value(target, ReadKind::Value, target.name.span)? {
+                    Value::Int(address) => address,
+                    _ => return Err(self.error(target.name.span, "a cast's address is a number")),
+                }
+            }
+            ast::CastBase::CurrentTask(name) => match self.current_task(name.span)? {
+                Value::Int(address) => address,
+                _ => return Err(self.error(name.span, "a cast's address is a number")),
+            },
+            ast::CastBase::Variable(name) => self.int(&Expr {
+                kind: ExprKind::Var(name.name.clone()),
+                span: name.span,
+            })?,
+            ast::CastBase::Constant(value, _) => IntExpr::Const(*value),
+            ast::CastBase::Computed(_, value) => self.int(value)?,
+            ast::CastBase::Sum { left, minus, right } => IntExpr::Arith(
+                if *minus { ArithOp::Sub } else { ArithOp::Add },
+                Box::new(self.late_base(left, span)?),
+                Box::new(self.late_base(right, span)?),
+                span,
+            ),
         })
     }
 
@@ -603,14 +722,5 @@ impl Lowering<'_> {
             span,
         });
         Ok(self.targets.len() - 1)
-    }
-}
-
-/// The part of a cast's base the script computes, which rstap cannot read at the event.
-fn computed_part(base: &ast::CastBase) -> Option<&ast::Name> {
-    match base {
-        ast::CastBase::Other(name) => Some(name),
-        ast::CastBase::Sum { left, right, .. } => computed_part(left).or(computed_part(right)),
-        _ => None,
     }
 }
