@@ -279,7 +279,8 @@ fn tapset_aliases_report_what_the_workload_did() {
 }
 
 /// `rstap -l 'syscall.*'` lists every system call the kernel has tracepoints for, as
-/// tracefs lists them (mounted here for the test if the system has not).
+/// tracefs lists them (mounted here for the test if the system has not), and SystemTap's
+/// syscall.send beside them.
 #[test]
 fn every_system_call_of_the_kernel_has_a_syscall_alias() {
     if !is_root() {
@@ -320,7 +321,11 @@ fn every_system_call_of_the_kernel_has_a_syscall_alias() {
         .lines()
         .map(|line| line.strip_prefix("syscall.").unwrap_or(line).to_string())
         .collect();
-    assert_eq!(listed, expected);
+    let missing: Vec<&String> = expected.difference(&listed).collect();
+    assert!(missing.is_empty(), "not listed: {missing:?}");
+    // The one alias of a call x86-64 does not have: send(2), which is sendto(2).
+    let extra: Vec<&String> = listed.difference(&expected).collect();
+    assert_eq!(extra, ["send"]);
 }
 
 /// This machine's kernel samples perf events: `timer.profile` against the CPU time the

@@ -46,6 +46,7 @@ const LIBRARY: &[(&str, &str)] = &[
     ("<rstap>/tapset/ioblock.stp", include_str!("ioblock.stp")),
     ("<rstap>/tapset/inet.stp", include_str!("inet.stp")),
     ("<rstap>/tapset/tcp.stp", include_str!("tcp.stp")),
+    ("<rstap>/tapset/tcpmib.stp", include_str!("tcpmib.stp")),
     ("<rstap>/tapset/udp.stp", include_str!("udp.stp")),
     ("<rstap>/tapset/memory.stp", include_str!("memory.stp")),
     ("<rstap>/tapset/irq.stp", include_str!("irq.stp")),

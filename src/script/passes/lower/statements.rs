@@ -148,6 +148,9 @@ impl Lowering<'_> {
                 right,
                 ..
             } => self.gives_no_value(right),
+            ExprKind::Ternary {
+                then, otherwise, ..
+            } => self.gives_no_value(then) || self.gives_no_value(otherwise),
             _ => false,
         }
     }
@@ -284,6 +287,20 @@ impl Lowering<'_> {
                 } else {
                     Stmt::If(condition, Vec::new(), then)
                 });
+            }
+        }
+        if let ExprKind::Ternary {
+            condition,
+            then,
+            otherwise,
+        } = &e.kind
+        {
+            // `local ? printf(a) : printf(b)` as a statement: one call or the other runs.
+            if self.gives_no_value(e) {
+                let condition = self.int(condition)?;
+                let then = vec![self.expression_statement(then)?];
+                let otherwise = vec![self.expression_statement(otherwise)?];
+                return Ok(Stmt::If(condition, then, otherwise));
             }
         }
         match &e.kind {

@@ -200,7 +200,12 @@ impl Lowering<'_> {
         if !answerable {
             return Ok(IntExpr::Const(0));
         }
-        let target = self.through_bindings(target, 0)?;
+        // A cast of an address the body computes is defined if the kernel's types have its
+        // path, which the placeholder's compilation answers.
+        let target = match target.cast.as_deref() {
+            Some(cast) if !self.readable_at_event(&cast.base, 0) => with_placeholder_base(target),
+            _ => self.through_bindings(target, 0)?,
+        };
         self.defined.push(target);
         Ok(IntExpr::Defined(self.defined.len() - 1))
     }
@@ -526,13 +531,8 @@ impl Lowering<'_> {
     ) -> Result<Value, ScriptError> {
         let cast = target.cast.as_deref().expect("late_cast is given casts");
         let address = self.late_base(&cast.base, span)?;
-        let mut placeholder = target.clone();
-        placeholder.cast = Some(Box::new(ast::TargetCast {
-            base: ast::CastBase::Constant(0, cast.base.root().clone()),
-            type_name: cast.type_name.clone(),
-        }));
         let read = LateRead::Cast(TargetRead {
-            target: placeholder,
+            target: with_placeholder_base(target),
             kind,
             span,
         });
@@ -723,4 +723,14 @@ impl Lowering<'_> {
         });
         Ok(self.targets.len() - 1)
     }
+}
+
+/// A cast with its base replaced by the constant 0, which a late read's program replaces
+/// with the address.
+fn with_placeholder_base(target: &ast::TargetExpr) -> ast::TargetExpr {
+    let mut placeholder = target.clone();
+    if let Some(cast) = placeholder.cast.as_deref_mut() {
+        cast.base = ast::CastBase::Constant(0, cast.base.root().clone());
+    }
+    placeholder
 }
