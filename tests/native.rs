@@ -467,3 +467,24 @@ fn casts_of_kept_pointers_read_the_kernel_when_the_body_runs() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "1 1 sleep sleep\n", "{}", stderr(&output));
 }
+
+/// `task_current()` in a function is the task of the event whose probe called it: the
+/// probe reads it at its event, and the function's casts of it are read when it runs.
+#[test]
+fn task_current_in_a_function_is_the_calling_probes_task() {
+    if !is_root() {
+        eprintln!("skipped: needs root to load tracepoint and reader programs");
+        return;
+    }
+    let script = r#"
+        function me() {
+            t = task_current()
+            return sprintf("%d %s", task_pid(t) == target(), task_execname(task_parent(t)))
+        }
+        probe kernel.trace("sched:sched_switch") {
+            if (pid() == target()) { println(me()); exit() }
+        }"#;
+    let output = rstap(&["-c", "sleep 3", "-e", script]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "1 rstap\n", "{}", stderr(&output));
+}

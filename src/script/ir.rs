@@ -195,6 +195,9 @@ pub(crate) enum IntExpr {
     Target(usize, Span),
     /// The script's late read number `read` (see [`LateRead`]) from `address`.
     Late(LateValue),
+    /// `task_current()` in a function: the task of the event whose probe called it (see
+    /// `CheckedProbe::current_task`).
+    CurrentTask(Span),
     /// In a `.return` probe, the value of the probe's entry value number `.0` (see
     /// `CheckedProbe::entry_values`), as it was at the function's entry.
     Entry(usize),
@@ -612,6 +615,9 @@ pub struct CheckedProbe {
     pub(crate) str_locals: usize,
     /// In a procfs probe, the string local that holds `$value`.
     pub procfs_value: Option<usize>,
+    /// When the script's functions call `task_current()`: the target read that gives the
+    /// event's task to the functions this probe calls.
+    pub current_task: Option<usize>,
 }
 
 impl CheckedProbe {
@@ -650,6 +656,7 @@ impl CheckedProbe {
             int_locals: 0,
             str_locals: 0,
             procfs_value: None,
+            current_task: None,
         }
     }
 }

@@ -8,8 +8,8 @@ use crate::tracepoint_checks::lines_of;
 
 /// The network, VFS and signal tapsets: `tcp.*`, `udp.*`, `netdev.transmit`, the address
 /// functions on an accepted socket (as SystemTap's `tcp_connections.stp` reads them),
-/// `vfs.write.return` (the workload writing its report) and `signal.send` (its SIGCHLD to
-/// rstap as it ends).
+/// `vfs.open.return` and `vfs.write.return` (the workload opening and writing its report)
+/// and `signal.send` (its SIGCHLD to rstap as it ends).
 pub const SCRIPT: &str = r#"
 global transmitted
 probe tcp.sendmsg { if (pid() == target()) printf("tcp_send size=%d family=%d\n", size, family) }
@@ -27,6 +27,7 @@ probe kernel.function("inet_csk_accept").return {
     printf("accepted port=%d peer=%s\n", inet_get_local_port($return), inet_get_ip_source($return))
 }
 probe netdev.transmit { if (pid() == target() && dev_name == "lo" && length > 0) transmitted++ }
+probe vfs.open.return { if (pid() == target() && ret == 0) printf("vfs_open path=%s\n", pathname) }
 probe vfs.write.return {
   if (pid() == target()) printf("vfs_write bytes=%d devname=%s\n", bytes_written, devname)
 }
@@ -126,6 +127,16 @@ pub fn check(trace: &str, report: &str, described: &str) {
         "{described}"
     );
 
+    // The report's full path, from the root through the guest's mounts: the scenario
+    // runs in $RESULTS/scenarios/NAME/files, and the workload names it `$OUT/report`.
+    let opens = lines_of(trace, "vfs_open");
+    assert!(
+        opens.iter().any(|line| {
+            let path = field(line, "path");
+            path.starts_with('/') && path.ends_with("/scenarios/network-tapsets/files/report")
+        }),
+        "the report's open: {opens:?}: {described}"
+    );
     // The report, written in one write() at exit, to a file on no block device.
     let wanted = format!("vfs_write bytes={} devname=N/A", report.len());
     assert!(

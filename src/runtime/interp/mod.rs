@@ -150,6 +150,8 @@ struct Machine {
     long_value: Option<(usize, usize)>,
     /// Where late reads of kernel memory are made, if the script has any.
     late_memory: Option<Box<dyn LateMemory>>,
+    /// Each probe's read of its event's task, for `task_current()` in the functions it calls.
+    current_task_reads: Rc<[Option<usize>]>,
 }
 
 /// A print argument, evaluated: a long, or where its string starts in the call's buffer.
@@ -231,6 +233,11 @@ impl Interpreter {
                     .collect(),
                 long_value: None,
                 late_memory: None,
+                current_task_reads: script
+                    .probes
+                    .iter()
+                    .map(|probe| probe.current_task)
+                    .collect(),
             },
         }
     }

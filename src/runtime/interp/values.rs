@@ -367,6 +367,26 @@ impl Machine {
                 Some(Kept::Int(value)) => *value,
                 _ => 0,
             },
+            IntExpr::CurrentTask(span) => {
+                let read = self
+                    .current_task_reads
+                    .get(self.current_probe)
+                    .copied()
+                    .flatten();
+                let task = match read {
+                    Some(read) => ctx.target_read(read),
+                    None => Err(ReadFault::Unavailable(
+                        "task_current() in a function called from a probe that has no task \
+                         (begin, end, timers)"
+                            .into(),
+                    )),
+                };
+                match task {
+                    Ok(TargetValue::Int(task)) => task,
+                    Ok(_) => return Err(self.read_fault(ReadFault::NotCarried(0), *span)),
+                    Err(fault) => return Err(self.read_fault(fault, *span)),
+                }
+            }
             IntExpr::Late(late) => match self.late_read(late, ctx)? {
                 Kept::Int(value) => value,
                 Kept::Str(_) => {

@@ -66,6 +66,7 @@ pub(super) fn lower(
         })
         .collect();
     let mut wide = ScriptWide::default();
+    let functions_read_current_task = reads_current_task(&script.functions);
     let mut probes = Vec::new();
     // The functions each body calls, bodies numbered as in `Symbols`, and the first fact
     // of rstap's own process each asks for.
@@ -115,6 +116,12 @@ pub(super) fn lower(
                 errors.push(annotate(error));
                 Vec::new()
             });
+        let current_task = match probe.points.first() {
+            Some(point) if functions_read_current_task => {
+                lowering.current_task_for_functions(point.span)
+            }
+            _ => None,
+        };
         calls.push(lowering.callees);
         own_process_facts.push(lowering.own_process_fact);
         probes.push(CheckedProbe {
@@ -137,6 +144,7 @@ pub(super) fn lower(
                 Some(&(Ty::Str, slot)) => Some(slot),
                 _ => None,
             },
+            current_task,
         });
     }
     let mut functions = Vec::new();
@@ -207,6 +215,20 @@ pub(super) fn lower(
         globals,
         late_reads: wide.late_reads,
     })
+}
+
+/// Whether a function body reads `task_current()`, which then comes from the calling
+/// probe's event.
+fn reads_current_task(functions: &[ast::Function]) -> bool {
+    let mut reads = false;
+    for function in functions {
+        ast::visit_exprs(&function.body.statements, &mut |expr| match &expr.kind {
+            ExprKind::Call { name, .. } => reads |= name == "task_current",
+            ExprKind::Target(target) => reads |= target.root().name == "task_current",
+            _ => {}
+        });
+    }
+    reads
 }
 
 /// Refuses `uid()` and the other facts of a task in a function that a probe on kernel

@@ -424,7 +424,28 @@ impl Lowering<'_> {
 
     /// `task_current()`: the event's task, as `&@cast(task_current(), "task_struct")`.
     pub(super) fn current_task(&mut self, span: Span) -> Result<Value, ScriptError> {
+        if self.target_site == TargetSite::Function {
+            // The calling probe reads it at its event (see `CheckedProbe::current_task`).
+            return Ok(Value::Int(IntExpr::CurrentTask(span)));
+        }
         self.read_value(&bindings::current_task(span), ReadKind::Value, span)
+    }
+
+    /// The read that gives this probe's event task to the functions it calls, if it has
+    /// events with tasks.
+    pub(super) fn current_task_for_functions(&mut self, span: Span) -> Option<usize> {
+        let with_task = matches!(
+            self.target_site,
+            TargetSite::Entry
+                | TargetSite::Return
+                | TargetSite::EntryAndReturn
+                | TargetSite::Tracepoint
+                | TargetSite::Sample
+        );
+        match self.current_task(span) {
+            Ok(Value::Int(IntExpr::Target(index, _))) if with_task => Some(index),
+            _ => None,
+        }
     }
 
     /// `returnval()`, which SystemTap gives from the return register: `$return`.
@@ -510,7 +531,9 @@ impl Lowering<'_> {
         };
         match base {
             ast::CastBase::Target(target) => of_target(target),
-            ast::CastBase::CurrentTask(_) | ast::CastBase::Constant(..) => true,
+            // In a function, the task is the caller's, known when the body runs.
+            ast::CastBase::CurrentTask(_) => self.target_site != TargetSite::Function,
+            ast::CastBase::Constant(..) => true,
             ast::CastBase::Variable(name) => {
                 depth < MAX_BINDINGS && self.bindings.get(&name.name).is_some_and(of_target)
             }
