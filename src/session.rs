@@ -329,11 +329,12 @@ fn list(
                 .map(|handler| handler.probe_point.clone()),
         );
     }
-    // begin, end, error and timer probes, which read no kernel data.
+    // begin, end, error, timer and procfs probes, which read no kernel data.
     let session_probes = plan.begin.iter().chain(&plan.end).chain(&plan.error);
     let others = session_probes
         .map(|p| (p.probe, &p.point))
-        .chain(plan.timers.iter().map(|t| (t.probe, &t.point)));
+        .chain(plan.timers.iter().map(|t| (t.probe, &t.point)))
+        .chain(plan.procfs.iter().map(|file| (file.probe, &file.point)));
     for (probe, point) in others {
         points.push(line(probe, point, &[]));
     }

@@ -124,6 +124,17 @@ fn listing_is_sorted_and_fails_when_nothing_matches() {
         "{}",
         stderr(&output)
     );
+
+    // Points that need no kernel, such as a procfs file and the alias on one, list too.
+    let output = rstap(&["-l", r#"procfs("status").read"#]);
+    assert_eq!(
+        stdout(&output),
+        "procfs(\"status\").read\n",
+        "{}",
+        stderr(&output)
+    );
+    let output = rstap(&["-l", "prometheus"]);
+    assert_eq!(stdout(&output), "prometheus\n", "{}", stderr(&output));
 }
 
 #[test]
@@ -280,7 +291,7 @@ fn tapset_aliases_report_what_the_workload_did() {
 
 /// `rstap -l 'syscall.*'` lists every system call the kernel has tracepoints for, as
 /// tracefs lists them (mounted here for the test if the system has not), and SystemTap's
-/// syscall.send beside them.
+/// syscall.recv and syscall.send beside them.
 #[test]
 fn every_system_call_of_the_kernel_has_a_syscall_alias() {
     if !is_root() {
@@ -323,9 +334,10 @@ fn every_system_call_of_the_kernel_has_a_syscall_alias() {
         .collect();
     let missing: Vec<&String> = expected.difference(&listed).collect();
     assert!(missing.is_empty(), "not listed: {missing:?}");
-    // The one alias of a call x86-64 does not have: send(2), which is sendto(2).
+    // The aliases of calls x86-64 does not have: recv(2) and send(2), which are
+    // recvfrom(2) and sendto(2).
     let extra: Vec<&String> = listed.difference(&expected).collect();
-    assert_eq!(extra, ["send"]);
+    assert_eq!(extra, ["recv", "send"]);
 }
 
 /// This machine's kernel samples perf events: `timer.profile` against the CPU time the
@@ -469,7 +481,8 @@ fn casts_of_kept_pointers_read_the_kernel_when_the_body_runs() {
 }
 
 /// `task_current()` in a function is the task of the event whose probe called it: the
-/// probe reads it at its event, and the function's casts of it are read when it runs.
+/// probe reads it at its event, and the function's casts of it are read when it runs. So
+/// are `uid()` and `pexecname()`, which are rstap's own process's when a begin probe calls.
 #[test]
 fn task_current_in_a_function_is_the_calling_probes_task() {
     if !is_root() {
@@ -481,10 +494,20 @@ fn task_current_in_a_function_is_the_calling_probes_task() {
             t = task_current()
             return sprintf("%d %s", task_pid(t) == target(), task_execname(task_parent(t)))
         }
+        function who() { return sprintf("uid=%d parent=%s", uid(), pexecname()) }
+        probe begin { println(who()) }
         probe kernel.trace("sched:sched_switch") {
-            if (pid() == target()) { println(me()); exit() }
+            if (pid() == target()) { println(me()); println(who()); exit() }
         }"#;
     let output = rstap(&["-c", "sleep 3", "-e", script]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(stdout(&output), "1 rstap\n", "{}", stderr(&output));
+    // rstap's own parent is the test; the sleep's is rstap, which started it.
+    let printed = stdout(&output);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 3, "{printed}");
+    assert!(
+        lines[0].starts_with("uid=0 parent=") && lines[0] != "uid=0 parent=rstap",
+        "{printed}"
+    );
+    assert_eq!(lines[1..], ["1 rstap", "uid=0 parent=rstap"], "{printed}");
 }

@@ -26,6 +26,9 @@ pub enum MemoryError {
     Load(String),
     #[error("cannot read kernel memory after the event: {0}")]
     Run(String),
+    /// A read `@defined` guards, which the kernel's types do not allow.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// A read for an address known only when the body runs: a fetch program whose first
@@ -102,20 +105,22 @@ impl KernelMemory {
 /// The script's late reads, and the reader that makes them.
 pub struct LateReader {
     memory: KernelMemory,
-    fetches: Vec<LateFetch>,
+    /// Each read, or why the kernel's types do not allow it (see `resolve::targets`).
+    fetches: Vec<Result<LateFetch, String>>,
 }
 
 impl LateReader {
-    pub fn new(memory: KernelMemory, fetches: Vec<LateFetch>) -> Self {
+    pub fn new(memory: KernelMemory, fetches: Vec<Result<LateFetch, String>>) -> Self {
         LateReader { memory, fetches }
     }
 
     /// Late read number `read` from `address`: where its value lies, and the payload.
     pub fn run(&mut self, read: usize, address: u64) -> Result<(PayloadValue, &[u8]), MemoryError> {
-        let fetch = self
-            .fetches
-            .get(read)
-            .ok_or_else(|| MemoryError::Run(format!("no late read {read}")))?;
+        let fetch = match self.fetches.get(read) {
+            Some(Ok(fetch)) => fetch,
+            Some(Err(why)) => return Err(MemoryError::Unavailable(why.clone())),
+            None => return Err(MemoryError::Run(format!("no late read {read}"))),
+        };
         let value = fetch.value;
         let payload = self.memory.run(fetch, address)?;
         Ok((value, payload))

@@ -151,9 +151,9 @@ pub struct ProbePlan {
     /// What the kernel side reads at each site for the probes' target variables; filled in
     /// by [`targets::compile`](super::targets::compile).
     pub fetches: Vec<crate::kernel::fetch::SiteFetch>,
-    /// The script's late reads, compiled: filled in by
-    /// [`targets::compile_late`](super::targets::compile_late).
-    pub late_reads: Vec<crate::kernel::memory::LateFetch>,
+    /// The script's late reads, compiled (or why one cannot be made, where `@defined`
+    /// guards it): filled in by [`targets::compile_late`](super::targets::compile_late).
+    pub late_reads: Vec<Result<crate::kernel::memory::LateFetch, String>>,
 }
 
 /// A begin, end or error probe point.

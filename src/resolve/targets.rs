@@ -79,11 +79,13 @@ pub fn compile(
 }
 
 /// Compiles the script's late reads (see [`LateRead`]): each a program whose first
-/// operation loads the placeholder address, and where its value lies in the payload.
+/// operation loads the placeholder address, and where its value lies in the payload; or,
+/// for one that does not compile in a script that asks `@defined`, why.
 pub fn compile_late(
     script: &CheckedScript,
     types: Option<&KernelTypes>,
-) -> Result<Vec<LateFetch>, ScriptError> {
+) -> Result<Vec<Result<LateFetch, String>>, ScriptError> {
+    let guarded = script.probes.iter().any(|probe| !probe.defined.is_empty());
     let mut errors = Vec::new();
     let mut fetches = Vec::new();
     for read in &script.late_reads {
@@ -117,8 +119,11 @@ pub fn compile_late(
             Ok(value) => {
                 let mut program = layout.program;
                 program.payload_bytes = layout.bytes as u16;
-                fetches.push(LateFetch { program, value });
+                fetches.push(Ok(LateFetch { program, value }));
             }
+            // In a script that asks `@defined`, a read is an error only if a body reaches it:
+            // `@defined(@cast(q, "request_queue")->limits) ? ... : ...` compiles one side.
+            Err((_, message)) if guarded => fetches.push(Err(message)),
             Err((span, message)) => errors.push(ScriptError::at(script.source(), span, message)),
         }
     }

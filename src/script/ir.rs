@@ -198,6 +198,12 @@ pub(crate) enum IntExpr {
     /// `task_current()` in a function: the task of the event whose probe called it (see
     /// `CheckedProbe::current_task`).
     CurrentTask(Span),
+    /// `uid()` and the other facts of a task, in a function: `event` (the task of the
+    /// calling probe's event) when the probe has one, `own` (rstap's process) otherwise.
+    ByCaller {
+        event: Box<IntExpr>,
+        own: Box<IntExpr>,
+    },
     /// In a `.return` probe, the value of the probe's entry value number `.0` (see
     /// `CheckedProbe::entry_values`), as it was at the function's entry.
     Entry(usize),
@@ -226,6 +232,11 @@ pub(crate) enum StrExpr {
     Target(usize, Span),
     /// A string the script's late read copies from kernel memory when the body runs.
     Late(LateValue),
+    /// `pexecname()` in a function, as [`IntExpr::ByCaller`].
+    ByCaller {
+        event: Box<StrExpr>,
+        own: Box<StrExpr>,
+    },
     /// The same, or, where the copy faulted, the text `.1`: `user_string(p, "-")`.
     TargetOr(usize, Vec<u8>),
     /// The same escaped and in double quotes, or, where the copy faulted, the address `.1`

@@ -25,6 +25,12 @@ probe udp.recvmsg.return { if (pid() == target()) printf("udp_recv size=%d\n", s
 probe kernel.function("inet_csk_accept").return {
   if (pid() == target())
     printf("accepted port=%d peer=%s\n", inet_get_local_port($return), inet_get_ip_source($return))
+  if (pid() == target())
+    printf("tcpmib local=%s:%d remote=%s:%d state=%s sport=%d family=%d\n",
+           ip_ntop(htonl(tcpmib_local_addr($return))), tcpmib_local_port($return),
+           ip_ntop(htonl(tcpmib_remote_addr($return))), tcpmib_remote_port($return),
+           tcp_sockstate_str(tcp_ts_get_info_state($return)), __tcp_sock_sport($return),
+           __ip_sock_family($return))
 }
 probe netdev.transmit { if (pid() == target() && dev_name == "lo" && length > 0) transmitted++ }
 probe vfs.open.return { if (pid() == target() && ret == 0) printf("vfs_open path=%s\n", pathname) }
@@ -109,6 +115,17 @@ pub fn check(trace: &str, report: &str, described: &str) {
         .map(|(server, _)| format!("accepted port={server} peer=127.0.0.1"))
         .collect();
     assert_eq!(lines_of(trace, "accepted"), accepted, "{described}");
+    // The same sockets through the tcpmib helpers: the server's end of each connection.
+    let tcpmib: Vec<String> = tcp_ports
+        .iter()
+        .map(|(server, client)| {
+            format!(
+                "tcpmib local=127.0.0.1:{server} remote=127.0.0.1:{client} \
+                 state=TCP_ESTABLISHED sport={server} family=2"
+            )
+        })
+        .collect();
+    assert_eq!(lines_of(trace, "tcpmib"), tcpmib, "{described}");
 
     let udp_sends = sends_on(report, 2);
     assert!(

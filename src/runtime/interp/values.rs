@@ -37,6 +37,13 @@ impl Machine {
         Ok(key)
     }
 
+    /// Whether the running probe reads its event's task for the functions it calls.
+    fn caller_has_task(&self) -> bool {
+        self.current_task_reads
+            .get(self.current_probe)
+            .is_some_and(Option::is_some)
+    }
+
     /// A late read of kernel memory, from the address its expression gives now.
     fn late_read(&mut self, late: &LateValue, ctx: &dyn ProbeContext) -> Result<Kept, Stop> {
         let address = self.int(&late.address, ctx)? as u64;
@@ -367,6 +374,13 @@ impl Machine {
                 Some(Kept::Int(value)) => *value,
                 _ => 0,
             },
+            IntExpr::ByCaller { event, own } => {
+                if self.caller_has_task() {
+                    self.int(event, ctx)?
+                } else {
+                    self.int(own, ctx)?
+                }
+            }
             IntExpr::CurrentTask(span) => {
                 let read = self
                     .current_task_reads
@@ -532,6 +546,10 @@ impl Machine {
                 if let Some(Kept::Str(text)) = ctx.entry_value(*index) {
                     dst.extend_from_slice(text);
                 }
+            }
+            StrExpr::ByCaller { event, own } => {
+                let chosen = if self.caller_has_task() { event } else { own };
+                self.str(chosen, ctx, dst)?
             }
             StrExpr::Late(late) => match self.late_read(late, ctx)? {
                 Kept::Str(text) => dst.extend_from_slice(&text),

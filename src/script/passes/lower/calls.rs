@@ -149,14 +149,28 @@ impl Lowering<'_> {
                 return self.value(&targets::event_task_fact(function, span));
             }
             Answer::Library(function) => {
-                if function.is_own_process_fact() && self.own_process_fact.is_none() {
-                    self.own_process_fact = Some((builtin.name, span));
-                }
                 let call = self.library_call(name, function, span, args)?;
-                match builtin.returns {
+                let own = match builtin.returns {
                     Some(Ty::Str) => Value::Str(StrExpr::Library(call)),
                     Some(_) => Value::Int(IntExpr::Library(call)),
                     None => return Err(self.error(span, format!("{name}() has no value to use"))),
+                };
+                if !(function.is_own_process_fact() && self.target_site == TargetSite::Function) {
+                    return Ok(own);
+                }
+                // A function serves every caller: the event's task's fact for a probe on
+                // kernel events, rstap's own process's for the others.
+                let event = self.value(&targets::event_task_fact(function, span))?;
+                match (event, own) {
+                    (Value::Int(event), Value::Int(own)) => Value::Int(IntExpr::ByCaller {
+                        event: Box::new(event),
+                        own: Box::new(own),
+                    }),
+                    (Value::Str(event), Value::Str(own)) => Value::Str(StrExpr::ByCaller {
+                        event: Box::new(event),
+                        own: Box::new(own),
+                    }),
+                    _ => return Err(self.error(span, format!("{name}(): mismatched forms"))),
                 }
             }
             Answer::KernelRead(kind) => return self.kernel_read(name, kind, span, args),

@@ -68,10 +68,8 @@ pub(super) fn lower(
     let mut wide = ScriptWide::default();
     let functions_read_current_task = reads_current_task(&script.functions);
     let mut probes = Vec::new();
-    // The functions each body calls, bodies numbered as in `Symbols`, and the first fact
-    // of rstap's own process each asks for.
+    // The functions each body calls, bodies numbered as in `Symbols`.
     let mut calls: Vec<Vec<usize>> = Vec::new();
-    let mut own_process_facts: Vec<Option<(&'static str, Span)>> = Vec::new();
     // Each body's first error, and each probe point's: the bodies are lowered all the same,
     // so that one run shows them all.
     let mut errors = Vec::new();
@@ -99,7 +97,6 @@ pub(super) fn lower(
             // names variables only the missing alias would have set). It still counted
             // for the types of the globals it uses.
             calls.push(Vec::new());
-            own_process_facts.push(None);
             probes.push(CheckedProbe::dropped(probe.expansion.clone()));
             continue;
         }
@@ -123,7 +120,6 @@ pub(super) fn lower(
             _ => None,
         };
         calls.push(lowering.callees);
-        own_process_facts.push(lowering.own_process_fact);
         probes.push(CheckedProbe {
             points,
             expansion: probe.expansion.clone(),
@@ -153,7 +149,6 @@ pub(super) fn lower(
         if symbols.functions[&function.name.name].expanded.is_some() {
             // Expanded at every call, never called.
             calls.push(Vec::new());
-            own_process_facts.push(None);
             functions.push(CheckedFunction {
                 name_span: function.name.span,
                 params: Vec::new(),
@@ -182,7 +177,6 @@ pub(super) fn lower(
                 Vec::new()
             });
         calls.push(lowering.callees);
-        own_process_facts.push(lowering.own_process_fact);
         functions.push(CheckedFunction {
             name_span: function.name.span,
             params,
@@ -194,7 +188,6 @@ pub(super) fn lower(
     if let Some(errors) = ScriptError::several(errors) {
         return Err(errors);
     }
-    refuse_own_process_facts_in_kernel_probes(source, &probes, &calls, &own_process_facts)?;
     let max_nesting = limits
         .nesting
         .unwrap_or_else(|| max_nesting(&calls, script.probes.len()));
@@ -217,63 +210,25 @@ pub(super) fn lower(
     })
 }
 
-/// Whether a function body reads `task_current()`, which then comes from the calling
-/// probe's event.
+/// Whether a function body reads `task_current()` or a fact of the task (`uid()`...),
+/// which then come from the calling probe's event.
 fn reads_current_task(functions: &[ast::Function]) -> bool {
     let mut reads = false;
     for function in functions {
-        ast::visit_exprs(&function.body.statements, &mut |expr| match &expr.kind {
-            ExprKind::Call { name, .. } => reads |= name == "task_current",
+        ast::visit_exprs(&function.body.statements, &mut |expr| {
+            match &expr.kind {
+            ExprKind::Call { name, args, .. } => {
+                reads |= name == "task_current"
+                    || builtins::lookup_by_arity(name, args.len()).is_some_and(|builtin| {
+                        matches!(builtin.answer, Answer::Library(f) if f.is_own_process_fact())
+                    })
+            }
             ExprKind::Target(target) => reads |= target.root().name == "task_current",
             _ => {}
+        }
         });
     }
     reads
-}
-
-/// Refuses `uid()` and the other facts of a task in a function that a probe on kernel
-/// events calls: in the probe's own body they read the event's task, but a function is
-/// lowered once for every caller, and would answer for rstap's own process.
-fn refuse_own_process_facts_in_kernel_probes(
-    source: &SourceMap,
-    probes: &[CheckedProbe],
-    calls: &[Vec<usize>],
-    facts: &[Option<(&'static str, Span)>],
-) -> Result<(), ScriptError> {
-    for (index, probe) in probes.iter().enumerate() {
-        let on_kernel_events = probe.points.iter().any(|point| {
-            matches!(
-                point.kind,
-                ProbePointKind::KernelFunction { .. }
-                    | ProbePointKind::Tracepoint { .. }
-                    | ProbePointKind::Sample { .. }
-            )
-        });
-        if !on_kernel_events {
-            continue;
-        }
-        // The probe's body and every function it reaches, the probe's body first.
-        let mut seen = vec![false; calls.len()];
-        let mut pending = vec![index];
-        while let Some(body) = pending.pop() {
-            if std::mem::replace(&mut seen[body], true) {
-                continue;
-            }
-            if let Some((name, span)) = facts[body] {
-                return Err(ScriptError::at(
-                    source,
-                    span,
-                    format!(
-                        "not supported yet: {name}() in a function called from a probe on \
-                         kernel events: rstap reads the event's task while the probe fires, \
-                         so call {name}() in the probe's body and pass its value"
-                    ),
-                ));
-            }
-            pending.extend(calls[body].iter().map(|&function| probes.len() + function));
-        }
-    }
-    Ok(())
 }
 
 /// SystemTap's MAXNESTING: one more than the longest chain of calls from a probe, a call
@@ -508,8 +463,6 @@ struct Lowering<'a> {
     function: Option<&'a FunctionSym>,
     /// The functions this body calls.
     callees: Vec<usize>,
-    /// The first fact of rstap's own process the body asks for (`uid()`...).
-    own_process_fact: Option<(&'static str, Span)>,
     local_slots: HashMap<String, (Ty, usize)>,
     int_locals: usize,
     str_locals: usize,
@@ -575,7 +528,6 @@ impl<'a> Lowering<'a> {
             body,
             function: None,
             callees: Vec::new(),
-            own_process_fact: None,
             local_slots: HashMap::new(),
             int_locals: 0,
             str_locals: 0,

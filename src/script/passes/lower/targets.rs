@@ -185,6 +185,12 @@ impl Lowering<'_> {
     /// `@defined($var...)`: answered per probed function, when the kernel's types are known;
     /// 0 where the probe has no kernel function to ask about, as in SystemTap.
     pub(super) fn defined(&mut self, inner: &Expr, span: Span) -> Result<IntExpr, ScriptError> {
+        // `@defined(@entry($var))`: whether the entry has it, which is whether the function
+        // has it at all.
+        let inner = match &inner.kind {
+            ExprKind::Entry(at_entry) => at_entry.as_ref(),
+            _ => inner,
+        };
         let ExprKind::Target(target) = &inner.kind else {
             return Err(self.error(
                 span,
