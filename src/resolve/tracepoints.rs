@@ -263,7 +263,8 @@ impl Tracefs {
         }
         // Not in the system's usual place, so that nothing is left changed: a directory of
         // rstap's own, gone when it is done.
-        let root = std::env::temp_dir().join(format!("rstap-tracefs-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("{PRIVATE_MOUNT_PREFIX}{}", std::process::id()));
         std::fs::create_dir_all(&root)
             .map_err(|err| TracepointError::NoTracefs(format!("{}: {err}", root.display())))?;
         let target = CString::new(root.as_os_str().as_encoded_bytes())
@@ -307,13 +308,22 @@ impl Drop for Tracefs {
     }
 }
 
+/// The name of the directory rstap mounts tracefs in, followed by its process id.
+const PRIVATE_MOUNT_PREFIX: &str = "rstap-tracefs-";
+
 /// A tracefs the system has mounted: in /proc/self/mounts, or reachable at a usual place.
+/// Another rstap's own mount is listed too, but it goes away when that rstap is done.
 fn mounted_tracefs() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let listed = mounts.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
         let (_, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
-        (kind == "tracefs").then(|| PathBuf::from(unescape_mount_point(point)))
+        let point = PathBuf::from(unescape_mount_point(point));
+        let private = point
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with(PRIVATE_MOUNT_PREFIX));
+        (kind == "tracefs" && !private).then_some(point)
     });
     listed
         .into_iter()
