@@ -500,3 +500,33 @@ fn task_current_in_a_function_is_the_calling_probes_task() {
     );
     assert_eq!(lines[1..], ["1 rstap", "uid=0 parent=rstap"], "{printed}");
 }
+
+/// `@entry` in a `syscall.*.return` probe is evaluated at the call's entry tracepoint:
+/// `dd` reads five blocks of 7 bytes from its standard input, fd 0, asking for 7 bytes
+/// each time, and each return comes after its entry.
+#[test]
+fn entry_values_of_system_calls_come_from_their_entry() {
+    if !is_root() {
+        eprintln!("skipped: needs root to load tracepoint programs");
+        return;
+    }
+    let script = r#"
+        probe syscall.read.return {
+            if (pid() == target() && @entry($fd) == 0)
+                printf("%d %d %d %d\n", @entry($fd), @entry($count), retval,
+                       gettimeofday_ns() >= @entry(gettimeofday_ns()))
+        }"#;
+    let output = rstap(&[
+        "-c",
+        "dd if=/dev/zero of=/dev/null bs=7 count=5 status=none",
+        "-e",
+        script,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "0 7 7 1\n".repeat(5),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -101,6 +101,23 @@ pub struct PlannedTracepoint {
     pub name: TracepointName,
     pub access: TracepointAccess,
     pub handlers: Vec<Handler>,
+    /// At a system call's entry: what the probes on its exit keep from it (`@entry`).
+    pub entry_captures: Vec<Handler>,
+    /// The number in the plan of the other side of the system call, for a call whose
+    /// exit keeps values from its entry.
+    pub paired: Option<usize>,
+}
+
+impl PlannedTracepoint {
+    fn new(name: TracepointName, access: TracepointAccess) -> Self {
+        PlannedTracepoint {
+            name,
+            access,
+            handlers: Vec::new(),
+            entry_captures: Vec::new(),
+            paired: None,
+        }
+    }
 }
 
 /// A perf event to sample on every CPU.
@@ -478,7 +495,18 @@ pub fn plan(
             .collect();
     }
     (plan.functions, plan.skipped) = planner.finish();
+    let pairs = pair_syscall_sides(&mut traced, tracepoints, script)?;
+    // The plan numbers tracepoints in the map's order.
+    let number = |name: &TracepointName| traced.keys().position(|traced| traced == name);
+    let pairs: Vec<(usize, usize)> = pairs
+        .iter()
+        .filter_map(|(exit, entry)| Some((number(exit)?, number(entry)?)))
+        .collect();
     plan.tracepoints = traced.into_values().collect();
+    for (exit, entry) in pairs {
+        plan.tracepoints[exit].paired = Some(entry);
+        plan.tracepoints[entry].paired = Some(exit);
+    }
     mark_shared_names(&mut plan.functions, kernel.symbols);
     for function in &mut plan.functions {
         function.entry_captures = function
@@ -642,11 +670,7 @@ fn plan_tracepoints(
             std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::btree_map::Entry::Vacant(entry) => {
                 let access = tracepoints.access(&name)?;
-                entry.insert(PlannedTracepoint {
-                    name: name.clone(),
-                    access,
-                    handlers: Vec::new(),
-                })
+                entry.insert(PlannedTracepoint::new(name.clone(), access))
             }
         };
         planned.handlers.push(Handler {
@@ -658,6 +682,46 @@ fn plan_tracepoints(
         });
     }
     Ok(())
+}
+
+/// Gives each system call exit whose probes keep values from the entry (`@entry`) its
+/// entry tracepoint, probed for them if no probe is on it, with their captures; returns
+/// the pairs of exit and entry.
+fn pair_syscall_sides(
+    traced: &mut BTreeMap<TracepointName, PlannedTracepoint>,
+    tracepoints: &mut dyn Tracepoints,
+    script: &CheckedScript,
+) -> Result<Vec<(TracepointName, TracepointName)>, PlanError> {
+    let exits: Vec<(TracepointName, TracepointName, Vec<Handler>)> = traced
+        .values()
+        .filter_map(|exit| {
+            let captures: Vec<Handler> = exit
+                .handlers
+                .iter()
+                .filter(|handler| !script.probes[handler.probe].entry_values.is_empty())
+                .cloned()
+                .collect();
+            let event = crate::script::syscall_entry_event(&exit.name.event)?;
+            let entry = TracepointName {
+                system: exit.name.system.clone(),
+                event,
+            };
+            (!captures.is_empty()).then(|| (exit.name.clone(), entry, captures))
+        })
+        .collect();
+    let mut pairs = Vec::with_capacity(exits.len());
+    for (exit, entry, captures) in exits {
+        let planned = match traced.entry(entry.clone()) {
+            std::collections::btree_map::Entry::Occupied(planned) => planned.into_mut(),
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                let access = tracepoints.access(&entry)?;
+                vacant.insert(PlannedTracepoint::new(entry.clone(), access))
+            }
+        };
+        planned.entry_captures = captures;
+        pairs.push((exit, entry));
+    }
+    Ok(pairs)
 }
 
 /// The probe point as `pp()` reports it for one function.

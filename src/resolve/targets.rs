@@ -64,6 +64,12 @@ pub fn compile(
         let signature = Signature::tracepoint(types, &tracepoint.name, &tracepoint.access);
         let mut layout = Layout::default();
         compiler.handlers(&signature, &mut tracepoint.handlers, false, &mut layout);
+        compiler.handlers(
+            &signature,
+            &mut tracepoint.entry_captures,
+            true,
+            &mut layout,
+        );
         add_site(number as u64, EventKind::Tracepoint, layout);
     }
     for (number, sample) in plan.samples.iter_mut().enumerate() {
@@ -1024,6 +1030,8 @@ mod tests {
             .push(crate::resolve::plan::PlannedTracepoint {
                 name,
                 access,
+                entry_captures: Vec::new(),
+                paired: None,
                 handlers: vec![Handler {
                     probe: 0,
                     function: event.into(),

@@ -164,10 +164,13 @@ impl<'a> Dispatcher<'a> {
             probefunc,
             user_mode: false,
         };
-        if !return_side {
+        let captures: &[Handler] = if return_side {
+            &function.entry_captures
+        } else {
             self.keep_for_returns(&site, &function.entry_captures)?;
-        }
-        let flow = self.run_handlers(&site, handlers, &function.entry_captures, out)?;
+            &[]
+        };
+        let flow = self.run_handlers(&site, handlers, captures, out)?;
         if let Some(found) = found {
             self.interpreter.returned(tid, found);
         }
@@ -182,6 +185,10 @@ impl<'a> Dispatcher<'a> {
         out: &mut dyn Sink,
     ) -> Result<Flow, RuntimeError> {
         let number = event.function_address as usize;
+        let tracepoint = match event.kind {
+            EventKind::Sample => None,
+            _ => self.tracepoints.get(number),
+        };
         let found = match event.kind {
             EventKind::Sample => self.samples.get(number).map(|sample| {
                 // Where the task was interrupted: `addr()`, and its function `probefunc()`.
@@ -193,10 +200,7 @@ impl<'a> Dispatcher<'a> {
                 let probefunc = function.map_or("", |symbol| symbol.name);
                 (&sample.handlers, address, probefunc, user_mode)
             }),
-            _ => self
-                .tracepoints
-                .get(number)
-                .map(|tracepoint| (&tracepoint.handlers, 0, "", false)),
+            _ => tracepoint.map(|tracepoint| (&tracepoint.handlers, 0, "", false)),
         };
         let Some((handlers, address, probefunc, user_mode)) = found else {
             self.undecodable += 1;
@@ -205,13 +209,35 @@ impl<'a> Dispatcher<'a> {
         let site = Site {
             event,
             payload,
-            site: number,
+            site: self.tracepoint_call(number),
             function_address: 0,
             address,
             probefunc,
             user_mode,
         };
-        self.run_handlers(&site, handlers, &[], out)
+        // A system call's entry keeps what its exit's probes want (`@entry`), under the
+        // exit's number; the exit's probes take it back.
+        let mut captures: &[Handler] = &[];
+        if let Some(tracepoint) = tracepoint {
+            if let Some(paired) = tracepoint.paired {
+                if tracepoint.entry_captures.is_empty() {
+                    captures = &self.tracepoints[paired].entry_captures;
+                } else {
+                    let entry = Site {
+                        site: self.tracepoint_call(paired),
+                        ..site
+                    };
+                    self.keep_for_returns(&entry, &tracepoint.entry_captures)?;
+                }
+            }
+        }
+        self.run_handlers(&site, handlers, captures, out)
+    }
+
+    /// The number under which a tracepoint's calls keep values for their returns, apart
+    /// from the functions'.
+    fn tracepoint_call(&self, number: usize) -> usize {
+        self.functions.len() + number
     }
 
     /// Evaluates, at an entry, what the function's `.return` probes keep from it.
@@ -229,7 +255,7 @@ impl<'a> Dispatcher<'a> {
         Ok(())
     }
 
-    /// Runs `handlers` in order; a `.return` handler that keeps values from the entry
+    /// Runs `handlers` in order; at a return, a handler that keeps values from the entry
     /// (`captures` lists those) runs only with what its call's entry kept.
     fn run_handlers(
         &mut self,
@@ -239,10 +265,9 @@ impl<'a> Dispatcher<'a> {
         out: &mut dyn Sink,
     ) -> Result<Flow, RuntimeError> {
         for handler in handlers {
-            let keeps = site.event.kind == EventKind::Return
-                && captures
-                    .iter()
-                    .any(|capture| capture.probe == handler.probe);
+            let keeps = captures
+                .iter()
+                .any(|capture| capture.probe == handler.probe);
             let kept = if keeps {
                 let tid = i64::from(site.event.tid);
                 match self
@@ -321,7 +346,8 @@ struct Site<'e> {
     event: &'e Event,
     /// What the site's fetch program read.
     payload: &'e [u8],
-    /// The function's index in the plan, or the tracepoint's.
+    /// The number under which the site's calls keep values for their returns: the
+    /// function's index in the plan, or the tracepoint's past the functions'.
     site: usize,
     /// The function's entry address; 0 for a tracepoint or a sample.
     function_address: u64,

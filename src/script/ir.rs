@@ -684,6 +684,35 @@ pub struct ProbePoint {
     pub sufficient: bool,
 }
 
+/// The system of the system calls' tracepoints.
+pub const SYSCALL_SYSTEM: &str = "syscalls";
+/// How the names of a system call's entry and exit tracepoints begin.
+pub const SYSCALL_ENTER: &str = "sys_enter_";
+pub const SYSCALL_EXIT: &str = "sys_exit_";
+
+/// The entry tracepoint of the system call whose exit tracepoint is `event`.
+pub fn syscall_entry_event(event: &str) -> Option<String> {
+    event
+        .strip_prefix(SYSCALL_EXIT)
+        .map(|call| format!("{SYSCALL_ENTER}{call}"))
+}
+
+impl ProbePoint {
+    /// Whether the point is the exit of system calls (`syscalls:sys_exit_NAME`), which
+    /// pairs with their entry as a function's return does.
+    pub fn is_syscall_exit(&self) -> bool {
+        match &self.kind {
+            ProbePointKind::Tracepoint { system, event } => {
+                system
+                    .as_deref()
+                    .is_none_or(|system| system == SYSCALL_SYSTEM)
+                    && event.starts_with(SYSCALL_EXIT)
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbePointKind {
     /// Begin and end probes run in order of priority (`begin(-1)` before `begin`), then

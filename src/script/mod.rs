@@ -18,15 +18,16 @@ mod preprocess;
 mod source;
 
 pub use ast::{CastBase, TargetStep};
+pub use ir::{
+    syscall_entry_event, BacktraceFormat, CheckedProbe, CheckedScript, FunctionVariant, HistKind,
+    IntContext, LateRead, Library, ProbePoint, ProbePointKind, ProcfsAccess, ReadKind, SampleEvery,
+    StatsShape, StrContext, TargetExpr, TargetRead, Ty, SYSCALL_ENTER, SYSCALL_EXIT,
+    SYSCALL_SYSTEM,
+};
 pub(crate) use ir::{
     ArithOp, ArrayInfo, Call, CheckedFunction, CmpOp, Deletion, ElementRef, ForeachLoop, Histogram,
     IntExpr, KeySlice, LateValue, LibraryCall, Place, PrintCall, Shown, Slot, StatOp, Stmt,
     StrExpr, Value,
-};
-pub use ir::{
-    BacktraceFormat, CheckedProbe, CheckedScript, FunctionVariant, HistKind, IntContext, LateRead,
-    Library, ProbePoint, ProbePointKind, ProcfsAccess, ReadKind, SampleEvery, StatsShape,
-    StrContext, TargetExpr, TargetRead, Ty,
 };
 pub use limits::Limits;
 pub use parser::{is_keyword, MAX_NESTING};

@@ -12,26 +12,24 @@ use std::fmt::Write;
 use crate::resolve::tracepoints::{
     RecordField, TracepointAccess, TracepointError, Tracepoints, SYSCALL_NUMBER_FIELD,
 };
-use crate::script::SourceFile;
+use crate::script::{SourceFile, SYSCALL_ENTER as ENTER, SYSCALL_EXIT, SYSCALL_SYSTEM};
 
 /// The name errors in the generated aliases show.
 pub const FILE_NAME: &str = "<rstap>/tapset/syscalls of this kernel";
-
-const ENTER: &str = "sys_enter_";
 
 /// The aliases of every system call with tracepoints on this kernel.
 pub fn this_kernel(tracepoints: &mut dyn Tracepoints) -> Result<SourceFile, TracepointError> {
     let calls: Vec<String> = tracepoints
         .names()?
         .iter()
-        .filter(|name| name.system == "syscalls")
+        .filter(|name| name.system == SYSCALL_SYSTEM)
         .filter_map(|name| name.event.strip_prefix(ENTER))
         .map(str::to_string)
         .collect();
     let mut text = String::new();
     for call in calls {
         let name = crate::resolve::tracepoints::TracepointName {
-            system: "syscalls".into(),
+            system: SYSCALL_SYSTEM.into(),
             event: format!("{ENTER}{call}"),
         };
         let fields = match tracepoints.access(&name)? {
@@ -82,7 +80,7 @@ fn write_aliases(text: &mut String, call: &str, fields: &[RecordField]) {
     );
     let _ = writeln!(
         text,
-        "probe syscall.{call}.return = kernel.trace(\"syscalls:sys_exit_{call}\")\n{{\n\
+        "probe syscall.{call}.return = kernel.trace(\"syscalls:{SYSCALL_EXIT}{call}\")\n{{\n\
          \tname = \"{call}\"\n\tretval = $ret\n\tretstr = return_str(1, retval)\n}}"
     );
     let _ = writeln!(

@@ -102,6 +102,7 @@ pub(super) fn lower(
         }
         let mut lowering = Lowering::new(source, symbols, &layout, limits, index, &mut wide);
         lowering.target_site = TargetSite::of(&points);
+        lowering.returns_from_syscalls = points.iter().all(|point| point.is_syscall_exit());
         lowering.expansion = probe.expansion.as_ref();
         let locals = symbols.locals.get(index);
         lowering.bindings = bindings::of(&probe.body, |name| {
@@ -481,6 +482,9 @@ struct Lowering<'a> {
     entry_targets: Vec<TargetRead>,
     /// Whether the expression being lowered is inside `@entry(...)`.
     at_entry: bool,
+    /// Whether the probe is on syscall exit tracepoints, whose `@entry` the call's entry
+    /// tracepoint evaluates.
+    returns_from_syscalls: bool,
     /// The target expressions `@defined` asks about.
     defined: Vec<ast::TargetExpr>,
     /// The locals that stand for a target expression, for `@cast` (see [`bindings`]).
@@ -539,6 +543,7 @@ impl<'a> Lowering<'a> {
             entry_values: Vec::new(),
             entry_targets: Vec::new(),
             at_entry: false,
+            returns_from_syscalls: false,
             defined: Vec::new(),
             bindings: HashMap::new(),
             expansion: None,

@@ -225,26 +225,31 @@ impl Lowering<'_> {
                 "@entry inside @entry: the inner one is at entry already",
             ));
         }
-        if self.target_site != TargetSite::Return {
-            return Err(self.error(
-                span,
-                "@entry is for .return probes: it gives a value as it was at the entry of \
-                 the function the probe returns from",
-            ));
-        }
+        let entry_site = match self.target_site {
+            TargetSite::Return => TargetSite::Entry,
+            TargetSite::Tracepoint if self.returns_from_syscalls => TargetSite::Tracepoint,
+            _ => {
+                return Err(self.error(
+                    span,
+                    "@entry is for .return probes: it gives a value as it was at the entry \
+                     of the function (or system call) the probe returns from",
+                ))
+            }
+        };
         self.at_entry = true;
-        let value = self.at_entry_event(|lowering| lowering.value(inner));
+        let value = self.at_entry_event(entry_site, |lowering| lowering.value(inner));
         self.at_entry = false;
         Ok(self.keep_for_return(value?))
     }
 
-    /// Runs `lower` as the entry event's lowering: entry reads, which the entry collects.
-    fn at_entry_event<T>(&mut self, lower: impl FnOnce(&mut Self) -> T) -> T {
-        self.target_site = TargetSite::Entry;
+    /// Runs `lower` as the entry event's lowering, on `site`: entry reads, which the entry
+    /// collects.
+    fn at_entry_event<T>(&mut self, site: TargetSite, lower: impl FnOnce(&mut Self) -> T) -> T {
+        let return_site = std::mem::replace(&mut self.target_site, site);
         std::mem::swap(&mut self.targets, &mut self.entry_targets);
         let lowered = lower(self);
         std::mem::swap(&mut self.targets, &mut self.entry_targets);
-        self.target_site = TargetSite::Return;
+        self.target_site = return_site;
         lowered
     }
 
@@ -283,7 +288,9 @@ impl Lowering<'_> {
         // The return value and the current task are read at the return itself.
         let at_return = is_return_value(root) || root == "task_current";
         if self.target_site == TargetSite::Return && !at_return {
-            let read = self.at_entry_event(|lowering| lowering.read_value(target, kind, span));
+            let read = self.at_entry_event(TargetSite::Entry, |lowering| {
+                lowering.read_value(target, kind, span)
+            });
             return Ok(self.keep_for_return(read?));
         }
         let kind = if target.name.name.starts_with('$') {
