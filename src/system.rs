@@ -140,6 +140,46 @@ pub fn own_process() -> OwnProcess {
     }
 }
 
+/// A process's memory in pages, as /proc/PID/statm gives it; zeros for a process that
+/// is gone.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ProcessPages {
+    pub size: i64,
+    pub resident: i64,
+    pub shared: i64,
+}
+
+pub fn process_pages(pid: i64) -> ProcessPages {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    parse_statm(&text).unwrap_or_default()
+}
+
+fn parse_statm(text: &str) -> Option<ProcessPages> {
+    let mut fields = text.split_whitespace().map(str::parse::<i64>);
+    Some(ProcessPages {
+        size: fields.next()?.ok()?,
+        resident: fields.next()?.ok()?,
+        shared: fields.next()?.ok()?,
+    })
+}
+
+/// A process's arguments separated by spaces, as /proc/PID/cmdline holds them; empty
+/// for a process that is gone.
+pub fn process_arguments(pid: i64) -> String {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    bytes
+        .split(|&byte| byte == 0)
+        .filter(|argument| !argument.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How many file descriptors a process has open; 0 for a process that is gone.
+pub fn open_files(pid: i64) -> i64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +202,26 @@ mod tests {
         let config = parse_config("# comment\nCONFIG_HZ=250\nCONFIG_LOCALVERSION=\"-x\"\n");
         assert_eq!(config["CONFIG_HZ"], "250");
         assert_eq!(config["CONFIG_LOCALVERSION"], "-x");
+    }
+
+    #[test]
+    fn statm_gives_size_resident_and_shared_pages() {
+        let pages = parse_statm("2520 1000 830 5 0 300 0\n").unwrap();
+        assert_eq!(
+            (pages.size, pages.resident, pages.shared),
+            (2520, 1000, 830)
+        );
+        assert_eq!(parse_statm(""), None);
+    }
+
+    #[test]
+    fn this_process_has_arguments_and_open_files() {
+        let own = i64::from(std::process::id());
+        let expected: Vec<String> = std::env::args().collect();
+        assert_eq!(process_arguments(own), expected.join(" "));
+        assert!(open_files(own) >= 3);
+        assert!(process_pages(own).resident > 0);
+        assert_eq!(process_pages(-1), ProcessPages::default());
     }
 
     #[test]

@@ -530,3 +530,64 @@ fn entry_values_of_system_calls_come_from_their_entry() {
         stderr(&output)
     );
 }
+
+/// The task and process functions that /proc answers, against the command rstap runs:
+/// its arguments, its open descriptors (standard input, output and error, and what this
+/// test's process passes down), its file limit as `ulimit` set it, and memory of its own.
+#[test]
+fn process_facts_are_those_of_the_probed_process() {
+    if !is_root() {
+        eprintln!("skipped: needs root to load tracepoint programs");
+        return;
+    }
+    let script = r#"
+        probe syscall.clock_nanosleep {
+            if (pid() != target()) next
+            printf("%s|%d|%d|%d|%d\n", cmdline_str(), task_open_file_handles(task_current()),
+                   task_rlimit_nofile(task_current()),
+                   proc_mem_size(pid()) >= proc_mem_rss(pid()),
+                   proc_mem_rss(pid()) >= proc_mem_shr(pid()) && proc_mem_shr(pid()) > 0)
+            exit()
+        }"#;
+    let output = rstap(&["-c", "ulimit -n 123; exec sleep 1 </dev/null", "-e", script]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let descriptors = 3 + inherited_descriptors();
+    assert_eq!(
+        stdout(&output),
+        format!("sleep 1|{descriptors}|123|1|1\n"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// This process's descriptors past standard error that a command it runs inherits: those
+/// without close-on-exec (O_CLOEXEC, octal 02000000 in fdinfo's flags), which cargo's
+/// jobserver, for one, leaves open.
+fn inherited_descriptors() -> usize {
+    let entries = std::fs::read_dir("/proc/self/fdinfo").expect("/proc/self/fdinfo");
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let fd: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let info = std::fs::read_to_string(entry.path()).ok()?;
+            let flags = info.lines().find_map(|line| line.strip_prefix("flags:"))?;
+            let flags = u32::from_str_radix(flags.trim(), 8).ok()?;
+            (fd > 2 && flags & 0o2000000 == 0).then_some(fd)
+        })
+        .count()
+}
+
+/// `@cast_sizeof` and `@cast_module_sizeof` give the sizes the kernel's ABI fixes: a
+/// `struct sembuf` is three shorts, a `list_head` two pointers.
+#[test]
+fn type_sizes_come_from_the_kernels_types() {
+    let script = r#"probe begin {
+        printf("%d %d %d\n", @cast_sizeof("struct sembuf"),
+               @cast_module_sizeof("kernel", "struct sembuf"),
+               @cast_sizeof("list_head", "kernel<linux/list.h>"))
+        exit()
+    }"#;
+    let output = rstap(&["-e", script]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "6 6 16\n");
+}

@@ -240,6 +240,11 @@ pub fn call(
         Library::Egid => Answer::Int(state.process().egid),
         Library::Ppid => Answer::Int(state.process().ppid),
         Library::Pexecname => print(dst, &state.process().parent_name),
+        Library::ProcMemSize => Answer::Int(system::process_pages(int(0)).size),
+        Library::ProcMemRss => Answer::Int(system::process_pages(int(0)).resident),
+        Library::ProcMemShr => Answer::Int(system::process_pages(int(0)).shared),
+        Library::Cmdline => print(dst, &system::process_arguments(int(0))),
+        Library::OpenFiles => Answer::Int(system::open_files(int(0))),
         Library::Error => {
             return Err(Failure(String::from_utf8_lossy(text(0)).into_owned()));
         }

@@ -298,6 +298,17 @@ pub enum Library {
     Egid,
     Ppid,
     Pexecname,
+    /// `proc_mem_size(pid)`, `proc_mem_rss(pid)`, `proc_mem_shr(pid)`: a process's pages
+    /// (all, resident, shared), as /proc says when the body runs; 0 once it is gone.
+    ProcMemSize,
+    ProcMemRss,
+    ProcMemShr,
+    /// `__rstap_cmdline(pid)`, behind `cmdline_str()`: the process's arguments, separated
+    /// by spaces, as /proc says when the body runs.
+    Cmdline,
+    /// `__rstap_open_files(pid)`, behind `task_open_file_handles()`: the process's open
+    /// file descriptors, counted in /proc when the body runs.
+    OpenFiles,
     /// `error(msg)`: fails the probe with `msg`.
     Error,
     /// `warn(msg)`: `WARNING: msg` on stderr, and the probe goes on.

@@ -361,7 +361,14 @@ impl<'a> Preprocessor<'a> {
 }
 
 /// The `@` operators the parser takes (`@entry(expr)`, `@defined($var)`).
-const PARSED_OPERATORS: &[&str] = &["entry", "defined", "choose_defined", "cast"];
+const PARSED_OPERATORS: &[&str] = &[
+    "entry",
+    "defined",
+    "choose_defined",
+    "cast",
+    "cast_sizeof",
+    "cast_module_sizeof",
+];
 
 /// Why an `@` operator rstap refuses is missing, where that says more than its name.
 fn refusal_reason(name: &str) -> &'static str {

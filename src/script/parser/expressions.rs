@@ -216,6 +216,8 @@ impl Parser<'_> {
             }
             TokenKind::Macro(ref name) if name == "entry" => self.entry(),
             TokenKind::Macro(ref name) if name == "cast" => self.cast(),
+            TokenKind::Macro(ref name) if name == "cast_sizeof" => self.cast_sizeof(false),
+            TokenKind::Macro(ref name) if name == "cast_module_sizeof" => self.cast_sizeof(true),
             TokenKind::Macro(ref name) if name == "defined" || name == "choose_defined" => {
                 self.defined()
             }
@@ -284,35 +286,13 @@ impl Parser<'_> {
         let type_name = self.cast_string("the type to cast to, in quotes")?;
         if self.eat_op(Op::Comma) {
             let module = self.cast_string("the module whose types to use, in quotes")?;
-            // `kernel`, or `kernel<linux/sched.h>` naming the header of the type.
-            let kernel = module.name == "kernel" || module.name.starts_with("kernel<");
-            if !kernel {
-                return Err(self.error(
-                    module.span,
-                    format!(
-                        "not supported yet: @cast to a type of \"{}\": rstap knows the \
-                         kernel's types (\"kernel\"), from its BTF",
-                        module.name
-                    ),
-                ));
-            }
+            self.check_cast_module(&module)?;
         }
         let close = self.expect_op(Op::RParen)?;
         let span = at.to(close);
-        let base = CastBase::of(base);
-        let bare = type_name
-            .name
-            .strip_prefix("struct ")
-            .or_else(|| type_name.name.strip_prefix("union "))
-            .unwrap_or(&type_name.name)
-            .trim()
-            .to_string();
         let cast = TargetCast {
-            base,
-            type_name: Name {
-                name: bare,
-                span: type_name.span,
-            },
+            base: CastBase::of(base),
+            type_name: bare_type_name(type_name),
         };
         let mut expr = self.target_steps(Name {
             name: "@cast".into(),
@@ -322,6 +302,68 @@ impl Parser<'_> {
             target.cast = Some(Box::new(cast));
         }
         Ok(expr)
+    }
+
+    /// `@cast_sizeof("TYPE"[, "MODULE"])` or `@cast_module_sizeof("MODULE", "TYPE")`: the
+    /// size of the type, which is the address of the second element of an array of it at
+    /// 0 (`&@cast(0, "TYPE")[1]`), as the kernel's types give it.
+    #[inline(never)]
+    fn cast_sizeof(&mut self, module_first: bool) -> Result<Expr, ScriptError> {
+        let at = self.advance().span;
+        self.expect_op(Op::LParen)?;
+        let (type_name, module) = if module_first {
+            let module = self.cast_string("the module whose types to use, in quotes")?;
+            self.expect_op(Op::Comma)?;
+            (self.cast_string("the type, in quotes")?, Some(module))
+        } else {
+            let type_name = self.cast_string("the type, in quotes")?;
+            let module = match self.eat_op(Op::Comma) {
+                true => Some(self.cast_string("the module whose types to use, in quotes")?),
+                false => None,
+            };
+            (type_name, module)
+        };
+        if let Some(module) = &module {
+            self.check_cast_module(module)?;
+        }
+        let close = self.expect_op(Op::RParen)?;
+        let span = at.to(close);
+        let zero = Expr {
+            kind: ExprKind::Number(0),
+            span,
+        };
+        let cast = TargetCast {
+            base: CastBase::of(zero),
+            type_name: bare_type_name(type_name),
+        };
+        Ok(Expr {
+            kind: ExprKind::Target(TargetExpr {
+                name: Name {
+                    name: "@cast".into(),
+                    span,
+                },
+                steps: vec![TargetStep::Index { index: 1, span }],
+                address_of: true,
+                cast: Some(Box::new(cast)),
+            }),
+            span,
+        })
+    }
+
+    /// Refuses a module other than the kernel's, whose types rstap has from its BTF:
+    /// `kernel`, or `kernel<linux/sched.h>` naming the header of the type.
+    fn check_cast_module(&self, module: &Name) -> Result<(), ScriptError> {
+        if module.name == "kernel" || module.name.starts_with("kernel<") {
+            return Ok(());
+        }
+        Err(self.error(
+            module.span,
+            format!(
+                "not supported yet: @cast to a type of \"{}\": rstap knows the kernel's \
+                 types (\"kernel\"), from its BTF",
+                module.name
+            ),
+        ))
     }
 
     /// A string literal argument of `@cast`, as a name with its place.
@@ -548,5 +590,20 @@ impl Parser<'_> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The type a cast names, without the `struct ` or `union ` BTF does not need.
+fn bare_type_name(type_name: Name) -> Name {
+    let bare = type_name
+        .name
+        .strip_prefix("struct ")
+        .or_else(|| type_name.name.strip_prefix("union "))
+        .unwrap_or(&type_name.name)
+        .trim()
+        .to_string();
+    Name {
+        name: bare,
+        span: type_name.span,
     }
 }
