@@ -26,6 +26,15 @@ fn rstap(args: &[&str]) -> Output {
         .expect("rstap runs")
 }
 
+/// Whether the test cannot run here, not being root, which it says: `needs` is what for.
+fn skipped_without_root(needs: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipped: needs root to {needs}");
+    true
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -36,8 +45,7 @@ fn stdout(output: &Output) -> String {
 
 #[test]
 fn begin_and_end_probes_run_without_kernel_probes() {
-    if !is_root() {
-        eprintln!("skipped: needs root to read kernel symbols");
+    if skipped_without_root("read kernel symbols") {
         return;
     }
     let output = rstap(&[
@@ -55,8 +63,7 @@ fn begin_and_end_probes_run_without_kernel_probes() {
 
 #[test]
 fn checking_a_script_creates_no_output_file() {
-    if !is_root() {
-        eprintln!("skipped: needs root to read kernel symbols");
+    if skipped_without_root("read kernel symbols") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("rstap-native-{}", std::process::id()));
@@ -99,8 +106,7 @@ fn a_script_error_names_the_place_and_attaches_nothing() {
 
 #[test]
 fn listing_is_sorted_and_fails_when_nothing_matches() {
-    if !is_root() {
-        eprintln!("skipped: needs root to read kernel symbols");
+    if skipped_without_root("read kernel symbols") {
         return;
     }
     let output = rstap(&["-l", r#"kernel.function("__sys_*").return"#]);
@@ -139,8 +145,7 @@ fn listing_is_sorted_and_fails_when_nothing_matches() {
 
 #[test]
 fn listing_with_variables_gives_the_parameters_from_btf() {
-    if !is_root() {
-        eprintln!("skipped: needs root to read kernel symbols");
+    if skipped_without_root("read kernel symbols") {
         return;
     }
     let output = rstap(&["-L", r#"kernel.function("tcp_sendmsg")"#]);
@@ -184,8 +189,7 @@ fn a_kernel_that_cannot_trace_functions_is_explained() {
 
 #[test]
 fn source_file_points_need_debug_info_for_the_running_kernel() {
-    if !is_root() {
-        eprintln!("skipped: needs root to read kernel symbols");
+    if skipped_without_root("read kernel symbols") {
         return;
     }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
@@ -261,8 +265,7 @@ fn traced_workload(script: &str, rounds: u32) -> (String, String) {
 /// event's record, checked against what the socket workload reports it did.
 #[test]
 fn tracepoints_report_what_the_workload_did() {
-    if !is_root() {
-        eprintln!("skipped: needs root to load tracepoint programs");
+    if skipped_without_root("load tracepoint programs") {
         return;
     }
     let (trace, report) = traced_workload(tracepoint_checks::SCRIPT, 2);
@@ -277,8 +280,7 @@ fn tracepoints_report_what_the_workload_did() {
 /// functions) on this machine's kernel, checked against what the socket workload reports.
 #[test]
 fn tapset_aliases_report_what_the_workload_did() {
-    if !is_root() {
-        eprintln!("skipped: needs root to load tracepoint programs");
+    if skipped_without_root("load tracepoint programs") {
         return;
     }
     let (trace, report) = traced_workload(tapset_checks::SCRIPT, 2);
@@ -294,8 +296,7 @@ fn tapset_aliases_report_what_the_workload_did() {
 /// syscall.recv and syscall.send beside them.
 #[test]
 fn every_system_call_of_the_kernel_has_a_syscall_alias() {
-    if !is_root() {
-        eprintln!("skipped: needs root to read tracefs");
+    if skipped_without_root("read tracefs") {
         return;
     }
     // In a mount namespace of its own, so that no rstap running beside this test sees
@@ -333,8 +334,7 @@ fn every_system_call_of_the_kernel_has_a_syscall_alias() {
 /// workload used and the kernel's HZ (from /proc/config.gz).
 #[test]
 fn timer_profile_samples_the_workload_as_its_cpu_time_says() {
-    if !is_root() {
-        eprintln!("skipped: needs root to load sampling programs");
+    if skipped_without_root("load sampling programs") {
         return;
     }
     let Ok(compressed) = std::fs::read("/proc/config.gz") else {
@@ -359,8 +359,7 @@ fn timer_profile_samples_the_workload_as_its_cpu_time_says() {
 
 #[test]
 fn procfs_files_are_read_and_written_like_systemtaps() {
-    if !is_root() {
-        eprintln!("skipped: needs root to make files in /run/rstap");
+    if skipped_without_root("make files in /run/rstap") {
         return;
     }
     let script = r#"
@@ -413,8 +412,7 @@ fn serve_procfs(script: &str) -> (std::process::Child, std::path::PathBuf) {
 
 #[test]
 fn the_prometheus_file_shows_arrays_of_one_to_seven_keys() {
-    if !is_root() {
-        eprintln!("skipped: needs root to make files in /run/rstap");
+    if skipped_without_root("make files in /run/rstap") {
         return;
     }
     let script = r#"
@@ -444,8 +442,7 @@ fn the_prometheus_file_shows_arrays_of_one_to_seven_keys() {
 /// what the event itself read and the command rstap started.
 #[test]
 fn casts_of_kept_pointers_read_the_kernel_when_the_body_runs() {
-    if !is_root() {
-        eprintln!("skipped: needs root to load tracepoint and reader programs");
+    if skipped_without_root("load tracepoint and reader programs") {
         return;
     }
     let script = r#"
@@ -474,8 +471,7 @@ fn casts_of_kept_pointers_read_the_kernel_when_the_body_runs() {
 /// are `uid()` and `pexecname()`, which are rstap's own process's when a begin probe calls.
 #[test]
 fn task_current_in_a_function_is_the_calling_probes_task() {
-    if !is_root() {
-        eprintln!("skipped: needs root to load tracepoint and reader programs");
+    if skipped_without_root("load tracepoint and reader programs") {
         return;
     }
     let script = r#"
@@ -506,8 +502,7 @@ fn task_current_in_a_function_is_the_calling_probes_task() {
 /// each time, and each return comes after its entry.
 #[test]
 fn entry_values_of_system_calls_come_from_their_entry() {
-    if !is_root() {
-        eprintln!("skipped: needs root to load tracepoint programs");
+    if skipped_without_root("load tracepoint programs") {
         return;
     }
     let script = r#"
@@ -536,8 +531,7 @@ fn entry_values_of_system_calls_come_from_their_entry() {
 /// test's process passes down), its file limit as `ulimit` set it, and memory of its own.
 #[test]
 fn process_facts_are_those_of_the_probed_process() {
-    if !is_root() {
-        eprintln!("skipped: needs root to load tracepoint programs");
+    if skipped_without_root("load tracepoint programs") {
         return;
     }
     let script = r#"
