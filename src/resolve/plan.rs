@@ -509,14 +509,19 @@ pub fn plan(
     }
     mark_shared_names(&mut plan.functions, kernel.symbols);
     for function in &mut plan.functions {
-        function.entry_captures = function
-            .on_return
-            .iter()
-            .filter(|handler| !script.probes[handler.probe].entry_values.is_empty())
-            .cloned()
-            .collect();
+        function.entry_captures = keeping_from_entry(script, &function.on_return);
     }
     Ok(plan)
+}
+
+/// The handlers whose probes keep values from their call's entry (`@entry`, parameters
+/// read at a return).
+fn keeping_from_entry(script: &CheckedScript, handlers: &[Handler]) -> Vec<Handler> {
+    handlers
+        .iter()
+        .filter(|handler| !script.probes[handler.probe].entry_values.is_empty())
+        .cloned()
+        .collect()
 }
 
 fn plan_by_name(
@@ -695,13 +700,8 @@ fn pair_syscall_sides(
     let exits: Vec<(TracepointName, TracepointName, Vec<Handler>)> = traced
         .values()
         .filter_map(|exit| {
-            let captures: Vec<Handler> = exit
-                .handlers
-                .iter()
-                .filter(|handler| !script.probes[handler.probe].entry_values.is_empty())
-                .cloned()
-                .collect();
             let event = crate::script::syscall_entry_event(&exit.name.event)?;
+            let captures = keeping_from_entry(script, &exit.handlers);
             let entry = TracepointName {
                 system: exit.name.system.clone(),
                 event,

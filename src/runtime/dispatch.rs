@@ -217,20 +217,21 @@ impl<'a> Dispatcher<'a> {
         };
         // A system call's entry keeps what its exit's probes want (`@entry`), under the
         // exit's number; the exit's probes take it back.
-        let mut captures: &[Handler] = &[];
-        if let Some(tracepoint) = tracepoint {
-            if let Some(paired) = tracepoint.paired {
-                if tracepoint.entry_captures.is_empty() {
-                    captures = &self.tracepoints[paired].entry_captures;
-                } else {
-                    let entry = Site {
-                        site: self.tracepoint_call(paired),
-                        ..site
-                    };
-                    self.keep_for_returns(&entry, &tracepoint.entry_captures)?;
-                }
+        let paired = tracepoint.and_then(|tracepoint| Some((tracepoint, tracepoint.paired?)));
+        let captures: &[Handler] = match paired {
+            Some((exit, entry)) if exit.entry_captures.is_empty() => {
+                &self.tracepoints[entry].entry_captures
             }
-        }
+            Some((entry, exit)) => {
+                let at_entry = Site {
+                    site: self.tracepoint_call(exit),
+                    ..site
+                };
+                self.keep_for_returns(&at_entry, &entry.entry_captures)?;
+                &[]
+            }
+            None => &[],
+        };
         self.run_handlers(&site, handlers, captures, out)
     }
 
