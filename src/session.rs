@@ -103,10 +103,13 @@ pub fn run(cli: &Cli) -> Result<i32> {
         return Ok(0);
     }
     // The aliases of this kernel's system calls come from its tracepoints, read only for
-    // a script that may name them.
+    // a script that may name them, itself or through its arguments (`probe $1`).
     let names_syscalls = source
         .files()
-        .any(|(id, file)| !source.is_library(id) && file.text().contains("syscall"));
+        .filter(|(id, _)| !source.is_library(*id))
+        .map(|(_, file)| file.text())
+        .chain(input.args.iter().map(String::as_str))
+        .any(|text| text.contains("syscall"));
     if names_syscalls {
         let mut tracepoints = KernelTracepoints::new(None);
         source.add_generated(crate::tapset::syscalls::this_kernel(&mut tracepoints)?);

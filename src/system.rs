@@ -180,9 +180,39 @@ pub fn open_files(pid: i64) -> i64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count() as i64)
 }
 
+/// The `bytes` (at most 8) at `address` in process `pid`'s memory, as a native-endian
+/// number zero-extended; `None` where the process is gone or the address is not mapped.
+pub fn process_memory(pid: i64, address: u64, bytes: usize) -> Option<u64> {
+    let mut buffer = [0u8; 8];
+    let length = bytes.min(buffer.len());
+    let local = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: length,
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut libc::c_void,
+        iov_len: length,
+    };
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: `local` describes `buffer`, which outlives the call; the kernel checks
+    // `remote` against the other process's mappings and writes at most `length` bytes.
+    let read = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    (usize::try_from(read).ok()? == length).then(|| u64::from_ne_bytes(buffer))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_memory_reads_a_process_and_refuses_unmapped_addresses() {
+        let value: u32 = 0xfeed_beef;
+        let pid = i64::from(std::process::id());
+        let address = std::ptr::addr_of!(value) as u64;
+        assert_eq!(process_memory(pid, address, 4), Some(0xfeed_beef));
+        assert_eq!(process_memory(pid, address, 2), Some(0xbeef));
+        assert_eq!(process_memory(pid, 8, 4), None);
+    }
 
     #[test]
     fn timer_list_gives_time_and_jiffies() {

@@ -40,6 +40,7 @@ enum rstap_fetch_code {
 	FETCH_PUSH = 12,	/* push reg onto the saved values */
 	FETCH_POP_ADD = 13,	/* reg = the value popped + reg */
 	FETCH_POP_SUB = 14,	/* reg = the value popped - reg */
+	FETCH_USER_LOAD = 15,	/* reg = size bytes of user memory at reg: the value's final copy */
 };
 
 struct rstap_fetch_op {
@@ -174,6 +175,17 @@ static long fetch_step(__u64 index, void *ctx)
 		if (err) {
 			state->fault = op->code == FETCH_COPY_LOAD ? FETCH_FAULT_COPY :
 								     FETCH_FAULT_READ;
+			state->fault_address = address;
+		}
+		state->reg = loaded;
+		break;
+	}
+	case FETCH_USER_LOAD: {
+		__u64 address = state->reg, loaded = 0;
+
+		err = bpf_probe_read_user(&loaded, size > 8 ? 8 : size, (void *)address);
+		if (err) {
+			state->fault = FETCH_FAULT_COPY;
 			state->fault_address = address;
 		}
 		state->reg = loaded;

@@ -56,6 +56,9 @@ pub enum FetchOp {
     /// zero-extended. A fault is a copy fault when `copy` (the read `kernel_long()` and
     /// the like make), else a read fault on the way.
     Load { offset: i64, bytes: u8, copy: bool },
+    /// The register becomes the `bytes` of the current task's user memory at its value,
+    /// zero-extended; a fault is the value's copy fault (`user_short()` and the like).
+    UserLoad { bytes: u8 },
     /// The register's 8 bytes go to the payload at `dest`; this ends a value.
     Store { dest: u16 },
     /// The NUL-terminated string the register points to, at most `max` bytes with the NUL,
@@ -93,6 +96,7 @@ impl FetchOp {
             FetchOp::Const(value) => (11, 0, 0, value),
             FetchOp::Push => (12, 0, 0, 0),
             FetchOp::Pop { minus } => (if minus { 14 } else { 13 }, 0, 0, 0),
+            FetchOp::UserLoad { bytes } => (15, u16::from(bytes), 0, 0),
         }
     }
 }
@@ -169,11 +173,12 @@ pub enum PayloadValue {
     /// A backtrace: a count of frames, then the frames.
     Stack { value: usize, offset: usize },
     /// An 8-byte value loaded through the target's address by `kernel_long()` and the
-    /// like (`function` names it), sign-extended from `bytes`.
+    /// like (`function` names it), sign- or zero-extended from `bytes`.
     Deref {
         value: usize,
         offset: usize,
         bytes: u8,
+        signed: bool,
         function: &'static str,
     },
 }
@@ -245,10 +250,10 @@ impl PayloadValue {
                 };
                 Ok(Decoded::Int(extend(raw >> shift, width, signed)))
             }
-            PayloadValue::Deref { bytes, .. } => Ok(Decoded::Int(extend(
+            PayloadValue::Deref { bytes, signed, .. } => Ok(Decoded::Int(extend(
                 word(offset)?,
                 u32::from(bytes) * 8,
-                true,
+                signed,
             ))),
             PayloadValue::Stack { .. } => {
                 let frames = (word(offset)? as usize).min(MAX_FRAMES);
@@ -267,7 +272,7 @@ impl PayloadValue {
 }
 
 /// The low `width` bits of `raw`, sign-extended when `signed`.
-fn extend(raw: u64, width: u32, signed: bool) -> i64 {
+pub(crate) fn extend(raw: u64, width: u32, signed: bool) -> i64 {
     if width >= 64 {
         return raw as i64;
     }
@@ -437,6 +442,20 @@ mod tests {
     }
 
     #[test]
+    fn loaded_numbers_extend_as_their_read_says() {
+        let data = payload(0, 0, &[0xfffe]);
+        let short = |signed| PayloadValue::Deref {
+            value: 0,
+            offset: 16,
+            bytes: 2,
+            signed,
+            function: "user short",
+        };
+        assert_eq!(short(true).decode(&data), Ok(Decoded::Int(-2)));
+        assert_eq!(short(false).decode(&data), Ok(Decoded::Int(0xfffe)));
+    }
+
+    #[test]
     fn strings_end_at_their_nul() {
         let mut data = payload(0, 0, &[]);
         data.extend_from_slice(b"tcp\0garbage");
@@ -456,6 +475,7 @@ mod tests {
             value,
             offset,
             bytes: 8,
+            signed: true,
             function: "kernel long",
         };
         assert_eq!(

@@ -451,10 +451,11 @@ fn compile_read(
         }
         _ => {}
     }
-    let variables = site
-        .variables
-        .as_ref()
-        .map_err(|err| (name_span, err.clone()))?;
+    // A function the kernel's BTF does not describe (a compiler-made copy among those a
+    // pattern matches) has no parameters to show, as `$$return` has no value there.
+    let Ok(variables) = site.variables.as_ref() else {
+        return Ok(Read::Text(parts));
+    };
     for variable in variables {
         if variable.name.is_empty() {
             continue;
@@ -778,11 +779,20 @@ fn store_value(
                 8,
             )
         }
-        ReadKind::Deref { bytes, function } => {
-            ops.push(FetchOp::Load {
-                offset: 0,
-                bytes,
-                copy: true,
+        ReadKind::Deref {
+            bytes,
+            signed,
+            user,
+            function,
+        } => {
+            ops.push(if user {
+                FetchOp::UserLoad { bytes }
+            } else {
+                FetchOp::Load {
+                    offset: 0,
+                    bytes,
+                    copy: true,
+                }
             });
             ops.push(FetchOp::Store { dest: dest as u16 });
             (
@@ -790,7 +800,8 @@ fn store_value(
                     value,
                     offset: dest,
                     bytes,
-                    function: deref_function(function),
+                    signed,
+                    function,
                 },
                 8,
             )
@@ -821,17 +832,6 @@ fn store_value(
     layout.values += 1;
     layout.program.ops.extend(ops);
     stored
-}
-
-/// The words of `kernel_long()`'s fault ("kernel long copy fault").
-fn deref_function(function: &'static str) -> &'static str {
-    match function {
-        "long" => "kernel long",
-        "int" => "kernel int",
-        "short" => "kernel short",
-        "char" => "kernel char",
-        _ => "kernel pointer",
-    }
 }
 
 /// How a scalar is read back from its 8-byte slot.

@@ -389,6 +389,12 @@ pub struct TargetExpr {
 }
 
 impl TargetExpr {
+    /// Whether this is text SystemTap makes of the kernel's data: `$$parms`, `$$vars`,
+    /// `$$return` (named `$parms`, ...), a tracepoint's `$$name` and `$$system`.
+    pub fn is_text(&self) -> bool {
+        self.name.name.starts_with('$') && self.cast.is_none()
+    }
+
     /// Whether this is a plain `$value`, which in a procfs probe is the file's text.
     pub fn is_procfs_value(&self) -> bool {
         self.name.name == PROCFS_VALUE

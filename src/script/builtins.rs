@@ -29,6 +29,12 @@ pub(super) enum Answer {
     /// `kernel_string(p)` and friends: kernel memory at a target's address, read at the
     /// event (a string's bound is filled in by lowering).
     KernelRead(ReadKind),
+    /// `user_short(p)` and the other numbers of user memory: read as
+    /// [`Answer::KernelRead`] reads, a fault answered as `on_fault` says.
+    UserNumber {
+        kind: ReadKind,
+        on_fault: UserFault,
+    },
     /// `user_string_quoted(p)` and `kernel_string_quoted(p)`: the string at a target's
     /// address, read at the event, escaped and in double quotes; where the copy faults, the
     /// address in hex.
@@ -47,6 +53,15 @@ pub(super) enum Answer {
         bytes: u8,
         signed: bool,
     },
+}
+
+/// What a read of user memory gives where it faults, as SystemTap's three forms of each
+/// (`user_short`, `user_short_warn`, `user_short_error`) answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UserFault {
+    Zero,
+    WarnAndZero,
+    Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +191,36 @@ const fn argument(name: &'static str, bytes: u8, signed: bool) -> Builtin {
 }
 
 const fn deref(name: &'static str, bytes: u8, function: &'static str) -> Builtin {
-    kernel_read(name, &[Long], Long, ReadKind::Deref { bytes, function })
+    let kind = ReadKind::Deref {
+        bytes,
+        signed: true,
+        user: false,
+        function,
+    };
+    kernel_read(name, &[Long], Long, kind)
+}
+
+/// `user_NAME(p)` and the like: `bytes` of user memory, `function` naming the read in its
+/// fault ("user short").
+const fn user_number(
+    name: &'static str,
+    bytes: u8,
+    signed: bool,
+    function: &'static str,
+    on_fault: UserFault,
+) -> Builtin {
+    let kind = ReadKind::Deref {
+        bytes,
+        signed,
+        user: true,
+        function,
+    };
+    Builtin {
+        name,
+        params: &[Ty::Long],
+        returns: Some(Ty::Long),
+        answer: Answer::UserNumber { kind, on_fault },
+    }
 }
 
 const fn string_read(name: &'static str, params: &'static [Ty], user: bool) -> Builtin {
@@ -358,11 +402,99 @@ const BUILTINS: &[Builtin] = &[
     string_read("user_string_n", &[Long, Long, Str], true),
     quoted_string_read("kernel_string_quoted", false),
     quoted_string_read("user_string_quoted", true),
-    deref("kernel_long", 8, "long"),
-    deref("kernel_int", 4, "int"),
-    deref("kernel_short", 2, "short"),
-    deref("kernel_char", 1, "char"),
-    deref("kernel_pointer", 8, "pointer"),
+    deref("kernel_long", 8, "kernel long"),
+    deref("kernel_int", 4, "kernel int"),
+    deref("kernel_short", 2, "kernel short"),
+    deref("kernel_char", 1, "kernel char"),
+    deref("kernel_pointer", 8, "kernel pointer"),
+    user_number("user_char", 1, true, "user char", UserFault::Zero),
+    user_number(
+        "user_char_warn",
+        1,
+        true,
+        "user char",
+        UserFault::WarnAndZero,
+    ),
+    user_number("user_char_error", 1, true, "user char", UserFault::Error),
+    user_number("user_short", 2, true, "user short", UserFault::Zero),
+    user_number(
+        "user_short_warn",
+        2,
+        true,
+        "user short",
+        UserFault::WarnAndZero,
+    ),
+    user_number("user_short_error", 2, true, "user short", UserFault::Error),
+    user_number("user_ushort", 2, false, "user ushort", UserFault::Zero),
+    user_number(
+        "user_ushort_warn",
+        2,
+        false,
+        "user ushort",
+        UserFault::WarnAndZero,
+    ),
+    user_number(
+        "user_ushort_error",
+        2,
+        false,
+        "user ushort",
+        UserFault::Error,
+    ),
+    user_number("user_int", 4, true, "user int", UserFault::Zero),
+    user_number("user_int_warn", 4, true, "user int", UserFault::WarnAndZero),
+    user_number("user_int_error", 4, true, "user int", UserFault::Error),
+    user_number("user_long", 8, true, "user long", UserFault::Zero),
+    user_number(
+        "user_long_warn",
+        8,
+        true,
+        "user long",
+        UserFault::WarnAndZero,
+    ),
+    user_number("user_long_error", 8, true, "user long", UserFault::Error),
+    user_number("user_ulong", 8, false, "user ulong", UserFault::Zero),
+    user_number(
+        "user_ulong_warn",
+        8,
+        false,
+        "user ulong",
+        UserFault::WarnAndZero,
+    ),
+    user_number("user_ulong_error", 8, false, "user ulong", UserFault::Error),
+    user_number("user_int8", 1, true, "user int8", UserFault::Zero),
+    user_number("user_int8_error", 1, true, "user int8", UserFault::Error),
+    user_number("user_uint8", 1, false, "user uint8", UserFault::Zero),
+    user_number("user_uint8_error", 1, false, "user uint8", UserFault::Error),
+    user_number("user_int16", 2, true, "user int16", UserFault::Zero),
+    user_number("user_int16_error", 2, true, "user int16", UserFault::Error),
+    user_number("user_uint16", 2, false, "user uint16", UserFault::Zero),
+    user_number(
+        "user_uint16_error",
+        2,
+        false,
+        "user uint16",
+        UserFault::Error,
+    ),
+    user_number("user_int32", 4, true, "user int32", UserFault::Zero),
+    user_number("user_int32_error", 4, true, "user int32", UserFault::Error),
+    user_number("user_uint32", 4, false, "user uint32", UserFault::Zero),
+    user_number(
+        "user_uint32_error",
+        4,
+        false,
+        "user uint32",
+        UserFault::Error,
+    ),
+    user_number("user_int64", 8, true, "user int64", UserFault::Zero),
+    user_number("user_int64_error", 8, true, "user int64", UserFault::Error),
+    user_number("user_uint64", 8, false, "user uint64", UserFault::Zero),
+    user_number(
+        "user_uint64_error",
+        8,
+        false,
+        "user uint64",
+        UserFault::Error,
+    ),
     kernel_read(
         "sprint_backtrace",
         &[],

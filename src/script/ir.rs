@@ -113,6 +113,18 @@ pub enum LateRead {
     Address(ReadKind),
 }
 
+/// A read of a process's memory the body makes when it runs: the number of `bytes` at
+/// `address` in the event's process, sign- or zero-extended.
+#[derive(Debug, Clone)]
+pub(crate) struct UserLateRead {
+    pub(crate) address: IntExpr,
+    pub(crate) bytes: u8,
+    pub(crate) signed: bool,
+    /// The read's name in its fault ("user short").
+    pub(crate) function: &'static str,
+    pub(crate) span: Span,
+}
+
 /// Where a late read's value comes from.
 #[derive(Debug, Clone)]
 pub(crate) struct LateValue {
@@ -195,6 +207,15 @@ pub(crate) enum IntExpr {
     Target(usize, Span),
     /// The script's late read number `read` (see [`LateRead`]) from `address`.
     Late(LateValue),
+    /// `user_short(addr)` and the like of an address the body computes: read from the
+    /// event's process when the body runs.
+    UserLate(Box<UserLateRead>),
+    /// `user_short(p)` and `user_short_warn(p)`: the value, or 0 where its read faults
+    /// (with a warning when `warn`), as SystemTap's non-erroring user reads give.
+    FaultGivesZero {
+        value: Box<IntExpr>,
+        warn: bool,
+    },
     /// `task_current()` in a function: the task of the event whose probe called it (see
     /// `CheckedProbe::current_task`).
     CurrentTask(Span),
@@ -588,9 +609,16 @@ pub enum ReadKind {
     /// The value as a long: integers and enums widened by their signedness, pointers as
     /// addresses, arrays and `&$var` as the address of their first byte.
     Value,
-    /// `kernel_long(p)` / `_int` / `_short` / `_char`: `bytes` read at the address the
-    /// target's value gives, sign-extended.
-    Deref { bytes: u8, function: &'static str },
+    /// `kernel_long(p)` / `_int` / `_short` / `_char`, `user_short(p)` and the like:
+    /// `bytes` read at the address the target's value gives (from the task's memory when
+    /// `user`), sign- or zero-extended; `function` names the read in its fault ("kernel
+    /// long").
+    Deref {
+        bytes: u8,
+        signed: bool,
+        user: bool,
+        function: &'static str,
+    },
     /// `kernel_string(p)`, `kernel_string_n(p, n)`, `user_string(p)`: the NUL-terminated
     /// string at the address the target's value gives, up to `max` bytes.
     String { max: usize, user: bool },

@@ -356,7 +356,11 @@ pub fn excluded_by_message(message: &str) -> Option<Excluded> {
         Some(Excluded::EmbeddedC)
     } else if message.contains("guru mode") {
         Some(Excluded::GuruMode)
-    } else if message.contains("user-space") || message.contains("user space") {
+    } else if message.contains("user-space")
+        || message.contains("user space")
+        // A type from a user program's header: `@cast(p, "FILE", "</usr/include/stdio.h>")`.
+        || message.contains("@cast to a type of \"</usr/")
+    {
         Some(Excluded::UserSpaceProbes)
     } else {
         let point = message.strip_prefix("unknown probe point ")?;
@@ -366,15 +370,19 @@ pub fn excluded_by_message(message: &str) -> Option<Excluded> {
 }
 
 /// Whether a probe point is on a process: `process("PATH")...`, `process.begin`, or the
-/// tapsets SystemTap builds on them for Java and Python (`java("...")`, `python3.function`).
+/// tapsets SystemTap builds on them for Java and Python (`java("...")`, `python3.function`)
+/// and on the static markers of glib, qemu and stap itself (`glib.mem_alloc`,
+/// `qemu.kvm.cpu_in`, `stap.pass0`).
 fn is_user_space_point(point: &str) -> bool {
-    ["process", "java", "python2", "python3"]
-        .iter()
-        .any(|name| {
-            point
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.trim_start().starts_with(['(', '.']))
-        })
+    [
+        "process", "java", "python2", "python3", "glib", "qemu", "stap",
+    ]
+    .iter()
+    .any(|name| {
+        point
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.trim_start().starts_with(['(', '.']))
+    })
 }
 
 /// The group a script's source puts it in, for an example refused for something else
@@ -382,7 +390,11 @@ fn is_user_space_point(point: &str) -> bool {
 /// `process.begin`), outside comments and strings.
 pub fn excluded_by_source(source: &str) -> Option<Excluded> {
     let code = strip_comments_and_strings(source);
-    if code.contains("%{") {
+    let shebang = source.lines().next().filter(|line| line.starts_with("#!"));
+    if shebang.is_some_and(|line| line.split_whitespace().any(|word| word == "-g")) {
+        // A template run as `stap -g` (security-bandaid-template.stp).
+        Some(Excluded::GuruMode)
+    } else if code.contains("%{") {
         Some(Excluded::EmbeddedC)
     } else if has_process_point(&code) {
         Some(Excluded::UserSpaceProbes)
@@ -558,6 +570,14 @@ mod tests {
         assert_eq!(
             excluded_by_source("%{ #include <x.h> %}"),
             Some(Excluded::EmbeddedC)
+        );
+        assert_eq!(
+            excluded_by_source("#! /usr/bin/stap -g -m CVE\nprobe X.Y.Z {}"),
+            Some(Excluded::GuruMode)
+        );
+        assert_eq!(
+            excluded_by_message("unknown probe point 'glib.mem_alloc' (SystemTap's...)"),
+            Some(Excluded::UserSpaceProbes)
         );
     }
 }

@@ -2,6 +2,7 @@
 //! figures, formats, and the long and string expressions.
 
 use super::*;
+use crate::kernel::fetch::extend;
 
 impl Machine {
     pub(super) fn int_slot(&mut self, slot: Slot) -> &mut i64 {
@@ -406,6 +407,29 @@ impl Machine {
                 Kept::Str(_) => {
                     return Err(self.read_fault(ReadFault::NotCarried(late.read), late.span))
                 }
+            },
+            IntExpr::UserLate(read) => {
+                let address = self.int(&read.address, ctx)? as u64;
+                let bytes = usize::from(read.bytes);
+                match crate::system::process_memory(ctx.pid(), address, bytes) {
+                    Some(raw) => extend(raw, u32::from(read.bytes) * 8, read.signed),
+                    None => {
+                        let fault = ReadFault::Copy {
+                            function: read.function,
+                            address,
+                        };
+                        return Err(self.read_fault(fault, read.span));
+                    }
+                }
+            }
+            IntExpr::FaultGivesZero { value, warn } => match self.int(value, ctx) {
+                Err(Stop::Error(RuntimeError::Read { fault, .. })) => {
+                    if *warn {
+                        self.warnings.push(fault.to_string());
+                    }
+                    0
+                }
+                other => other?,
             },
             IntExpr::Target(index, span) => match ctx.target_read(*index) {
                 Ok(TargetValue::Int(value)) => value,

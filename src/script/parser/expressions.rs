@@ -289,7 +289,16 @@ impl Parser<'_> {
             self.check_cast_module(&module)?;
         }
         let close = self.expect_op(Op::RParen)?;
-        let span = at.to(close);
+        let mut span = at.to(close);
+        let base = match self.computed_index()? {
+            // `@cast(p, "T")[i]`: the cast of the i-th T from p, `@cast(p + i * size, "T")`.
+            Some(index) => {
+                span = span.to(index.span);
+                let scaled = binary(Op::Star, index, type_size(&type_name, span));
+                binary(Op::Plus, base, scaled)
+            }
+            None => base,
+        };
         let cast = TargetCast {
             base: CastBase::of(base),
             type_name: bare_type_name(type_name),
@@ -327,27 +336,26 @@ impl Parser<'_> {
             self.check_cast_module(module)?;
         }
         let close = self.expect_op(Op::RParen)?;
-        let span = at.to(close);
-        let zero = Expr {
-            kind: ExprKind::Number(0),
-            span,
-        };
-        let cast = TargetCast {
-            base: CastBase::of(zero),
-            type_name: bare_type_name(type_name),
-        };
-        Ok(Expr {
-            kind: ExprKind::Target(TargetExpr {
-                name: Name {
-                    name: "@cast".into(),
-                    span,
-                },
-                steps: vec![TargetStep::Index { index: 1, span }],
-                address_of: true,
-                cast: Some(Box::new(cast)),
-            }),
-            span,
-        })
+        Ok(type_size(&type_name, at.to(close)))
+    }
+
+    /// `[expr]` right after a cast, with an index that is not a number: the index, its
+    /// span the brackets'.
+    fn computed_index(&mut self) -> Result<Option<Expr>, ScriptError> {
+        let numbered = matches!(
+            (self.tokens.get(self.pos + 1), self.tokens.get(self.pos + 2)),
+            (Some(number), Some(close))
+                if matches!(number.kind, TokenKind::Number(_))
+                    && matches!(close.kind, TokenKind::Op(Op::RBracket))
+        );
+        if !self.peek_op(Op::LBracket) || numbered {
+            return Ok(None);
+        }
+        let open = self.advance().span;
+        let mut index = self.expression()?;
+        let close = self.expect_op(Op::RBracket)?;
+        index.span = open.to(close);
+        Ok(Some(index))
     }
 
     /// Refuses a module other than the kernel's, whose types rstap has from its BTF:
@@ -605,5 +613,43 @@ fn bare_type_name(type_name: Name) -> Name {
     Name {
         name: bare,
         span: type_name.span,
+    }
+}
+
+/// The size of the kernel's type `type_name`: the address of the second element of an
+/// array of it at 0 (`&@cast(0, "TYPE")[1]`).
+fn type_size(type_name: &Name, span: Span) -> Expr {
+    let zero = Expr {
+        kind: ExprKind::Number(0),
+        span,
+    };
+    let cast = TargetCast {
+        base: CastBase::of(zero),
+        type_name: bare_type_name(type_name.clone()),
+    };
+    Expr {
+        kind: ExprKind::Target(TargetExpr {
+            name: Name {
+                name: "@cast".into(),
+                span,
+            },
+            steps: vec![TargetStep::Index { index: 1, span }],
+            address_of: true,
+            cast: Some(Box::new(cast)),
+        }),
+        span,
+    }
+}
+
+fn binary(op: Op, left: Expr, right: Expr) -> Expr {
+    let span = left.span.to(right.span);
+    Expr {
+        kind: ExprKind::Binary {
+            op,
+            op_span: span,
+            left: Box::new(left),
+            right: Box::new(right),
+        },
+        span,
     }
 }

@@ -290,6 +290,7 @@ impl Pass<'_> {
     /// The expression's type if already known.
     fn expr(&mut self, e: &Expr) -> Option<Ty> {
         match &e.kind {
+            ExprKind::Target(target) if target.is_text() => Some(Ty::Str),
             ExprKind::Number(_) | ExprKind::Target(_) => Some(Ty::Long),
             ExprKind::Str(_) => Some(Ty::Str),
             ExprKind::AnyKey => None,

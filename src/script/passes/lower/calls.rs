@@ -174,6 +174,9 @@ impl Lowering<'_> {
                 }
             }
             Answer::KernelRead(kind) => return self.kernel_read(name, kind, span, args),
+            Answer::UserNumber { kind, on_fault } => {
+                return self.user_number(name, kind, on_fault, span, args)
+            }
             Answer::QuotedString { user } => return self.quoted_string(name, user, span, args),
             Answer::CurrentTask => return self.current_task(span),
             Answer::ReturnValue => return self.return_value(span),

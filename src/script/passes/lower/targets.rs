@@ -11,7 +11,8 @@
 //! checked per probed function when the points are resolved.
 
 use super::*;
-use crate::script::ir::{ReadKind, TargetRead};
+use crate::script::builtins::UserFault;
+use crate::script::ir::{ReadKind, TargetRead, UserLateRead};
 
 /// How many locals deep a cast may look through (`b = @cast(a, ...)->x; @cast(b, ...)`);
 /// deeper is taken for locals that stand for each other.
@@ -412,6 +413,38 @@ impl Lowering<'_> {
         Ok(read)
     }
 
+    /// `user_short(p)` and the other numbers of user memory: read at the event from a
+    /// target's address, else from the event's process when the body runs; a fault gives
+    /// 0 (with a warning) unless the form is `_error`'s.
+    pub(super) fn user_number(
+        &mut self,
+        name: &str,
+        kind: ReadKind,
+        on_fault: UserFault,
+        span: Span,
+        args: &[Expr],
+    ) -> Result<Value, ScriptError> {
+        self.arity(name, span, args, 1)?;
+        let target = match &args[0].kind {
+            ExprKind::Var(name) => self.bindings.get(name).cloned(),
+            _ => bindings::target_of(&args[0]),
+        };
+        let value = match target {
+            Some(target) => self.read_value(&target, kind, span)?,
+            None => self.late_address(kind, &args[0], span)?,
+        };
+        let Value::Int(value) = value else {
+            return Err(self.error(span, format!("{name}() gives a number")));
+        };
+        Ok(Value::Int(match on_fault {
+            UserFault::Error => value,
+            UserFault::Zero | UserFault::WarnAndZero => IntExpr::FaultGivesZero {
+                value: Box::new(value),
+                warn: on_fault == UserFault::WarnAndZero,
+            },
+        }))
+    }
+
     /// `user_string_quoted($p)`: the string read at the event as `user_string($p)` reads
     /// it, quoted when the value is used; its address for the text of a faulting copy.
     pub(super) fn quoted_string(
@@ -567,6 +600,14 @@ impl Lowering<'_> {
     ) -> Result<Value, ScriptError> {
         let cast = target.cast.as_deref().expect("late_cast is given casts");
         let address = self.late_base(&cast.base, span)?;
+        if let ReadKind::Deref { user: true, .. } = kind {
+            // The kernel's reader would read rstap's own memory: the cast's path is read
+            // first, and the number at its end from the event's process.
+            let Value::Int(address) = self.late_cast(target, ReadKind::Value, span)? else {
+                return Err(self.error(span, "a cast's address is a number"));
+            };
+            return Ok(user_late(kind, address, span));
+        }
         let read = LateRead::Cast(TargetRead {
             target: with_placeholder_base(target),
             kind,
@@ -583,6 +624,9 @@ impl Lowering<'_> {
         span: Span,
     ) -> Result<Value, ScriptError> {
         let address = self.int(address)?;
+        if let ReadKind::Deref { user: true, .. } = kind {
+            return Ok(user_late(kind, address, span));
+        }
         self.late(LateRead::Address(kind), kind, address, span)
     }
 
@@ -763,6 +807,27 @@ impl Lowering<'_> {
 
 /// A cast with its base replaced by the constant 0, which a late read's program replaces
 /// with the address.
+/// `user_short(addr)` and the like of an address the body computes: the event's process's
+/// memory, read when the body runs.
+fn user_late(kind: ReadKind, address: IntExpr, span: Span) -> Value {
+    let ReadKind::Deref {
+        bytes,
+        signed,
+        function,
+        ..
+    } = kind
+    else {
+        unreachable!("user numbers are Deref reads")
+    };
+    Value::Int(IntExpr::UserLate(Box::new(UserLateRead {
+        address,
+        bytes,
+        signed,
+        function,
+        span,
+    })))
+}
+
 fn with_placeholder_base(target: &ast::TargetExpr) -> ast::TargetExpr {
     let mut placeholder = target.clone();
     if let Some(cast) = placeholder.cast.as_deref_mut() {
